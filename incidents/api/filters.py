@@ -1,0 +1,51 @@
+import django_filters
+from django.core.exceptions import ValidationError
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from incidents import periods
+from incidents.models import CauseCategory, DetectionSource, Incident, Level, Status
+from incidents.selectors import in_period
+
+
+class IncidentFilter(django_filters.FilterSet):
+    status = django_filters.MultipleChoiceFilter(choices=Status.choices)
+    level = django_filters.MultipleChoiceFilter(choices=Level.choices)
+    team = django_filters.CharFilter(field_name="team__slug", help_text=_("Team slug."))
+    system = django_filters.CharFilter(method="filter_system", help_text=_("System code."))
+    source = django_filters.MultipleChoiceFilter(field_name="detection_source", choices=DetectionSource.choices)
+    cause = django_filters.MultipleChoiceFilter(field_name="cause_category", choices=CauseCategory.choices)
+    occurred_after = django_filters.IsoDateTimeFilter(
+        field_name="occurred_at", lookup_expr="gte", help_text=_("occurred_at >= this (inclusive).")
+    )
+    occurred_before = django_filters.IsoDateTimeFilter(
+        field_name="occurred_at", lookup_expr="lt", help_text=_("occurred_at < this (exclusive).")
+    )
+    period = django_filters.CharFilter(
+        method="filter_period",
+        help_text=_(
+            "Incidents that occurred in a period cut in the organisation's time zone: 2026-11, 2026-W36, "
+            "2026-Q4, 2026, or 2026-11-01..2026-11-15."
+        ),
+    )
+    q = django_filters.CharFilter(method="filter_text", help_text=_("Text search in title, summary, cause, handling."))
+
+    class Meta:
+        model = Incident
+        fields = []
+
+    def filter_system(self, queryset, name, value):
+        return queryset.filter(pk__in=Incident.objects.filter(systems__code=value).values("pk"))
+
+    def filter_period(self, queryset, name, value):
+        try:
+            period = periods.parse(value)
+        except ValueError as exc:
+            raise ValidationError({"period": [str(exc)]}) from None
+        return in_period(queryset, period)
+
+    def filter_text(self, queryset, name, value):
+        text = Q()
+        for field_name in ("title", "summary", "cause", "handling"):
+            text |= Q(**{f"{field_name}__icontains": value})
+        return queryset.filter(text)

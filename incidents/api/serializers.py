@@ -1,0 +1,301 @@
+from django.contrib.auth import get_user_model
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from incidents import severity
+from incidents.models import (
+    CauseCategory,
+    DetectionSource,
+    Incident,
+    Level,
+    SeverityPolicy,
+    System,
+    Team,
+    Tier,
+    TimelineEntry,
+)
+from incidents.services import Transition
+
+User = get_user_model()
+
+
+class RejectUnknownFieldsMixin:
+    """A misspelt field name is a mistake worth a 400, not something to ignore silently."""
+
+    def validate(self, attrs):
+        unknown = sorted(set(self.initial_data) - set(self.fields)) if isinstance(self.initial_data, dict) else []
+        if unknown:
+            raise serializers.ValidationError({name: [_("Unknown field.")] for name in unknown})
+        return super().validate(attrs)
+
+
+def _seconds(value):
+    return int(value.total_seconds()) if value is not None else None
+
+
+class UsernameField(serializers.SlugRelatedField):
+    def __init__(self, **kwargs):
+        kwargs.setdefault("queryset", User.objects.filter(is_active=True))
+        super().__init__(slug_field="username", **kwargs)
+
+
+class TeamSerializer(serializers.ModelSerializer):
+    managers = UsernameField(many=True, required=False)
+    members = UsernameField(many=True, required=False)
+
+    class Meta:
+        model = Team
+        fields = ["id", "name", "slug", "managers", "members"]
+
+
+class SystemSerializer(serializers.ModelSerializer):
+    team = serializers.SlugRelatedField(slug_field="slug", queryset=Team.objects.all())
+
+    class Meta:
+        model = System
+        fields = ["id", "code", "name", "tier", "team", "availability_target", "description"]
+
+
+class SeverityPolicySerializer(serializers.ModelSerializer):
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    conditions_in_words = serializers.SerializerMethodField()
+
+    class Meta:
+        model = SeverityPolicy
+        fields = ["version", "rules", "recovery_targets", "note", "created_at", "created_by", "conditions_in_words"]
+        read_only_fields = ["version", "created_at", "created_by"]
+
+    @extend_schema_field(serializers.DictField(child=serializers.ListField(child=serializers.CharField())))
+    def get_conditions_in_words(self, policy):
+        return {
+            level: [severity.describe_condition(c) for c in policy.rules.get(level, [])]
+            for level in severity.CLASSIFIED_LEVELS
+        }
+
+    def validate(self, attrs):
+        severity.validate_policy(attrs.get("rules"), attrs.get("recovery_targets"))
+        return attrs
+
+
+class DurationsSerializer(serializers.Serializer):
+    time_to_detect = serializers.IntegerField(allow_null=True, help_text="detected_at - occurred_at, seconds")
+    time_to_respond = serializers.IntegerField(allow_null=True, help_text="responded_at - detected_at, seconds")
+    time_to_recover = serializers.IntegerField(allow_null=True, help_text="recovered_at - occurred_at, seconds")
+    time_to_resolve = serializers.IntegerField(allow_null=True, help_text="resolved_at - occurred_at, seconds")
+
+
+class IncidentSerializer(serializers.ModelSerializer):
+    """An incident as read. Durations are whole seconds; null where a timestamp is missing."""
+
+    team = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    systems = serializers.SlugRelatedField(slug_field="code", many=True, read_only=True)
+    owner = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    severity_policy_version = serializers.IntegerField(source="severity_policy.version", read_only=True)
+    severity_explanation = serializers.SerializerMethodField()
+    recovery_target = serializers.SerializerMethodField(help_text="Seconds allowed to recover at this level.")
+    durations = serializers.SerializerMethodField()
+    effective_availability_impact = serializers.DecimalField(max_digits=4, decimal_places=3, read_only=True)
+
+    class Meta:
+        model = Incident
+        fields = [
+            "id",
+            "title",
+            "summary",
+            "team",
+            "systems",
+            "owner",
+            "detection_source",
+            "status",
+            "occurred_at",
+            "detected_at",
+            "responded_at",
+            "recovered_at",
+            "resolved_at",
+            "closed_at",
+            "affected_users",
+            "affected_transactions",
+            "funds_loss",
+            "data_or_security_breach",
+            "regulatory_reportable",
+            "availability_impact",
+            "effective_availability_impact",
+            "cause_category",
+            "cause",
+            "handling",
+            "level",
+            "classified_level",
+            "severity_explanation",
+            "severity_matches",
+            "severity_policy_version",
+            "level_override",
+            "level_override_reason",
+            "recovery_target",
+            "durations",
+            "version",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+    def get_severity_explanation(self, incident) -> str:
+        return severity.explain(incident.classified_level, incident.severity_matches)
+
+    def get_recovery_target(self, incident) -> int:
+        return _seconds(incident.recovery_target)
+
+    @extend_schema_field(DurationsSerializer)
+    def get_durations(self, incident):
+        return {
+            name: _seconds(getattr(incident, name))
+            for name in ("time_to_detect", "time_to_respond", "time_to_recover", "time_to_resolve")
+        }
+
+
+class IncidentWriteSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
+    """What a person enters. Only title, systems, occurred_at, detected_at and detection_source are
+    needed at first; everything else can follow."""
+
+    title = serializers.CharField(max_length=200)
+    summary = serializers.CharField(required=False, allow_blank=True)
+    systems = serializers.SlugRelatedField(
+        slug_field="code",
+        many=True,
+        queryset=System.objects.select_related("team"),
+        allow_empty=False,
+        help_text="System codes.",
+    )
+    team = serializers.SlugRelatedField(
+        slug_field="slug",
+        queryset=Team.objects.all(),
+        required=False,
+        help_text="Team slug; defaults to the team of the first system.",
+    )
+    owner = UsernameField(required=False, allow_null=True)
+    detection_source = serializers.ChoiceField(choices=DetectionSource.choices)
+    occurred_at = serializers.DateTimeField()
+    detected_at = serializers.DateTimeField()
+    responded_at = serializers.DateTimeField(required=False, allow_null=True)
+    recovered_at = serializers.DateTimeField(required=False, allow_null=True)
+    resolved_at = serializers.DateTimeField(required=False, allow_null=True)
+    affected_users = serializers.IntegerField(
+        required=False, min_value=0, error_messages={"min_value": _("Cannot be negative.")}
+    )
+    affected_transactions = serializers.IntegerField(
+        required=False, min_value=0, error_messages={"min_value": _("Cannot be negative.")}
+    )
+    funds_loss = serializers.DecimalField(
+        required=False,
+        max_digits=16,
+        decimal_places=2,
+        min_value=0,
+        error_messages={"min_value": _("Cannot be negative.")},
+    )
+    data_or_security_breach = serializers.BooleanField(required=False)
+    regulatory_reportable = serializers.BooleanField(required=False)
+    availability_impact = serializers.DecimalField(
+        required=False,
+        allow_null=True,
+        max_digits=4,
+        decimal_places=3,
+        min_value=0,
+        max_value=1,
+        error_messages={"min_value": _("Must be between 0 and 1."), "max_value": _("Must be between 0 and 1.")},
+    )
+    cause_category = serializers.ChoiceField(choices=CauseCategory.choices, required=False)
+    cause = serializers.CharField(required=False, allow_blank=True)
+    handling = serializers.CharField(required=False, allow_blank=True)
+
+
+class IncidentUpdateSerializer(IncidentWriteSerializer):
+    version = serializers.IntegerField(
+        required=False, help_text="The version you read; a stale one gets 409. Or send it as If-Match."
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name, field in self.fields.items():
+            if name != "version":
+                field.required = False
+
+
+class TransitionSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
+    action = serializers.ChoiceField(
+        choices=Transition.CHOICES,
+        help_text=(
+            "recover (sets recovered_at), resolve (sets resolved_at), close (sets closed_at), reopen (clears them)."
+        ),
+    )
+    at = serializers.DateTimeField(required=False, help_text="When it happened; default now.")
+
+
+class TimelineEntrySerializer(serializers.ModelSerializer):
+    author = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = TimelineEntry
+        fields = ["id", "kind", "at", "author", "field", "old_value", "new_value", "text", "created_at"]
+        read_only_fields = fields
+
+
+class TimelineNoteSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
+    text = serializers.CharField()
+    at = serializers.DateTimeField(required=False, help_text="When it happened; default now.")
+
+
+class SeverityOverrideSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
+    level = serializers.ChoiceField(choices=Level.choices)
+    reason = serializers.CharField()
+
+
+class SeverityOverrideClearSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True)
+
+
+class SeverityPreviewSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
+    """Impact facts to classify without saving. Give systems (codes) or a tier, and the impact as
+    occurred_at (+ recovered_at, default now) or as impact_minutes."""
+
+    systems = serializers.SlugRelatedField(slug_field="code", many=True, queryset=System.objects.all(), required=False)
+    tier = serializers.ChoiceField(choices=Tier.choices, required=False)
+    occurred_at = serializers.DateTimeField(required=False)
+    recovered_at = serializers.DateTimeField(required=False, allow_null=True)
+    impact_minutes = serializers.IntegerField(required=False, min_value=0)
+    affected_users = serializers.IntegerField(required=False, min_value=0, default=0)
+    affected_transactions = serializers.IntegerField(required=False, min_value=0, default=0)
+    funds_loss = serializers.DecimalField(required=False, max_digits=16, decimal_places=2, min_value=0, default=0)
+    data_or_security_breach = serializers.BooleanField(required=False, default=False)
+    regulatory_reportable = serializers.BooleanField(required=False, default=False)
+
+    def validate(self, attrs):
+        attrs = super().validate(attrs)
+        if "occurred_at" in attrs and "impact_minutes" in attrs:
+            raise serializers.ValidationError({"impact_minutes": [_("Give occurred_at or impact_minutes, not both.")]})
+        recovered_at = attrs.get("recovered_at")
+        if recovered_at and attrs.get("occurred_at") and recovered_at < attrs["occurred_at"]:
+            raise serializers.ValidationError(
+                {"recovered_at": [_("Recovered at must not be earlier than occurred at (when the impact started).")]}
+            )
+        return attrs
+
+
+class ClassificationSerializer(serializers.Serializer):
+    level = serializers.ChoiceField(choices=Level.choices)
+    explanation = serializers.CharField()
+    matches = serializers.ListField(child=serializers.DictField())
+    policy_version = serializers.IntegerField()
+    recovery_target = serializers.IntegerField(help_text="Seconds allowed to recover at this level.")
+
+
+class ReevaluateSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
+    incidents = serializers.PrimaryKeyRelatedField(
+        many=True, queryset=Incident.objects.all(), required=False, help_text="Incident ids; or give a period."
+    )
+    period = serializers.CharField(required=False, help_text="e.g. 2026-11: incidents that occurred in it.")
+
+    def validate(self, attrs):
+        attrs = super().validate(attrs)
+        if not attrs.get("incidents") and not attrs.get("period"):
+            raise serializers.ValidationError({"incidents": [_("Choose incidents by id or by period.")]})
+        return attrs

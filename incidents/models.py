@@ -1,0 +1,327 @@
+from datetime import timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import F, Q
+from django.utils.translation import gettext_lazy as _
+
+
+class Tier(models.TextChoices):
+    P0 = "P0", _("P0 – core money path")
+    P1 = "P1", _("P1 – important")
+    P2 = "P2", _("P2 – general")
+    P3 = "P3", _("P3 – internal tools")
+
+
+# Lower is more critical: P0 before P3, A before D.
+TIER_RANK = {tier: rank for rank, tier in enumerate(Tier.values)}
+
+
+class Level(models.TextChoices):
+    A = "A", _("A – most severe")
+    B = "B", _("B – severe")
+    C = "C", _("C – moderate")
+    D = "D", _("D – minor")
+
+
+LEVEL_RANK = {level: rank for rank, level in enumerate(Level.values)}
+
+
+class DetectionSource(models.TextChoices):
+    MONITORING = "monitoring", _("Monitoring alert")
+    CUSTOMER = "customer", _("Customer feedback")
+    INSPECTION = "inspection", _("Internal inspection")
+    THIRD_PARTY = "third_party", _("Third party / bank")
+    OTHER = "other", _("Other")
+
+
+class CauseCategory(models.TextChoices):
+    CODE_CHANGE = "code_change", _("Code change")
+    CONFIG_CHANGE = "config_change", _("Configuration change")
+    CAPACITY = "capacity", _("Capacity")
+    INFRASTRUCTURE = "infrastructure", _("Infrastructure")
+    THIRD_PARTY = "third_party", _("Third party / bank channel")
+    DATA = "data", _("Data")
+    SECURITY = "security", _("Security")
+    UNKNOWN = "unknown", _("Unknown")
+
+
+class Status(models.TextChoices):
+    OPEN = "open", _("Open")
+    RECOVERED = "recovered", _("Recovered")
+    RESOLVED = "resolved", _("Resolved")
+    CLOSED = "closed", _("Closed")
+
+
+class Team(models.Model):
+    name = models.CharField(_("name"), max_length=100, unique=True)
+    slug = models.SlugField(_("slug"), max_length=50, unique=True)
+    managers = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="managed_teams", verbose_name=_("managers")
+    )
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="teams", verbose_name=_("members")
+    )
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("team")
+        verbose_name_plural = _("teams")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class System(models.Model):
+    code = models.SlugField(
+        _("code"),
+        max_length=50,
+        unique=True,
+        help_text=_("Short identifier, matched against alert labels (e.g. cashier)."),
+    )
+    name = models.CharField(_("name"), max_length=100)
+    tier = models.CharField(_("tier"), max_length=2, choices=Tier.choices)
+    team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="systems", verbose_name=_("team"))
+    availability_target = models.DecimalField(
+        _("availability target (%)"),
+        max_digits=7,
+        decimal_places=4,
+        default=Decimal("99.99"),
+        validators=[MinValueValidator(Decimal(0)), MaxValueValidator(Decimal(100))],
+    )
+    description = models.TextField(_("description"), blank=True)
+
+    class Meta:
+        ordering = ["tier", "code"]
+        verbose_name = _("system")
+        verbose_name_plural = _("systems")
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.code}, {self.tier})"
+
+
+class SeverityPolicy(models.Model):
+    """One version of the A-D classification policy. Versions are never edited: a change is a
+    new version, and the newest one classifies new incidents (incidents.severity)."""
+
+    version = models.PositiveIntegerField(_("version"), unique=True)
+    rules = models.JSONField(
+        _("rules"), help_text=_("Per level A, B, C: the list of conditions, any of which matches.")
+    )
+    recovery_targets = models.JSONField(
+        _("recovery targets (seconds)"), help_text=_("Time-to-recover target per level, in seconds.")
+    )
+    note = models.TextField(_("note"), blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("created by"),
+    )
+
+    class Meta:
+        ordering = ["-version"]
+        verbose_name = _("severity policy")
+        verbose_name_plural = _("severity policies")
+
+    def __str__(self) -> str:
+        return _("Severity policy v%(version)s") % {"version": self.version}
+
+
+class Incident(models.Model):
+    """One production stability event (生产稳定性事件)."""
+
+    title = models.CharField(_("title"), max_length=200)
+    summary = models.TextField(_("summary"), blank=True)
+    team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="incidents", verbose_name=_("team"))
+    systems = models.ManyToManyField(System, related_name="incidents", verbose_name=_("systems impacted"))
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="owned_incidents",
+        verbose_name=_("owner"),
+    )
+    detection_source = models.CharField(_("detection source"), max_length=20, choices=DetectionSource.choices)
+
+    occurred_at = models.DateTimeField(_("occurred at"), help_text=_("Impact started (故障开始)."))
+    detected_at = models.DateTimeField(_("detected at"), help_text=_("Someone or something noticed it (发现)."))
+    responded_at = models.DateTimeField(
+        _("responded at"), null=True, blank=True, help_text=_("First responder engaged (响应).")
+    )
+    recovered_at = models.DateTimeField(
+        _("recovered at"), null=True, blank=True, help_text=_("Impact over, service restored (恢复).")
+    )
+    resolved_at = models.DateTimeField(_("resolved at"), null=True, blank=True, help_text=_("Root cause fixed (解决)."))
+    closed_at = models.DateTimeField(
+        _("closed at"), null=True, blank=True, help_text=_("Closed loop done (闭环); set by the system.")
+    )
+
+    affected_users = models.PositiveBigIntegerField(_("affected users"), default=0)
+    affected_transactions = models.PositiveBigIntegerField(
+        _("affected transactions"), default=0, help_text=_("Failed or wrong transactions.")
+    )
+    funds_loss = models.DecimalField(
+        _("funds loss"),
+        max_digits=16,
+        decimal_places=2,
+        default=Decimal(0),
+        validators=[MinValueValidator(Decimal(0))],
+        help_text=_("资损"),
+    )
+    data_or_security_breach = models.BooleanField(_("data or security breach"), default=False)
+    regulatory_reportable = models.BooleanField(
+        _("reportable to the regulator"), default=False, help_text=_("监管报送")
+    )
+    availability_impact = models.DecimalField(
+        _("availability impact"),
+        max_digits=4,
+        decimal_places=3,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal(0)), MaxValueValidator(Decimal(1))],
+        help_text=_("Share of requests failing, 0 to 1. Empty: 0 for level D, 1 otherwise."),
+    )
+
+    cause_category = models.CharField(
+        _("cause category"), max_length=20, choices=CauseCategory.choices, default=CauseCategory.UNKNOWN
+    )
+    cause = models.TextField(_("cause"), blank=True)
+    handling = models.TextField(_("handling"), blank=True)
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.OPEN)
+
+    # Severity: `level` is what counts (the override when set, else the classified level).
+    level = models.CharField(_("level"), max_length=1, choices=Level.choices)
+    classified_level = models.CharField(_("classified level"), max_length=1, choices=Level.choices)
+    severity_matches = models.JSONField(_("matched conditions"), default=list, blank=True)
+    severity_policy = models.ForeignKey(
+        SeverityPolicy, on_delete=models.PROTECT, related_name="incidents", verbose_name=_("severity policy")
+    )
+    level_override = models.CharField(_("level override"), max_length=1, choices=Level.choices, blank=True)
+    level_override_reason = models.TextField(_("override reason"), blank=True)
+    # The time-to-recover target of `level` under `severity_policy`, kept with the level it belongs to.
+    recovery_target = models.DurationField(_("recovery target"))
+
+    version = models.PositiveIntegerField(
+        _("version"), default=1, help_text=_("Incremented on every change; a stale version is refused.")
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("created by"),
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        ordering = ["-occurred_at", "-id"]
+        verbose_name = _("incident")
+        verbose_name_plural = _("incidents")
+        indexes = [
+            models.Index(fields=["occurred_at"]),
+            models.Index(fields=["status", "occurred_at"]),
+            models.Index(fields=["team", "occurred_at"]),
+        ]
+        # The ordering rules of metrics.md, enforced by the database as well as by validation.
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(detected_at__gte=F("occurred_at")), name="incident_detected_after_occurred"
+            ),
+            models.CheckConstraint(
+                condition=Q(recovered_at__isnull=True) | Q(recovered_at__gte=F("occurred_at")),
+                name="incident_recovered_after_occurred",
+            ),
+            models.CheckConstraint(
+                condition=Q(responded_at__isnull=True) | Q(responded_at__gte=F("detected_at")),
+                name="incident_responded_after_detected",
+            ),
+            models.CheckConstraint(
+                condition=Q(resolved_at__isnull=True)
+                | Q(recovered_at__isnull=False, resolved_at__gte=F("recovered_at")),
+                name="incident_resolved_after_recovered",
+            ),
+            models.CheckConstraint(condition=Q(funds_loss__gte=0), name="incident_funds_loss_not_negative"),
+            models.CheckConstraint(
+                condition=Q(availability_impact__isnull=True)
+                | Q(availability_impact__gte=0, availability_impact__lte=1),
+                name="incident_availability_impact_between_0_and_1",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} [{self.level}] {self.title}"
+
+    @staticmethod
+    def _between(start, end) -> timedelta | None:
+        return end - start if start is not None and end is not None else None
+
+    @property
+    def time_to_detect(self) -> timedelta:
+        return self.detected_at - self.occurred_at
+
+    @property
+    def time_to_respond(self) -> timedelta | None:
+        return self._between(self.detected_at, self.responded_at)
+
+    @property
+    def time_to_recover(self) -> timedelta | None:
+        return self._between(self.occurred_at, self.recovered_at)
+
+    @property
+    def time_to_resolve(self) -> timedelta | None:
+        return self._between(self.occurred_at, self.resolved_at)
+
+    @property
+    def effective_availability_impact(self) -> Decimal:
+        if self.availability_impact is not None:
+            return self.availability_impact
+        return Decimal(0) if self.level == Level.D else Decimal(1)
+
+
+class TimelineEntry(models.Model):
+    """The incident's audit trail and story: field changes, status and severity changes, notes."""
+
+    class Kind(models.TextChoices):
+        CREATED = "created", _("Created")
+        CHANGE = "change", _("Field changed")
+        STATUS = "status", _("Status changed")
+        SEVERITY = "severity", _("Severity changed")
+        NOTE = "note", _("Note")
+
+    incident = models.ForeignKey(
+        Incident, on_delete=models.CASCADE, related_name="timeline", verbose_name=_("incident")
+    )
+    kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices)
+    at = models.DateTimeField(_("at"), help_text=_("When it happened."))
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("author"),
+        help_text=_("Empty for changes made by the system."),
+    )
+    field = models.CharField(_("field"), max_length=50, blank=True)
+    old_value = models.TextField(_("old value"), blank=True)
+    new_value = models.TextField(_("new value"), blank=True)
+    text = models.TextField(_("text"), blank=True)
+    created_at = models.DateTimeField(_("recorded at"), auto_now_add=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+        verbose_name = _("timeline entry")
+        verbose_name_plural = _("timeline entries")
+        indexes = [models.Index(fields=["incident", "at"])]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.get_kind_display()} {self.field}".strip()

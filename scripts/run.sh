@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# `make run`: migrate, load the demo, then serve the web app with a Celery worker and beat.
+# Ctrl-C stops everything this script started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=.venv/bin/python
+HOST=${HOST:-127.0.0.1}
+PORT=${PORT:-8000}
+
+$PY manage.py migrate --no-input
+$PY manage.py load_demo
+
+pids=()
+stop() {
+  trap - INT TERM EXIT
+  echo
+  echo "Stopping web, worker and beat..."
+  kill "${pids[@]}" 2>/dev/null || true
+  wait "${pids[@]}" 2>/dev/null || true
+}
+trap stop INT TERM EXIT
+
+.venv/bin/celery -A config worker --loglevel INFO --concurrency 2 &
+pids+=($!)
+.venv/bin/celery -A config beat --loglevel INFO &
+pids+=($!)
+$PY manage.py runserver --noreload "$HOST:$PORT" &
+pids+=($!)
+
+cat <<MSG
+
+  Stability Tracker is running at http://$HOST:$PORT/
+    API docs   http://$HOST:$PORT/api/docs/
+    Admin      http://$HOST:$PORT/admin/
+  Demo logins (password: demo-password): engineer, manager, admin
+  Database: ${DATABASE_URL:-SQLite in var/}   Broker: ${REDIS_URL:-embedded (file system, var/broker)}
+  Press Ctrl-C to stop.
+
+MSG
+# Stop everything as soon as any one of them exits.
+wait -n "${pids[@]}"

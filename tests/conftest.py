@@ -1,0 +1,53 @@
+import os
+
+import pytest
+from rest_framework.test import APIClient
+
+from accounts.models import Role
+from accounts.services import api_token_create
+from tests.factories import UserFactory
+
+needs_postgres = pytest.mark.skipif(
+    not os.environ.get("DATABASE_URL", "").startswith(("postgres", "postgresql")),
+    reason="needs PostgreSQL: set DATABASE_URL (make test does on CI)",
+)
+needs_redis = pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs a real Redis: set REDIS_URL")
+
+
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _english(settings):
+    settings.LANGUAGE_CODE = "en"
+
+
+def _client_for(role: str) -> APIClient:
+    user = UserFactory(username=role, role=role)
+    _token, secret = api_token_create(user=user)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    client.user = user
+    return client
+
+
+@pytest.fixture
+def engineer_client(db) -> APIClient:
+    return _client_for(Role.ENGINEER)
+
+
+@pytest.fixture
+def manager_client(db) -> APIClient:
+    return _client_for(Role.MANAGER)
+
+
+@pytest.fixture
+def admin_client_api(db) -> APIClient:
+    return _client_for(Role.ADMIN)
+
+
+@pytest.fixture
+def anonymous_client() -> APIClient:
+    return APIClient()
