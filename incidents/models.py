@@ -1,10 +1,14 @@
-from datetime import timedelta
+from collections.abc import Mapping
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
+from django.utils import timezone
+from django.utils.translation import gettext as _gettext
 from django.utils.translation import gettext_lazy as _
 
 
@@ -133,6 +137,36 @@ class SeverityPolicy(models.Model):
         return _("Severity policy v%(version)s") % {"version": self.version}
 
 
+TIMESTAMP_FIELDS = ("occurred_at", "detected_at", "responded_at", "recovered_at", "resolved_at")
+
+
+def validate_timestamps(values: Mapping[str, datetime | None], *, now: datetime) -> None:
+    """The ordering rules of metrics.md; raises a ValidationError naming each field at fault."""
+    occurred, detected = values.get("occurred_at"), values.get("detected_at")
+    responded, recovered, resolved = values.get("responded_at"), values.get("recovered_at"), values.get("resolved_at")
+    errors: dict[str, list[str]] = {}
+
+    def fail(field_name: str, message: str) -> None:
+        errors.setdefault(field_name, []).append(message)
+
+    if occurred and detected and detected < occurred:
+        fail("detected_at", _gettext("Detected at must not be earlier than occurred at (when the impact started)."))
+    if occurred and recovered and recovered < occurred:
+        fail("recovered_at", _gettext("Recovered at must not be earlier than occurred at (when the impact started)."))
+    if detected and responded and responded < detected:
+        fail("responded_at", _gettext("Responded at must not be earlier than detected at."))
+    if resolved and not recovered:
+        fail("resolved_at", _gettext("An incident cannot be resolved before it has recovered: set recovered at too."))
+    elif recovered and resolved and resolved < recovered:
+        fail("resolved_at", _gettext("Resolved at must not be earlier than recovered at."))
+    latest = now + settings.FUTURE_TOLERANCE
+    for name in TIMESTAMP_FIELDS:
+        if values.get(name) and values[name] > latest:
+            fail(name, _gettext("This time lies in the future; at most 5 minutes ahead of now is accepted."))
+    if errors:
+        raise ValidationError(errors)
+
+
 class Incident(models.Model):
     """One production stability event (生产稳定性事件)."""
 
@@ -259,6 +293,14 @@ class Incident(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.pk} [{self.level}] {self.title}"
+
+    def validate_constraints(self, exclude=None):
+        # clean() and the field validators check what the check constraints check, with a message on
+        # the field at fault; the constraints are the database's backstop.
+        return
+
+    def clean(self):
+        validate_timestamps({name: getattr(self, name) for name in TIMESTAMP_FIELDS}, now=timezone.now())
 
     @staticmethod
     def _between(start, end) -> timedelta | None:

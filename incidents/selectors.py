@@ -6,6 +6,7 @@ Every consumer (API, pages, reports, health score) calls these; none recomputes 
 import math
 from collections.abc import Sequence
 from datetime import timedelta
+from fractions import Fraction
 
 from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, Q, QuerySet
 
@@ -36,9 +37,11 @@ def percentile(sorted_values: Sequence[float], fraction: float) -> float | None:
     """Linear interpolation between closest ranks (PostgreSQL percentile_cont, numpy 'linear')."""
     if not sorted_values:
         return None
-    position = (len(sorted_values) - 1) * fraction
+    # Exact rational arithmetic: p90 of whole seconds should not come out as 5850.000000000001.
+    position = (len(sorted_values) - 1) * Fraction(str(fraction))
     low, high = math.floor(position), math.ceil(position)
-    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (position - low)
+    low_value, high_value = Fraction(sorted_values[low]), Fraction(sorted_values[high])
+    return float(low_value + (high_value - low_value) * (position - low))
 
 
 def _seconds(value: timedelta | None) -> float | None:

@@ -18,12 +18,19 @@ from django.utils.translation import gettext as _
 
 from accounts.models import User
 from incidents import severity
-from incidents.models import Incident, SeverityPolicy, Status, System, Team, TimelineEntry
+from incidents.models import (
+    TIMESTAMP_FIELDS,
+    Incident,
+    SeverityPolicy,
+    Status,
+    System,
+    Team,
+    TimelineEntry,
+)
 from incidents.selectors import current_severity_policy
 
 logger = logging.getLogger(__name__)
 
-TIMESTAMP_FIELDS = ("occurred_at", "detected_at", "responded_at", "recovered_at", "resolved_at")
 # Set and cleared by status transitions only; PATCH may correct them once they are set.
 STATUS_TIMESTAMPS = {"recovered_at": Status.RECOVERED, "resolved_at": Status.RESOLVED}
 EDITABLE_FIELDS = (
@@ -83,33 +90,6 @@ class Transition:
 
 def _to_the_second(value: datetime | None) -> datetime | None:
     return value.replace(microsecond=0) if value is not None else None
-
-
-def validate_timestamps(values: Mapping[str, datetime | None], *, now: datetime) -> None:
-    """The ordering rules of metrics.md; raises a ValidationError naming each field at fault."""
-    occurred, detected = values.get("occurred_at"), values.get("detected_at")
-    responded, recovered, resolved = values.get("responded_at"), values.get("recovered_at"), values.get("resolved_at")
-    errors: dict[str, list[str]] = {}
-
-    def fail(field_name: str, message: str) -> None:
-        errors.setdefault(field_name, []).append(message)
-
-    if occurred and detected and detected < occurred:
-        fail("detected_at", _("Detected at must not be earlier than occurred at (when the impact started)."))
-    if occurred and recovered and recovered < occurred:
-        fail("recovered_at", _("Recovered at must not be earlier than occurred at (when the impact started)."))
-    if detected and responded and responded < detected:
-        fail("responded_at", _("Responded at must not be earlier than detected at."))
-    if resolved and not recovered:
-        fail("resolved_at", _("An incident cannot be resolved before it has recovered: set recovered at too."))
-    elif recovered and resolved and resolved < recovered:
-        fail("resolved_at", _("Resolved at must not be earlier than recovered at."))
-    latest = now + settings.FUTURE_TOLERANCE
-    for name in TIMESTAMP_FIELDS:
-        if values.get(name) and values[name] > latest:
-            fail(name, _("This time lies in the future; at most 5 minutes ahead of now is accepted."))
-    if errors:
-        raise ValidationError(errors)
 
 
 def _status_from_timestamps(values: Mapping[str, Any]) -> str:
@@ -209,6 +189,7 @@ def _lock(incident_id: int, expected_version: int | None) -> Incident:
 
 
 def _save(incident: Incident) -> None:
+    # Field validators and Incident.clean (the timestamp ordering rules) before any write.
     incident.full_clean(exclude=["severity_policy", "team"], validate_constraints=False)
     incident.version += 1
     incident.save()
@@ -242,7 +223,6 @@ def incident_create(
     values = {"occurred_at": occurred_at, "detected_at": detected_at, **optional}
     for name in TIMESTAMP_FIELDS:
         values[name] = _to_the_second(values.get(name))
-    validate_timestamps(values, now=now)
     incident = Incident(
         title=title,
         team=team or systems[0].team,
@@ -313,7 +293,6 @@ def incident_update(
     if not changed:
         return incident
 
-    validate_timestamps({name: getattr(incident, name) for name in TIMESTAMP_FIELDS}, now=now)
     systems = changes["systems"] if "systems" in changed else current_systems
     old_level = incident.level
     if changed & SEVERITY_FACTS:
@@ -381,7 +360,6 @@ def incident_transition(*, incident_id: int, by: User | None, action: str, at: d
             )
             setattr(incident, name, value)
     incident.status = new_status
-    validate_timestamps({name: getattr(incident, name) for name in TIMESTAMP_FIELDS}, now=now)
     old_level = incident.level
     if "recovered_at" in new_values:
         _classify(incident, list(incident.systems.all()), policy=incident.severity_policy, now=now)

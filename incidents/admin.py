@@ -1,0 +1,155 @@
+from django.contrib import admin, messages
+from django.utils.translation import gettext_lazy as _
+
+from incidents import services
+from incidents.models import Incident, SeverityPolicy, System, Team, TimelineEntry
+from incidents.severity import describe_condition, explain
+
+
+@admin.register(Team)
+class TeamAdmin(admin.ModelAdmin):
+    list_display = ("name", "slug")
+    search_fields = ("name", "slug")
+    prepopulated_fields = {"slug": ("name",)}
+    filter_horizontal = ("managers", "members")
+
+
+@admin.register(System)
+class SystemAdmin(admin.ModelAdmin):
+    list_display = ("code", "name", "tier", "team", "availability_target")
+    list_filter = ("tier", "team")
+    search_fields = ("code", "name")
+    list_select_related = ("team",)
+
+
+@admin.register(SeverityPolicy)
+class SeverityPolicyAdmin(admin.ModelAdmin):
+    """Read-only here: a new version is made through the API (or the settings page), never an edit."""
+
+    list_display = ("version", "created_at", "created_by", "note")
+    readonly_fields = ("version", "rules_in_words", "rules", "recovery_targets", "note", "created_at", "created_by")
+    fields = readonly_fields
+
+    @admin.display(description=_("rules in words"))
+    def rules_in_words(self, policy):
+        return "\n".join(
+            f"{level}: " + "; ".join(describe_condition(c) for c in conditions)
+            for level, conditions in policy.rules.items()
+        )
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class TimelineInline(admin.TabularInline):
+    model = TimelineEntry
+    fields = ("at", "kind", "author", "field", "old_value", "new_value", "text")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    ordering = ("at", "id")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Incident)
+class IncidentAdmin(admin.ModelAdmin):
+    """Saves go through incidents.services, so the admin writes the same timeline as the API.
+    Status and level change by transitions and overrides (API and pages), not by editing fields."""
+
+    list_display = ("id", "title", "level", "status", "team", "occurred_at", "recovered_at")
+    list_filter = ("level", "status", "team", "detection_source", "cause_category")
+    search_fields = ("title", "summary", "cause", "handling")
+    date_hierarchy = "occurred_at"
+    list_select_related = ("team",)
+    filter_horizontal = ("systems",)
+    inlines = [TimelineInline]
+    actions = ["reevaluate_severity"]
+    _status_fields = ("status", "recovered_at", "resolved_at", "closed_at")
+    _severity_fields = (
+        "level",
+        "classified_level",
+        "severity_explanation",
+        "severity_policy",
+        "level_override",
+        "level_override_reason",
+        "recovery_target",
+        "version",
+    )
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return ()
+        return (*self._status_fields, *self._severity_fields)
+
+    def get_exclude(self, request, obj=None):
+        if obj is None:  # a new incident: facts and timestamps only; the service derives the rest
+            return (
+                "status",
+                "closed_at",
+                "level",
+                "classified_level",
+                "severity_matches",
+                "severity_policy",
+                "level_override",
+                "level_override_reason",
+                "recovery_target",
+                "version",
+                "created_by",
+            )
+        return ("created_by", "severity_matches")
+
+    @admin.display(description=_("explanation"))
+    def severity_explanation(self, incident):
+        return explain(incident.classified_level, incident.severity_matches)
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        fields = set(services.EDITABLE_FIELDS) | {"systems"}
+        if change:
+            changes = {name: data[name] for name in form.changed_data if name in fields}
+            if "systems" in changes:
+                changes["systems"] = list(changes["systems"])
+            services.incident_update(incident_id=obj.pk, by=request.user, expected_version=None, changes=changes)
+        else:
+            values = {name: data[name] for name in fields if name in data}
+            values["systems"] = list(values["systems"])
+            obj.pk = services.incident_create(by=request.user, **values).pk
+
+    def save_related(self, request, form, formsets, change):
+        # Systems were saved by the service with the rest; the inline is read-only.
+        pass
+
+    @admin.action(description=_("Re-evaluate severity under the current policy"))
+    def reevaluate_severity(self, request, queryset):
+        result = services.incidents_reevaluate(incidents=queryset, by=request.user)
+        self.message_user(
+            request, _("%(evaluated)d incidents evaluated, %(level_changed)d changed level.") % result, messages.SUCCESS
+        )
+
+
+@admin.register(TimelineEntry)
+class TimelineEntryAdmin(admin.ModelAdmin):
+    list_display = ("incident", "at", "kind", "author", "field", "old_value", "new_value")
+    list_filter = ("kind",)
+    search_fields = ("incident__title", "text")
+    list_select_related = ("incident", "author")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

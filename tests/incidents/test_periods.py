@@ -1,0 +1,44 @@
+from datetime import UTC, datetime
+
+import pytest
+
+from incidents import periods
+
+
+def utc(*args) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+def test_month_is_cut_in_asia_shanghai():
+    november = periods.parse("2026-11")
+    assert (november.start, november.end) == (utc(2026, 10, 31, 16), utc(2026, 11, 30, 16))
+    assert november.label == "2026-11"
+    assert november.seconds == 30 * 86400
+
+
+def test_previous_periods():
+    assert periods.parse("2026-01").previous().label == "2025-12"
+    assert periods.parse("2026-Q1").previous().label == "2025-Q4"
+    assert periods.parse("2026-W01").previous().label == "2025-W52"
+    assert periods.parse("2026").previous().label == "2025"
+    assert periods.parse("2026-11-01..2026-11-10").previous().label == "2026-10-22..2026-10-31"
+
+
+def test_iso_week_and_quarter_and_range():
+    week = periods.parse("2026-W01")
+    assert week.start == utc(2025, 12, 28, 16)  # Monday 2025-12-29 00:00 in Shanghai
+    quarter = periods.parse("2026-Q4")
+    assert (quarter.start, quarter.end) == (utc(2026, 9, 30, 16), utc(2026, 12, 31, 16))
+    days = periods.parse("2026-11-01..2026-11-15")
+    assert (days.start, days.end) == (utc(2026, 10, 31, 16), utc(2026, 11, 15, 16))
+
+
+def test_containing():
+    assert periods.containing("month", utc(2026, 10, 31, 17)).label == "2026-11"
+    assert periods.containing("month", utc(2026, 10, 31, 15, 59, 59)).label == "2026-10"
+
+
+@pytest.mark.parametrize("text", ["2026-13", "2026-W60", "2026-Q5", "Nov", "2026-11-10..2026-11-01", ""])
+def test_bad_periods_are_refused(text):
+    with pytest.raises(ValueError, match="Not a period"):
+        periods.parse(text)
