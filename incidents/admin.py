@@ -127,8 +127,9 @@ class IncidentAdmin(admin.ModelAdmin):
             obj.pk = services.incident_create(by=request.user, **values).pk
 
     def save_related(self, request, form, formsets, change):
-        # Systems were saved by the service with the rest; the inline is read-only.
-        pass
+        # Systems were saved by the service with the rest (no form.save_m2m()); the inline is read-only.
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
 
     @admin.action(description=_("Re-evaluate severity under the current policy"))
     def reevaluate_severity(self, request, queryset):
