@@ -30,10 +30,10 @@ def test_every_model_has_a_working_changelist_and_detail(admin_browser, model):
         Team: incident.team,
         User: admin_browser.admin,
     }
-    info = (model._meta.app_label, model._meta.model_name)
-    assert admin_browser.get(reverse("admin:%s_%s_changelist" % info)).status_code == 200
+    prefix = f"admin:{model._meta.app_label}_{model._meta.model_name}"
+    assert admin_browser.get(reverse(f"{prefix}_changelist")).status_code == 200
     if model in objects:
-        response = admin_browser.get(reverse("admin:%s_%s_change" % info, args=[objects[model].pk]))
+        response = admin_browser.get(reverse(f"{prefix}_change", args=[objects[model].pk]))
         assert response.status_code == 200
 
 
