@@ -37,4 +37,4 @@ lint: venv-dev
 # Re-extract and compile translations (needs GNU gettext); the compiled files are committed.
 messages: venv-dev
 	$(BIN)/python manage.py makemessages --locale zh_Hans --no-obsolete --ignore ".venv/*"
-	$(BIN)/python manage.py compilemessages --locale zh_Hans
+	$(BIN)/python manage.py compilemessages --locale zh_Hans --ignore ".venv/*"

@@ -150,6 +150,14 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "LevelEnum": "incidents.models.Level",
+        "TierEnum": "incidents.models.Tier",
+        "IncidentStatusEnum": "incidents.models.Status",
+        "DetectionSourceEnum": "incidents.models.DetectionSource",
+        "CauseCategoryEnum": "incidents.models.CauseCategory",
+        "RoleEnum": "accounts.models.Role",
+    },
 }
 
 # Celery: Redis when REDIS_URL is set, else an embedded file-system broker (one machine only).

@@ -1,5 +1,5 @@
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -8,7 +8,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
-from django.utils.translation import gettext as _gettext
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 
@@ -137,6 +137,8 @@ class SeverityPolicy(models.Model):
         return _("Severity policy v%(version)s") % {"version": self.version}
 
 
+# Older than any system this tracker records: a date typed wrong (0001-01-01, 1926 for 2026).
+EARLIEST_TIMESTAMP = datetime(2000, 1, 1, tzinfo=UTC)
 TIMESTAMP_FIELDS = ("occurred_at", "detected_at", "responded_at", "recovered_at", "resolved_at")
 
 
@@ -150,19 +152,21 @@ def validate_timestamps(values: Mapping[str, datetime | None], *, now: datetime)
         errors.setdefault(field_name, []).append(message)
 
     if occurred and detected and detected < occurred:
-        fail("detected_at", _gettext("Detected at must not be earlier than occurred at (when the impact started)."))
+        fail("detected_at", gettext("Detected at must not be earlier than occurred at (when the impact started)."))
     if occurred and recovered and recovered < occurred:
-        fail("recovered_at", _gettext("Recovered at must not be earlier than occurred at (when the impact started)."))
+        fail("recovered_at", gettext("Recovered at must not be earlier than occurred at (when the impact started)."))
     if detected and responded and responded < detected:
-        fail("responded_at", _gettext("Responded at must not be earlier than detected at."))
+        fail("responded_at", gettext("Responded at must not be earlier than detected at."))
     if resolved and not recovered:
-        fail("resolved_at", _gettext("An incident cannot be resolved before it has recovered: set recovered at too."))
+        fail("resolved_at", gettext("An incident cannot be resolved before it has recovered: set recovered at too."))
     elif recovered and resolved and resolved < recovered:
-        fail("resolved_at", _gettext("Resolved at must not be earlier than recovered at."))
+        fail("resolved_at", gettext("Resolved at must not be earlier than recovered at."))
     latest = now + settings.FUTURE_TOLERANCE
     for name in TIMESTAMP_FIELDS:
         if values.get(name) and values[name] > latest:
-            fail(name, _gettext("This time lies in the future; at most 5 minutes ahead of now is accepted."))
+            fail(name, gettext("This time lies in the future; at most 5 minutes ahead of now is accepted."))
+        elif values.get(name) and values[name] < EARLIEST_TIMESTAMP:
+            fail(name, gettext("This time is before the year 2000; check the date."))
     if errors:
         raise ValidationError(errors)
 

@@ -15,6 +15,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from accounts.models import User
 from incidents import severity
@@ -77,6 +78,12 @@ class Transition:
     CLOSE = "close"
     REOPEN = "reopen"
     CHOICES = (RECOVER, RESOLVE, CLOSE, REOPEN)
+    LABELS = {
+        RECOVER: gettext_lazy("mark recovered"),
+        RESOLVE: gettext_lazy("mark resolved"),
+        CLOSE: gettext_lazy("close"),
+        REOPEN: gettext_lazy("reopen"),
+    }
     ALLOWED_FROM = {
         RECOVER: {Status.OPEN},
         RESOLVE: {Status.OPEN, Status.RECOVERED},
@@ -323,7 +330,7 @@ def incident_transition(*, incident_id: int, by: User | None, action: str, at: d
             {
                 "action": [
                     _("Cannot %(action)s an incident whose status is %(status)s.")
-                    % {"action": action, "status": Status(incident.status).label}
+                    % {"action": Transition.LABELS[action], "status": Status(incident.status).label}
                 ]
             }
         )
@@ -363,7 +370,14 @@ def incident_transition(*, incident_id: int, by: User | None, action: str, at: d
     old_level = incident.level
     if "recovered_at" in new_values:
         _classify(incident, list(incident.systems.all()), policy=incident.severity_policy, now=now)
-    _save(incident)
+    try:
+        _save(incident)
+    except ValidationError as exc:
+        # The caller gave `at`; say so rather than naming the field it was copied into.
+        about_at = [message for name in new_values for message in exc.message_dict.get(name, [])]
+        if not about_at:
+            raise
+        raise ValidationError({"at": about_at}) from None
     TimelineEntry.objects.bulk_create(entries)
     _record_level_change(incident, old_level=old_level, by=by, now=now, why=_org_language_explanation(incident))
     return incident

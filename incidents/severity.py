@@ -153,33 +153,51 @@ def describe_condition(condition: Mapping) -> str:
     )
 
 
+# Bounds that keep every threshold usable (a timedelta, a funds_loss column, a formatted number).
+MAX_MINUTES = 10 * 366 * 24 * 60
+MAX_COUNT = 10**15
+MAX_FUNDS = Decimal(10) ** 14
+MAX_TARGET_SECONDS = 10 * 366 * 24 * 3600
+CONDITION_KEYS = {
+    "tier_impact": {"kind", "tier", "minutes"},
+    "funds_loss": {"kind", "at_least"},
+    "affected_users": {"kind", "at_least"},
+    "affected_transactions": {"kind", "at_least"},
+    "flag": {"kind", "flag"},
+}
+
+
+def _whole_number_within(value, upper: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= upper
+
+
 def _condition_errors(condition) -> list[str]:
     if not isinstance(condition, Mapping):
         return [_("a condition must be an object")]
     kind = condition.get("kind")
+    if kind not in CONDITION_KEYS:
+        return [_("unknown condition kind %(kind)r") % {"kind": kind}]
+    extra = sorted(set(condition) - CONDITION_KEYS[kind])
+    errors = [_("unknown keys: %(keys)s") % {"keys": ", ".join(extra)}] if extra else []
     if kind == "tier_impact":
-        errors = []
         if condition.get("tier") not in Tier.values:
             errors.append(_("tier must be one of %(tiers)s") % {"tiers": ", ".join(Tier.values)})
-        minutes = condition.get("minutes")
-        if not isinstance(minutes, int) or isinstance(minutes, bool) or minutes < 0:
-            errors.append(_("minutes must be a whole number of minutes, 0 or more"))
-        return errors
-    if kind == "funds_loss":
+        if not _whole_number_within(condition.get("minutes"), MAX_MINUTES):
+            errors.append(_("minutes must be a whole number from 0 to %(max)s") % {"max": MAX_MINUTES})
+    elif kind == "funds_loss":
         try:
-            ok = Decimal(str(condition.get("at_least"))) >= 0
+            amount = Decimal(str(condition.get("at_least")))
+            ok = amount.is_finite() and 0 <= amount < MAX_FUNDS
         except InvalidOperation:
             ok = False
-        return [] if ok else [_("at_least must be an amount, 0 or more")]
-    if kind in COUNT_KINDS:
-        value = condition.get("at_least")
-        ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
-        return [] if ok else [_("at_least must be a whole number, 0 or more")]
-    if kind == "flag":
-        return (
-            [] if condition.get("flag") in FLAGS else [_("flag must be one of %(flags)s") % {"flags": ", ".join(FLAGS)}]
-        )
-    return [_("unknown condition kind %(kind)r") % {"kind": kind}]
+        if not ok:
+            errors.append(_("at_least must be an amount from 0 to below %(max)s") % {"max": MAX_FUNDS})
+    elif kind in COUNT_KINDS:
+        if not _whole_number_within(condition.get("at_least"), MAX_COUNT):
+            errors.append(_("at_least must be a whole number from 0 to %(max)s") % {"max": MAX_COUNT})
+    elif condition.get("flag") not in FLAGS:
+        errors.append(_("flag must be one of %(flags)s") % {"flags": ", ".join(FLAGS)})
+    return errors
 
 
 def validate_policy(rules, recovery_targets) -> None:
@@ -197,8 +215,10 @@ def validate_policy(rules, recovery_targets) -> None:
                     errors.setdefault("rules", []).append(f"{level}[{index}]: {message}")
     if not isinstance(recovery_targets, Mapping) or set(recovery_targets) != set(Level.values):
         errors["recovery_targets"] = [_("recovery_targets must give seconds for each of A, B, C and D")]
-    elif any(not isinstance(v, int) or isinstance(v, bool) or v <= 0 for v in recovery_targets.values()):
-        errors["recovery_targets"] = [_("each recovery target must be a whole number of seconds above 0")]
+    elif any(not _whole_number_within(v, MAX_TARGET_SECONDS) or v == 0 for v in recovery_targets.values()):
+        errors["recovery_targets"] = [
+            _("each recovery target must be a whole number of seconds from 1 to %(max)s") % {"max": MAX_TARGET_SECONDS}
+        ]
     if errors:
         raise ValidationError(errors)
 

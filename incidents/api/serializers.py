@@ -222,7 +222,7 @@ class IncidentUpdateSerializer(IncidentWriteSerializer):
 
 class TransitionSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
     action = serializers.ChoiceField(
-        choices=Transition.CHOICES,
+        choices=list(Transition.LABELS.items()),
         help_text=(
             "recover (sets recovered_at), resolve (sets resolved_at), close (sets closed_at), reopen (clears them)."
         ),
@@ -261,7 +261,7 @@ class SeverityPreviewSerializer(RejectUnknownFieldsMixin, serializers.Serializer
     tier = serializers.ChoiceField(choices=Tier.choices, required=False)
     occurred_at = serializers.DateTimeField(required=False)
     recovered_at = serializers.DateTimeField(required=False, allow_null=True)
-    impact_minutes = serializers.IntegerField(required=False, min_value=0)
+    impact_minutes = serializers.IntegerField(required=False, min_value=0, max_value=10 * 366 * 24 * 60)
     affected_users = serializers.IntegerField(required=False, min_value=0, default=0)
     affected_transactions = serializers.IntegerField(required=False, min_value=0, default=0)
     funds_loss = serializers.DecimalField(required=False, max_digits=16, decimal_places=2, min_value=0, default=0)

@@ -19,11 +19,6 @@ from incidents.api.filters import IncidentFilter
 from incidents.models import Incident, SeverityPolicy, System, Team
 
 
-class Conflict(exceptions.APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_code = "stale_version"
-
-
 def _expected_version(request, data) -> int | None:
     """The version the client read: `version` in the body, or the If-Match header."""
     if data.get("version") is not None:
@@ -67,7 +62,19 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         incident = services.incident_create(by=request.user, **serializer.validated_data)
         return self._read(incident.pk, status.HTTP_201_CREATED)
 
-    @extend_schema(request=s.IncidentUpdateSerializer, responses={200: s.IncidentSerializer, 409: OpenApiTypes.OBJECT})
+    @extend_schema(
+        request=s.IncidentUpdateSerializer,
+        responses={200: s.IncidentSerializer, 409: OpenApiTypes.OBJECT},
+        parameters=[
+            OpenApiParameter(
+                "If-Match",
+                str,
+                OpenApiParameter.HEADER,
+                required=False,
+                description="The incident's version as read (its ETag), instead of `version` in the body.",
+            )
+        ],
+    )
     def partial_update(self, request, pk=None):
         incident = self.get_object()
         serializer = s.IncidentUpdateSerializer(data=request.data, partial=True)
@@ -88,16 +95,13 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
                 incident_id=incident.pk, by=request.user, expected_version=expected, changes=changes
             )
         except services.StaleVersionError as exc:
-            raise Conflict(
-                {
-                    "detail": _(
-                        "The incident was changed by someone else (now version %(version)s). "
-                        "Reload it and apply your change again."
-                    )
-                    % {"version": exc.current_version},
-                    "current_version": exc.current_version,
-                }
-            ) from None
+            message = _(
+                "The incident was changed by someone else (now version %(version)s). "
+                "Reload it and apply your change again."
+            ) % {"version": exc.current_version}
+            return Response(
+                {"detail": message, "current_version": exc.current_version}, status=status.HTTP_409_CONFLICT
+            )
         return self._read(incident.pk)
 
     @extend_schema(request=s.TransitionSerializer, responses={200: s.IncidentSerializer})

@@ -1,0 +1,177 @@
+import random
+from collections import Counter
+from datetime import datetime, time, timedelta
+from decimal import Decimal
+
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import User
+from incidents import demo, services
+from incidents.models import Incident, Level, Status, System, Team
+
+
+class Command(BaseCommand):
+    help = (
+        "Load the demo data set: users (password demo-password), four teams, twelve systems and about "
+        "36 incidents over the last four months. Does nothing when the demo is already loaded."
+    )
+
+    def handle(self, *args, **options):
+        with transaction.atomic():
+            if Incident.objects.filter(team__slug=demo.TEAMS[0].slug).exists():
+                self.stdout.write("Demo data already loaded.")
+                return
+            users, kept = self._users()
+            teams, new_teams = self._teams(users)
+            systems, new_systems = self._systems(teams)
+            self.stdout.write(f"Created {new_teams} teams, {new_systems} systems, {len(demo.USERS) - len(kept)} users")
+            if kept:
+                self.stdout.write(f"Kept existing users unchanged: {', '.join(kept)}")
+            ids = self._incidents(users, teams, systems)
+
+        levels = Counter(Incident.objects.filter(pk__in=ids).values_list("level", flat=True))
+        counts = ", ".join(f"{level}: {levels[level]}" for level in Level.values)
+        self.stdout.write(f"Created {len(ids)} incidents ({counts})")
+        logins = ", ".join(f"{username} ({users[username].effective_role})" for username in demo.LOGINS)
+        self.stdout.write(self.style.SUCCESS(f'Demo loaded. Log in as {logins}; password "{demo.PASSWORD}".'))
+
+    # -- reference data -----------------------------------------------------------------------
+
+    def _users(self) -> tuple[dict[str, User], list[str]]:
+        users, kept = {}, []
+        for spec in demo.USERS:
+            user, created = User.objects.get_or_create(
+                username=spec.username,
+                defaults={
+                    "first_name": spec.first_name,
+                    "last_name": spec.last_name,
+                    "email": f"{spec.username}@example.com",
+                    "role": spec.role,
+                    "is_staff": spec.superuser,
+                    "is_superuser": spec.superuser,
+                },
+            )
+            if created:
+                user.set_password(demo.PASSWORD)
+                user.save(update_fields=["password"])
+            else:
+                kept.append(spec.username)
+            users[spec.username] = user
+        return users, kept
+
+    def _teams(self, users: dict[str, User]) -> tuple[dict[str, Team], int]:
+        teams, created_count = {}, 0
+        for spec in demo.TEAMS:
+            team, created = Team.objects.get_or_create(slug=spec.slug, defaults={"name": spec.name})
+            created_count += created
+            team.managers.add(*(users[username] for username in spec.managers))
+            team.members.add(*(users[username] for username in spec.members))
+            teams[spec.slug] = team
+        return teams, created_count
+
+    def _systems(self, teams: dict[str, Team]) -> tuple[dict[str, System], int]:
+        systems, created_count = {}, 0
+        for spec in demo.SYSTEMS:
+            system, created = System.objects.get_or_create(
+                code=spec.code,
+                defaults={
+                    "name": spec.name,
+                    "tier": spec.tier,
+                    "team": teams[spec.team],
+                    "availability_target": Decimal(spec.availability_target),
+                    "description": spec.description,
+                },
+            )
+            created_count += created
+            systems[spec.code] = system
+        return systems, created_count
+
+    # -- incidents ----------------------------------------------------------------------------
+
+    def _incidents(self, users: dict[str, User], teams: dict[str, Team], systems: dict[str, System]) -> list[int]:
+        now = timezone.now().replace(microsecond=0)
+        rng = random.Random(demo.SEED)
+        members = {spec.slug: spec.members for spec in demo.TEAMS}
+        system_teams = {spec.code: spec.team for spec in demo.SYSTEMS}
+        manager = users["manager"]
+        ids = []
+        for template in demo.INCIDENTS:
+            times = self._times(template, rng, now)
+            team_slug = system_teams[template.systems[0]]
+            owner = users[template.owner or rng.choice(members[team_slug])]
+            local = {
+                name.removesuffix("_at"): timezone.localtime(value) if value else None for name, value in times.items()
+            }
+            incident = services.incident_create(
+                by=owner,
+                title=template.title,
+                systems=[systems[code] for code in template.systems],
+                team=teams[team_slug],
+                owner=owner,
+                detection_source=template.source,
+                **times,
+                affected_users=template.users,
+                affected_transactions=template.transactions,
+                funds_loss=Decimal(template.funds_loss),
+                regulatory_reportable=template.regulatory_reportable,
+                availability_impact=Decimal(template.availability_impact) if template.availability_impact else None,
+                cause_category=template.cause_category,
+                summary=template.summary.format(**local),
+                cause=template.cause.format(**local),
+                handling=template.handling.format(**local),
+            )
+            if incident.classified_level != template.level:
+                self.stderr.write(
+                    f"Note: {template.title!r} classified {incident.classified_level}, not {template.level}: "
+                    "the current severity policy differs from the default one."
+                )
+            end = times["resolved_at"] or times["recovered_at"] or now
+            for note in template.notes:
+                at = min(times["occurred_at"] + timedelta(minutes=note.after), end, now)
+                services.timeline_note_add(
+                    incident_id=incident.pk, by=owner, text=f"{timezone.localtime(at):%H:%M} {note.text}", at=at
+                )
+            if template.override:
+                level, reason = template.override
+                services.severity_override_set(incident_id=incident.pk, by=manager, level=level, reason=reason)
+            close = template.close
+            if close is None:
+                close = now - times["occurred_at"] > timedelta(days=demo.CLOSE_AFTER_DAYS)
+            if close and incident.status == Status.RESOLVED:
+                services.incident_transition(incident_id=incident.pk, by=manager, action="close")
+            ids.append(incident.pk)
+        return ids
+
+    def _times(self, template: demo.DemoIncident, rng: random.Random, now: datetime) -> dict[str, datetime | None]:
+        """The five timestamps of a template, anchored to now; none lies in the future."""
+        if template.minutes_ago is not None:
+            occurred = now - timedelta(minutes=template.minutes_ago)
+        else:
+            days, jitter = template.days_ago, 0
+            if template.jitter and days >= demo.JITTER_AFTER_DAYS:
+                days += rng.randint(-2, 2)
+                jitter = rng.randint(-12, 12)
+            local_now = timezone.localtime(now)
+            day = local_now.date() - timedelta(days=days)
+            occurred = datetime.combine(day, time.fromisoformat(template.clock), tzinfo=local_now.tzinfo)
+            occurred += timedelta(minutes=jitter)
+        while True:
+            times = _timestamps(template, occurred)
+            if max(value for value in times.values() if value) <= now:
+                return times
+            occurred -= timedelta(days=1)
+
+
+def _timestamps(template: demo.DemoIncident, occurred: datetime) -> dict[str, datetime | None]:
+    detected = occurred + timedelta(minutes=template.detect)
+    recovered = occurred + timedelta(minutes=template.recover) if template.recover is not None else None
+    resolved = recovered + timedelta(minutes=template.resolve) if recovered and template.resolve is not None else None
+    return {
+        "occurred_at": occurred,
+        "detected_at": detected,
+        "responded_at": detected + timedelta(minutes=template.respond),
+        "recovered_at": recovered,
+        "resolved_at": resolved,
+    }
