@@ -27,13 +27,18 @@ pids+=($!)
 $PY manage.py runserver --noreload "$HOST:$PORT" &
 pids+=($!)
 
+# Never print a password that a URL carries.
+hide_password() { sed -E 's#//[^/@]*@#//***@#' <<<"$1"; }
+db=$(hide_password "${DATABASE_URL:-SQLite in var/}")
+broker=$(hide_password "${REDIS_URL:-embedded (file system, var/broker)}")
+
 cat <<MSG
 
   Stability Tracker is running at http://$HOST:$PORT/
     API docs   http://$HOST:$PORT/api/docs/
     Admin      http://$HOST:$PORT/admin/
   Demo logins (password: demo-password): engineer, manager, admin
-  Database: ${DATABASE_URL:-SQLite in var/}   Broker: ${REDIS_URL:-embedded (file system, var/broker)}
+  Database: $db   Broker: $broker
   Press Ctrl-C to stop.
 
 MSG
