@@ -2,4 +2,5 @@ from django.urls import include, path
 
 urlpatterns = [
     path("", include("incidents.api.urls")),
+    path("", include("stability.api.urls")),
 ]

@@ -150,6 +150,15 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "APPEND_COMPONENTS": {
+        "securitySchemes": {
+            "integrationToken": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "An integration's token (`manage.py create_integration`), for the webhooks only.",
+            }
+        }
+    },
     "ENUM_NAME_OVERRIDES": {
         "LevelEnum": "incidents.models.Level",
         "TierEnum": "incidents.models.Tier",
@@ -157,6 +166,8 @@ SPECTACULAR_SETTINGS = {
         "DetectionSourceEnum": "incidents.models.DetectionSource",
         "CauseCategoryEnum": "incidents.models.CauseCategory",
         "RoleEnum": "accounts.models.Role",
+        "IntegrationKindEnum": "stability.models.Integration.Kind",
+        "TimelineEntryKindEnum": "incidents.models.TimelineEntry.Kind",
     },
 }
 
@@ -194,6 +205,22 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": 55},
     },
 }
+
+# Cache: rate limits of the webhook senders; Redis when configured, so every process shares them.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "st"}
+    if REDIS_URL
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+}
+
+# Alert ingestion (stability.ingestion) and the 5-minute follow-up rate (docs/metrics.md).
+INGEST_MAX_BODY_BYTES = env.int("INGEST_MAX_BODY_BYTES", default=5 * 1024 * 1024)
+INGEST_RATE_LIMIT_PER_MINUTE = env.int("INGEST_RATE_LIMIT_PER_MINUTE", default=120_000)
+INGEST_CONFIG_TTL = env.float("INGEST_CONFIG_TTL", default=5.0)
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(INGEST_MAX_BODY_BYTES + 1, 2_621_440)
+FOLLOW_UP_WINDOW_SECONDS = env.int("FOLLOW_UP_WINDOW_SECONDS", default=300)
+# Off by default: exclude occurrences the source resolved within this many seconds with no follow-up.
+FOLLOW_UP_FLAPPING_SECONDS = env.int("FOLLOW_UP_FLAPPING_SECONDS", default=0)
 
 # Currency of funds_loss (资损) amounts.
 CURRENCY = env.str("CURRENCY", default="CNY")

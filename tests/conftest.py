@@ -51,3 +51,13 @@ def admin_client_api(db) -> APIClient:
 @pytest.fixture
 def anonymous_client() -> APIClient:
     return APIClient()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_ingestion_routing():
+    """Each test starts from the database it made, not a routing snapshot of an earlier test."""
+    from stability.ingestion import invalidate_routing
+
+    invalidate_routing()
+    yield
+    invalidate_routing()

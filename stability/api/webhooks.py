@@ -1,0 +1,232 @@
+"""The webhook endpoints alerting systems post to (contracts.md). Kept lean: they are the hot path.
+
+Answers: 200 with accepted / new / repeated / rejected counts (every accepted alert is stored
+when the answer is sent); 400 for a body that is not JSON or has no alert list (kept as a
+rejected delivery); 401 unknown token; 403 disabled integration or another kind's endpoint;
+413 body over INGEST_MAX_BODY_BYTES; 429 over the integration's rate, with Retry-After.
+"""
+
+from django.conf import settings
+from django.utils.translation import gettext as _
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.tokens import digest_of
+from stability.formats import BodyError, read_body
+from stability.ingestion import (
+    alerts_ingest,
+    describe_rejections,
+    over_rate_limit,
+    rejected_delivery_record,
+    routing,
+)
+from stability.models import Integration
+
+
+class GenericAlertSerializer(serializers.Serializer):
+    """One alert of the generic format (documentation of the wire format)."""
+
+    labels = serializers.DictField(
+        child=serializers.CharField(),
+        help_text=(
+            "Required, non-empty. `alertname`, the integration's team label (default `team`), system labels "
+            "(default `system`, then `service`) and severity label (default `severity`) are read from here."
+        ),
+    )
+    annotations = serializers.DictField(
+        child=serializers.CharField(),
+        required=False,
+        help_text="`summary` (or `description`) is shown as the alert's summary.",
+    )
+    status = serializers.ChoiceField(choices=["firing", "resolved"], required=False, default="firing")
+    starts_at = serializers.DateTimeField(
+        required=False,
+        help_text=(
+            "RFC 3339 with an offset. Without it, the alert belongs to the open occurrence of its fingerprint, "
+            "else starts a new one now."
+        ),
+    )
+    ends_at = serializers.DateTimeField(required=False, help_text="With status resolved: when it ended.")
+    fingerprint = serializers.CharField(
+        required=False,
+        max_length=64,
+        help_text=("Your identity for the alert. Default: SHA-256 of the sorted label set."),
+    )
+    source_url = serializers.URLField(required=False)
+    silenced = serializers.BooleanField(
+        required=False, default=False, help_text="Stored, but excluded from follow-up rates."
+    )
+
+
+class GenericBodySerializer(serializers.Serializer):
+    alerts = GenericAlertSerializer(many=True)
+
+
+class RejectedAlertSerializer(serializers.Serializer):
+    index = serializers.IntegerField(help_text="Position in the body's alert list.")
+    reason = serializers.CharField()
+
+
+class IngestAnswerSerializer(serializers.Serializer):
+    accepted = serializers.IntegerField(help_text="Alerts stored (new or repeated).")
+    new = serializers.IntegerField(help_text="New alert occurrences.")
+    repeated = serializers.IntegerField(help_text="Repeat notifications of known occurrences.")
+    rejected = RejectedAlertSerializer(many=True)
+
+
+def _bearer(request) -> str | None:
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    scheme, _sep, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+class _Webhook(APIView):
+    kind: str = ""
+    authentication_classes: list = []
+    permission_classes: list = []
+    throttle_classes: list = []
+    parser_classes: list = []  # the body is read as bytes, after the size check
+
+    def _refuse(self, http_status: int, detail: str, headers: dict | None = None) -> Response:
+        return Response({"detail": detail}, status=http_status, headers=headers)
+
+    def post(self, request):
+        token = _bearer(request)
+        route = routing().integrations.get(digest_of(token)) if token else None
+        if route is None:
+            return self._refuse(
+                status.HTTP_401_UNAUTHORIZED,
+                _("Unknown or missing integration token."),
+                {"WWW-Authenticate": 'Bearer realm="integrations"'},
+            )
+        if not route.enabled:
+            return self._refuse(status.HTTP_403_FORBIDDEN, _("This integration is disabled."))
+        if route.kind != self.kind:
+            return self._refuse(
+                status.HTTP_403_FORBIDDEN,
+                _("This token belongs to an integration of kind %(kind)s; post to /api/v1/integrations/%(kind)s/.")
+                % {"kind": route.kind},
+            )
+        wait = over_rate_limit(route)
+        if wait is not None:
+            return self._refuse(
+                status.HTTP_429_TOO_MANY_REQUESTS,
+                _("Over this integration's rate of %(rate)s notifications a minute; retry in %(wait)s s.")
+                % {"rate": route.rate_limit_per_minute, "wait": wait},
+                {"Retry-After": str(wait)},
+            )
+
+        limit = settings.INGEST_MAX_BODY_BYTES
+        remote = request.META.get("REMOTE_ADDR", "")
+        too_large = _("The body is larger than %(limit)s bytes.") % {"limit": limit}
+        if int(request.META.get("CONTENT_LENGTH") or 0) > limit:
+            rejected_delivery_record(integration_id=route.id, reason=too_large, body=b"", remote_addr=remote)
+            return self._refuse(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, too_large)
+        body = request.body
+        if len(body) > limit:
+            rejected_delivery_record(integration_id=route.id, reason=too_large, body=b"", remote_addr=remote)
+            return self._refuse(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, too_large)
+
+        try:
+            alerts, rejected = read_body(self.kind, body)
+        except BodyError as exc:
+            rejected_delivery_record(integration_id=route.id, reason=str(exc), body=body, remote_addr=remote)
+            return self._refuse(status.HTTP_400_BAD_REQUEST, str(exc))
+        result = alerts_ingest(route=route, alerts=alerts)
+        if rejected:
+            rejected_delivery_record(
+                integration_id=route.id, reason=describe_rejections(rejected), body=body, remote_addr=remote
+            )
+        return Response(
+            {
+                "accepted": result.accepted,
+                "new": result.new,
+                "repeated": result.repeated,
+                "rejected": [{"index": r.index, "reason": r.reason} for r in rejected],
+            }
+        )
+
+
+_ANSWERS = {
+    200: IngestAnswerSerializer,
+    400: OpenApiTypes.OBJECT,
+    401: OpenApiTypes.OBJECT,
+    403: OpenApiTypes.OBJECT,
+    413: OpenApiTypes.OBJECT,
+    429: OpenApiTypes.OBJECT,
+}
+_AUTH = [{"integrationToken": []}]
+
+
+class AlertmanagerWebhook(_Webhook):
+    kind = Integration.Kind.ALERTMANAGER
+
+    @extend_schema(
+        operation_id="integrations_alertmanager_webhook",
+        tags=["webhooks"],
+        auth=_AUTH,
+        responses=_ANSWERS,
+        request={"application/json": OpenApiTypes.OBJECT},
+        description="Prometheus Alertmanager webhook receiver body, version 4 (`webhook_configs` with "
+        "`http_config.authorization.credentials` set to the integration token).",
+    )
+    def post(self, request):
+        return super().post(request)
+
+
+class GrafanaWebhook(_Webhook):
+    kind = Integration.Kind.GRAFANA
+
+    @extend_schema(
+        operation_id="integrations_grafana_webhook",
+        tags=["webhooks"],
+        auth=_AUTH,
+        responses=_ANSWERS,
+        request={"application/json": OpenApiTypes.OBJECT},
+        description="Grafana alerting webhook contact point body (Authorization header: Bearer <token>).",
+    )
+    def post(self, request):
+        return super().post(request)
+
+
+class GenericWebhook(_Webhook):
+    kind = Integration.Kind.GENERIC
+
+    @extend_schema(
+        operation_id="integrations_generic_webhook",
+        tags=["webhooks"],
+        auth=_AUTH,
+        responses=_ANSWERS,
+        request=GenericBodySerializer,
+        description="The generic format: any system that can POST JSON. Batches welcome.",
+        examples=[
+            OpenApiExample(
+                "Two alerts",
+                request_only=True,
+                value={
+                    "alerts": [
+                        {
+                            "labels": {
+                                "alertname": "PayoutChannelTimeouts",
+                                "system": "payout",
+                                "severity": "critical",
+                            },
+                            "annotations": {"summary": "招行代付通道超时率 12%"},
+                            "starts_at": "2026-11-02T08:00:00+08:00",
+                        },
+                        {
+                            "labels": {"alertname": "PayoutChannelTimeouts", "system": "payout"},
+                            "status": "resolved",
+                            "starts_at": "2026-11-02T07:00:00+08:00",
+                            "ends_at": "2026-11-02T07:20:00+08:00",
+                        },
+                    ]
+                },
+            )
+        ],
+    )
+    def post(self, request):
+        return super().post(request)

@@ -1,0 +1,288 @@
+"""Alert ingestion: IncomingAlerts become AlertOccurrence rows in a constant number of queries.
+
+Identity is (integration, fingerprint, starts_at), enforced by a unique constraint; the rows of a
+notification are written by one INSERT ... ON CONFLICT DO UPDATE, so a repeat notification, a
+retry or a concurrent delivery of the same alert updates the one occurrence and never makes a
+second. What ingestion needs of the configuration (integrations, systems, teams, maintenance
+windows) is read into a per-process snapshot, refreshed every INGEST_CONFIG_TTL seconds and at
+once when this process saves one of them.
+"""
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection, transaction
+from django.utils import timezone
+
+from incidents.models import System, Team
+from stability.formats import IncomingAlert, RejectedAlert
+from stability.models import AlertOccurrence, Integration, MaintenanceWindow, RejectedDelivery
+
+# Rows per INSERT statement: far below SQLite's and PostgreSQL's parameter limits.
+CHUNK = 500
+KEPT_BODY_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class IntegrationRoute:
+    id: int
+    kind: str
+    name: str
+    enabled: bool
+    is_test: bool
+    default_team_id: int | None
+    default_system_id: int | None
+    team_label: str
+    system_labels: tuple[str, ...]
+    severity_label: str
+    rate_limit_per_minute: int
+
+
+@dataclass
+class Routing:
+    integrations: dict[str, IntegrationRoute]  # by token digest
+    systems: dict[str, int]  # code -> system id
+    system_teams: dict[int, int]  # system id -> its team id
+    teams: dict[str, int]  # slug -> team id
+    windows: dict[int, list[tuple[datetime, datetime]]]  # system id -> [starts_at, ends_at) not yet over
+    loaded_at: float = field(default_factory=time.monotonic)
+
+    def in_maintenance(self, system_id: int | None, moment: datetime) -> bool:
+        return any(start <= moment < end for start, end in self.windows.get(system_id, ()))
+
+
+_routing: Routing | None = None
+_routing_lock = threading.Lock()
+
+
+def invalidate_routing(**_kwargs) -> None:
+    """Connected to saves of integrations, systems, teams and maintenance windows."""
+    global _routing
+    _routing = None
+
+
+def _load_routing(now: datetime) -> Routing:
+    default_limit = settings.INGEST_RATE_LIMIT_PER_MINUTE
+    integrations = {
+        i.token_digest: IntegrationRoute(
+            id=i.pk,
+            kind=i.kind,
+            name=i.name,
+            enabled=i.enabled,
+            is_test=i.is_test,
+            default_team_id=i.default_team_id,
+            default_system_id=i.default_system_id,
+            team_label=i.team_label,
+            system_labels=tuple(i.system_labels),
+            severity_label=i.severity_label,
+            rate_limit_per_minute=i.rate_limit_per_minute or default_limit,
+        )
+        for i in Integration.objects.all()
+    }
+    windows: dict[int, list[tuple[datetime, datetime]]] = {}
+    for system_id, start, end in MaintenanceWindow.objects.filter(ends_at__gt=now).values_list(
+        "system_id", "starts_at", "ends_at"
+    ):
+        windows.setdefault(system_id, []).append((start, end))
+    systems = System.objects.values_list("code", "pk", "team_id")
+    return Routing(
+        integrations=integrations,
+        systems={code: pk for code, pk, _team in systems},
+        system_teams={pk: team_id for _code, pk, team_id in systems},
+        teams=dict(Team.objects.values_list("slug", "pk")),
+        windows=windows,
+    )
+
+
+def routing() -> Routing:
+    global _routing
+    current = _routing
+    if current is None or time.monotonic() - current.loaded_at > settings.INGEST_CONFIG_TTL:
+        with _routing_lock:
+            current = _routing
+            if current is None or time.monotonic() - current.loaded_at > settings.INGEST_CONFIG_TTL:
+                current = _routing = _load_routing(timezone.now())
+    return current
+
+
+def over_rate_limit(route: IntegrationRoute, *, now: float | None = None) -> int | None:
+    """Fixed one-minute windows counted in the cache (Redis when configured, shared by every
+    process). Returns the seconds to wait when the sender is over its rate, else None."""
+    now = time.time() if now is None else now
+    minute = int(now // 60)
+    key = f"ingest-rate:{route.id}:{minute}"
+    if cache.add(key, 1, timeout=120):
+        count = 1
+    else:
+        try:
+            count = cache.incr(key)
+        except ValueError:  # expired between add and incr
+            cache.add(key, 1, timeout=120)
+            count = 1
+    if count > route.rate_limit_per_minute:
+        return max(1, 60 * (minute + 1) - int(now))
+    return None
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    accepted: int
+    new: int
+    repeated: int
+
+
+def _open_starts(integration_id: int, fingerprints: set[str]) -> dict[str, datetime]:
+    """starts_at of the open occurrence of each fingerprint (for sources that send no starts_at)."""
+    rows = (
+        AlertOccurrence.objects.filter(
+            integration_id=integration_id, fingerprint__in=fingerprints, status=AlertOccurrence.Status.FIRING
+        )
+        .order_by("fingerprint", "-starts_at")
+        .values_list("fingerprint", "starts_at")
+    )
+    found: dict[str, datetime] = {}
+    for fingerprint, starts_at in rows:
+        found.setdefault(fingerprint, starts_at)
+    return found
+
+
+_COLUMNS = (
+    "integration_id",
+    "fingerprint",
+    "starts_at",
+    "status",
+    "alertname",
+    "severity",
+    "summary",
+    "labels",
+    "annotations",
+    "generator_url",
+    "team_id",
+    "system_id",
+    "received_at",
+    "last_received_at",
+    "notifications",
+    "excluded",
+    "ends_at",
+    "resolved_at",
+)
+_JSON_COLUMNS = {"labels", "annotations"}
+
+
+def _upsert_sql(rows: int) -> str:
+    table = connection.ops.quote_name(AlertOccurrence._meta.db_table)
+    json_value = "%s::jsonb" if connection.vendor == "postgresql" else "%s"
+    row = "(" + ", ".join(json_value if c in _JSON_COLUMNS else "%s" for c in _COLUMNS) + ")"
+    # A repeat refreshes what the source says now, counts the notification, and never undoes a resolution;
+    # received_at, the exclusion and the routing stay as first decided.
+    return (
+        f"INSERT INTO {table} ({', '.join(_COLUMNS)}) VALUES {', '.join([row] * rows)} "
+        "ON CONFLICT (integration_id, fingerprint, starts_at) DO UPDATE SET "
+        "last_received_at = excluded.last_received_at, "
+        f"notifications = {table}.notifications + 1, "
+        "labels = excluded.labels, annotations = excluded.annotations, summary = excluded.summary, "
+        f"status = CASE WHEN {table}.status = 'resolved' THEN 'resolved' ELSE excluded.status END, "
+        f"ends_at = COALESCE({table}.ends_at, excluded.ends_at), "
+        f"resolved_at = COALESCE({table}.resolved_at, excluded.resolved_at) "
+        "RETURNING notifications"
+    )
+
+
+def _route(alert: IncomingAlert, route: IntegrationRoute, config: Routing) -> tuple[int | None, int | None]:
+    """(team id, system id): the system named by the first system label that names a known one, else the
+    integration's default; the team named by the team label, else the system's team, else the default."""
+    system_id = next(
+        (
+            config.systems[alert.labels[label]]
+            for label in route.system_labels
+            if alert.labels.get(label) in config.systems
+        ),
+        route.default_system_id,
+    )
+    team_id = (
+        config.teams.get(alert.labels.get(route.team_label, ""))
+        or config.system_teams.get(system_id)
+        or route.default_team_id
+    )
+    return team_id, system_id
+
+
+def alerts_ingest(*, route: IntegrationRoute, alerts: list[IncomingAlert], now: datetime | None = None) -> IngestResult:
+    """Store the alerts of one notification (metrics.md, "Alerts"): a new occurrence per new
+    (integration, fingerprint, starts_at), received_at set once; repeats only update. Exclusion
+    (test integration, silenced, maintenance window) is decided at first receipt."""
+    now = now or timezone.now()
+    config = routing()
+    missing = {a.fingerprint for a in alerts if a.starts_at is None}
+    open_starts = _open_starts(route.id, missing) if missing else {}
+
+    by_identity: dict[tuple[str, datetime], IncomingAlert] = {}
+    for alert in alerts:
+        starts_at = alert.starts_at or open_starts.get(alert.fingerprint) or now
+        by_identity[(alert.fingerprint, starts_at)] = alert  # the last word of the body wins
+
+    adapt = connection.ops.adapt_datetimefield_value
+    adapted_now = adapt(now)
+    rows = []
+    for (fingerprint, starts_at), alert in by_identity.items():
+        team_id, system_id = _route(alert, route, config)
+        if route.is_test:
+            excluded = AlertOccurrence.Exclusion.TEST
+        elif alert.silenced:
+            excluded = AlertOccurrence.Exclusion.SILENCED
+        elif config.in_maintenance(system_id, now):
+            excluded = AlertOccurrence.Exclusion.MAINTENANCE
+        else:
+            excluded = AlertOccurrence.Exclusion.NONE
+        resolved = alert.status == AlertOccurrence.Status.RESOLVED
+        summary = alert.annotations.get("summary") or alert.annotations.get("description") or ""
+        rows.append(
+            (
+                route.id,
+                fingerprint,
+                adapt(starts_at),
+                alert.status,
+                alert.labels.get("alertname", "")[:200],
+                alert.labels.get(route.severity_label, "")[:50],
+                summary,
+                json.dumps(alert.labels, ensure_ascii=False),
+                json.dumps(alert.annotations, ensure_ascii=False),
+                alert.generator_url,
+                team_id,
+                system_id,
+                adapted_now,
+                adapted_now,
+                1,
+                excluded,
+                adapt(alert.ends_at) if resolved else None,
+                adapted_now if resolved else None,
+            )
+        )
+
+    new = 0
+    with transaction.atomic(), connection.cursor() as cursor:
+        for start in range(0, len(rows), CHUNK):
+            chunk = rows[start : start + CHUNK]
+            cursor.execute(_upsert_sql(len(chunk)), [value for row in chunk for value in row])
+            new += sum(1 for (notifications,) in cursor.fetchall() if notifications == 1)
+    return IngestResult(accepted=len(rows), new=new, repeated=len(rows) - new)
+
+
+def rejected_delivery_record(
+    *, integration_id: int | None, reason: str, body: bytes, remote_addr: str = ""
+) -> RejectedDelivery:
+    return RejectedDelivery.objects.create(
+        integration_id=integration_id,
+        reason=reason,
+        body=body[:KEPT_BODY_BYTES].decode("utf-8", errors="replace"),
+        remote_addr=remote_addr[:64],
+    )
+
+
+def describe_rejections(rejected: list[RejectedAlert]) -> str:
+    return "; ".join(f"alert {r.index}: {r.reason}" for r in rejected)
