@@ -1,11 +1,15 @@
 """Writes of the stability app: integrations, and what people do with alerts."""
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts.models import User
 from accounts.tokens import new_secret
-from incidents.models import System, Team
-from stability.models import Integration
+from incidents.models import DetectionSource, Incident, System, Team
+from incidents.services import incident_create
+from stability.models import AlertActivity, AlertOccurrence, Integration
 
 
 @transaction.atomic
@@ -42,3 +46,116 @@ def integration_rotate_token(*, integration: Integration) -> str:
     integration.token_prefix, integration.token_digest = secret.prefix, secret.digest
     integration.save(update_fields=["token_prefix", "token_digest"])
     return secret.token
+
+
+class FollowUp:
+    ACKNOWLEDGE = "acknowledge"
+    COMMENT = "comment"
+    LINK = "link"
+    RESOLVE = "resolve"
+    CHOICES = (ACKNOWLEDGE, COMMENT, LINK, RESOLVE)
+
+
+_ACTIVITY_OF = {
+    FollowUp.ACKNOWLEDGE: AlertActivity.Kind.ACKNOWLEDGED,
+    FollowUp.COMMENT: AlertActivity.Kind.COMMENTED,
+    FollowUp.LINK: AlertActivity.Kind.LINKED,
+    FollowUp.RESOLVE: AlertActivity.Kind.RESOLVED,
+}
+
+
+@transaction.atomic
+def alerts_follow_up(
+    *, occurrence_ids: list[int], by: User, action: str, text: str = "", incident: Incident | None = None
+) -> list[AlertOccurrence]:
+    """A person acknowledges, comments on, links to an incident, or resolves one alert or many.
+
+    The first such action on an occurrence sets followed_up_at and followed_up_by (metrics.md); later
+    ones never move them. An action that changes nothing (acknowledging twice, resolving a resolved
+    alert, linking to the incident it is linked to) records nothing. Queries do not grow with the
+    number of alerts.
+    """
+    if action not in FollowUp.CHOICES:
+        raise ValidationError(
+            {"action": [_("Unknown action; use one of: %(actions)s.") % {"actions": ", ".join(FollowUp.CHOICES)}]}
+        )
+    if action == FollowUp.COMMENT and not text.strip():
+        raise ValidationError({"text": [_("Write the comment.")]})
+    if action == FollowUp.LINK and incident is None:
+        raise ValidationError({"incident": [_("Choose the incident to link the alerts to.")]})
+    ids = sorted(set(occurrence_ids))
+    if not ids:
+        raise ValidationError({"ids": [_("Choose at least one alert.")]})
+    now = timezone.now()
+    occurrences = list(AlertOccurrence.objects.select_for_update().filter(pk__in=ids).order_by("pk"))
+    unknown = set(ids) - {o.pk for o in occurrences}
+    if unknown:
+        raise ValidationError({"ids": [_("Unknown alerts: %(ids)s.") % {"ids": ", ".join(map(str, sorted(unknown)))}]})
+
+    if action == FollowUp.ACKNOWLEDGE:
+        changed = [o for o in occurrences if o.acknowledged_at is None]
+        fields = {"acknowledged_at": now, "acknowledged_by": by}
+    elif action == FollowUp.RESOLVE:
+        changed = [o for o in occurrences if o.status != AlertOccurrence.Status.RESOLVED]
+        fields = {"status": AlertOccurrence.Status.RESOLVED, "resolved_at": now, "resolved_by": by}
+    elif action == FollowUp.LINK:
+        changed = [o for o in occurrences if o.incident_id != incident.pk]
+        fields = {"incident": incident}
+    else:
+        changed, fields = occurrences, {}
+    if not changed:
+        return occurrences
+    changed_ids = [o.pk for o in changed]
+    if fields:
+        AlertOccurrence.objects.filter(pk__in=changed_ids).update(**fields)
+    AlertOccurrence.objects.filter(pk__in=changed_ids, followed_up_at__isnull=True).update(
+        followed_up_at=now, followed_up_by=by
+    )
+    AlertActivity.objects.bulk_create(
+        AlertActivity(
+            occurrence_id=pk,
+            kind=_ACTIVITY_OF[action],
+            at=now,
+            by=by,
+            text=text.strip(),
+            incident=incident if action == FollowUp.LINK else None,
+        )
+        for pk in changed_ids
+    )
+    return list(AlertOccurrence.objects.filter(pk__in=ids).order_by("pk"))
+
+
+@transaction.atomic
+def incident_from_alerts(
+    *, occurrence_ids: list[int], by: User, title: str = "", systems: list[System] | None = None
+) -> Incident:
+    """Open an incident from alerts, prefilled: occurred_at = earliest starts_at, detected_at = when the
+    first of them reached people, detection source = monitoring alert, systems and team from the
+    alerts' labels (or `systems`). The alerts are linked to it, which follows them up."""
+    occurrences = list(
+        AlertOccurrence.objects.filter(pk__in=set(occurrence_ids))
+        .select_related("system__team", "team")
+        .order_by("starts_at", "pk")
+    )
+    if not occurrences:
+        raise ValidationError({"ids": [_("Choose at least one alert.")]})
+    if len(occurrences) != len(set(occurrence_ids)):
+        raise ValidationError({"ids": [_("Some of these alerts do not exist.")]})
+    chosen_systems = systems or list({o.system_id: o.system for o in occurrences if o.system_id}.values())
+    if not chosen_systems:
+        raise ValidationError({"systems": [_("The alerts name no known system; choose the impacted systems.")]})
+    first = occurrences[0]
+    team = next((o.team for o in occurrences if o.team_id), None) or chosen_systems[0].team
+    occurred_at = first.starts_at
+    incident = incident_create(
+        by=by,
+        title=title.strip() or (first.summary or first.alertname or first.fingerprint)[:200],
+        systems=chosen_systems,
+        team=team,
+        occurred_at=occurred_at,
+        detected_at=max(occurred_at, min(o.received_at for o in occurrences)),
+        detection_source=DetectionSource.MONITORING,
+        summary="\n".join(sorted({f"{o.alertname}: {o.summary}".strip(": ") for o in occurrences})),
+    )
+    alerts_follow_up(occurrence_ids=[o.pk for o in occurrences], by=by, action=FollowUp.LINK, incident=incident)
+    return incident
