@@ -11,6 +11,7 @@ once when this process saves one of them.
 import json
 import threading
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -265,7 +266,8 @@ def alerts_ingest(*, route: IntegrationRoute, alerts: list[IncomingAlert], now: 
         )
 
     new = 0
-    with transaction.atomic(), connection.cursor() as cursor:
+    # One statement is atomic by itself; only a body of more than CHUNK alerts needs a transaction.
+    with transaction.atomic() if len(rows) > CHUNK else nullcontext(), connection.cursor() as cursor:
         for start in range(0, len(rows), CHUNK):
             chunk = rows[start : start + CHUNK]
             cursor.execute(_upsert_sql(len(chunk)), [value for row in chunk for value in row])
