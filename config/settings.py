@@ -167,6 +167,9 @@ SPECTACULAR_SETTINGS = {
         "CauseCategoryEnum": "incidents.models.CauseCategory",
         "RoleEnum": "accounts.models.Role",
         "IntegrationKindEnum": "stability.models.Integration.Kind",
+        "AlertStatusEnum": "stability.models.AlertOccurrence.Status",
+        "AlertActivityKindEnum": "stability.models.AlertActivity.Kind",
+        "AlertExclusionEnum": "stability.models.AlertOccurrence.Exclusion",
         "TimelineEntryKindEnum": "incidents.models.TimelineEntry.Kind",
     },
 }

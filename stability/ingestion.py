@@ -187,6 +187,7 @@ def _upsert_sql(rows: int) -> str:
         "last_received_at = excluded.last_received_at, "
         f"notifications = {table}.notifications + 1, "
         "labels = excluded.labels, annotations = excluded.annotations, summary = excluded.summary, "
+        "alertname = excluded.alertname, severity = excluded.severity, "
         f"status = CASE WHEN {table}.status = 'resolved' THEN 'resolved' ELSE excluded.status END, "
         f"ends_at = COALESCE({table}.ends_at, excluded.ends_at), "
         f"resolved_at = COALESCE({table}.resolved_at, excluded.resolved_at) "
@@ -217,7 +218,8 @@ def alerts_ingest(*, route: IntegrationRoute, alerts: list[IncomingAlert], now: 
     """Store the alerts of one notification (metrics.md, "Alerts"): a new occurrence per new
     (integration, fingerprint, starts_at), received_at set once; repeats only update. Exclusion
     (test integration, silenced, maintenance window) is decided at first receipt."""
-    now = now or timezone.now()
+    # To the whole second, like every stored instant: follow-up delays are exact seconds.
+    now = (now or timezone.now()).replace(microsecond=0)
     config = routing()
     missing = {a.fingerprint for a in alerts if a.starts_at is None}
     open_starts = _open_starts(route.id, missing) if missing else {}

@@ -1,5 +1,9 @@
 """Writes of the stability app: integrations, and what people do with alerts."""
 
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -9,7 +13,7 @@ from accounts.models import User
 from accounts.tokens import new_secret
 from incidents.models import DetectionSource, Incident, System, Team
 from incidents.services import incident_create
-from stability.models import AlertActivity, AlertOccurrence, Integration
+from stability.models import AlertActivity, AlertOccurrence, Integration, MaintenanceWindow
 
 
 @transaction.atomic
@@ -86,7 +90,7 @@ def alerts_follow_up(
     ids = sorted(set(occurrence_ids))
     if not ids:
         raise ValidationError({"ids": [_("Choose at least one alert.")]})
-    now = timezone.now()
+    now = timezone.now().replace(microsecond=0)
     occurrences = list(AlertOccurrence.objects.select_for_update().filter(pk__in=ids).order_by("pk"))
     unknown = set(ids) - {o.pk for o in occurrences}
     if unknown:
@@ -146,16 +150,54 @@ def incident_from_alerts(
         raise ValidationError({"systems": [_("The alerts name no known system; choose the impacted systems.")]})
     first = occurrences[0]
     team = next((o.team for o in occurrences if o.team_id), None) or chosen_systems[0].team
-    occurred_at = first.starts_at
+    # A sender whose clock runs ahead may send a starts_at after the alert reached us; the impact
+    # cannot have started after it was noticed.
+    first_received = min(o.received_at for o in occurrences)
+    occurred_at = min(first.starts_at, first_received)
     incident = incident_create(
         by=by,
         title=title.strip() or (first.summary or first.alertname or first.fingerprint)[:200],
         systems=chosen_systems,
         team=team,
         occurred_at=occurred_at,
-        detected_at=max(occurred_at, min(o.received_at for o in occurrences)),
+        detected_at=first_received,
         detection_source=DetectionSource.MONITORING,
         summary="\n".join(sorted({f"{o.alertname}: {o.summary}".strip(": ") for o in occurrences})),
     )
     alerts_follow_up(occurrence_ids=[o.pk for o in occurrences], by=by, action=FollowUp.LINK, incident=incident)
     return incident
+
+
+_WINDOW_FIELDS = ("system", "starts_at", "ends_at", "reason")
+
+
+def _check_window(window: MaintenanceWindow) -> None:
+    if window.starts_at and window.ends_at and window.ends_at <= window.starts_at:
+        raise ValidationError({"ends_at": [_("The window must end after it starts.")]})
+    window.full_clean()
+
+
+@transaction.atomic
+def maintenance_window_create(
+    *, by: User | None, system: System, starts_at: datetime, ends_at: datetime, reason: str
+) -> MaintenanceWindow:
+    """Alerts of the system first received inside [starts_at, ends_at) will be excluded from follow-up
+    rates (metrics.md); alerts already received keep the exclusion decided at their receipt."""
+    window = MaintenanceWindow(system=system, starts_at=starts_at, ends_at=ends_at, reason=reason, created_by=by)
+    _check_window(window)
+    window.save()
+    return window
+
+
+@transaction.atomic
+def maintenance_window_update(*, window_id: int, changes: Mapping[str, Any]) -> MaintenanceWindow:
+    """Change a window's system, start, end or reason; the end must stay after the start."""
+    unknown = set(changes) - set(_WINDOW_FIELDS)
+    if unknown:
+        raise TypeError(f"unknown maintenance window fields: {sorted(unknown)}")
+    window = MaintenanceWindow.objects.select_for_update().get(pk=window_id)
+    for name, value in changes.items():
+        setattr(window, name, value)
+    _check_window(window)
+    window.save()
+    return window

@@ -1,14 +1,20 @@
 from django.urls import path
 from rest_framework.routers import DefaultRouter
 
-from stability.api import integrations, webhooks
+from stability.api import alerts, integrations, webhooks
+from stability.api.metrics import FollowUpMissedView, FollowUpRateView
 
 router = DefaultRouter()
 router.register("integrations", integrations.IntegrationViewSet, basename="integration")
+router.register("alerts", alerts.AlertViewSet, basename="alert")
+router.register("maintenance-windows", alerts.MaintenanceWindowViewSet, basename="maintenance-window")
+router.register("rejected-deliveries", alerts.RejectedDeliveryViewSet, basename="rejected-delivery")
 
 urlpatterns = [
     path("integrations/alertmanager/", webhooks.AlertmanagerWebhook.as_view(), name="webhook-alertmanager"),
     path("integrations/grafana/", webhooks.GrafanaWebhook.as_view(), name="webhook-grafana"),
     path("integrations/generic/", webhooks.GenericWebhook.as_view(), name="webhook-generic"),
+    path("metrics/follow-up/", FollowUpRateView.as_view(), name="follow-up-rate"),
+    path("metrics/follow-up/missed/", FollowUpMissedView.as_view(), name="follow-up-missed"),
     *router.urls,
 ]

@@ -1,0 +1,182 @@
+from django import forms
+from django.contrib import admin, messages
+from django.utils.translation import gettext_lazy as _
+
+from stability import services
+from stability.models import AlertActivity, AlertOccurrence, Integration, MaintenanceWindow, RejectedDelivery
+
+
+class _ReadOnlyAdmin(admin.ModelAdmin):
+    """Records written by ingestion and by people's follow-ups: looked at here, never edited."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class IntegrationForm(forms.ModelForm):
+    class Meta:
+        model = Integration
+        fields = (
+            "kind",
+            "name",
+            "enabled",
+            "is_test",
+            "default_team",
+            "default_system",
+            "team_label",
+            "system_labels",
+            "severity_label",
+            "rate_limit_per_minute",
+        )
+
+    def clean_system_labels(self):
+        # Routing reads this as a sequence of label names: a bare string would be read letter by letter.
+        value = self.cleaned_data["system_labels"]
+        if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
+            raise forms.ValidationError(_('A list of label names, such as ["system", "service"].'))
+        return value
+
+
+@admin.register(Integration)
+class IntegrationAdmin(admin.ModelAdmin):
+    """New integrations are made by stability.services.integration_create: only a digest of the token
+    is stored, so the token is shown once, in the message after saving. Disable instead of deleting."""
+
+    form = IntegrationForm
+    list_display = ("name", "kind", "enabled", "is_test", "default_team", "default_system", "token_prefix")
+    list_filter = ("kind", "enabled", "is_test")
+    search_fields = ("name",)
+    list_select_related = ("default_team", "default_system")
+    readonly_fields = ("token_prefix", "created_at", "created_by")
+    actions = ["rotate_token"]
+    _options = ("enabled", "is_test", "team_label", "system_labels", "severity_label", "rate_limit_per_minute")
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return ()
+        return (*self.readonly_fields, "kind")
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        data = form.cleaned_data
+        integration, token = services.integration_create(
+            kind=data["kind"],
+            name=data["name"],
+            by=request.user,
+            default_team=data.get("default_team"),
+            default_system=data.get("default_system"),
+            **{name: data[name] for name in self._options if name in data},
+        )
+        obj.pk, obj.token_prefix, obj.token_digest = integration.pk, integration.token_prefix, integration.token_digest
+        messages.success(
+            request,
+            _("The token of %(name)s, shown this once (only a digest is kept): %(token)s")
+            % {"name": integration.name, "token": token},
+        )
+
+    @admin.action(description=_("Rotate the token (the old one stops working)"))
+    def rotate_token(self, request, queryset):
+        for integration in queryset:
+            token = services.integration_rotate_token(integration=integration)
+            messages.success(
+                request,
+                _("The new token of %(name)s, shown this once: %(token)s") % {"name": integration.name, "token": token},
+            )
+
+
+class MaintenanceWindowForm(forms.ModelForm):
+    class Meta:
+        model = MaintenanceWindow
+        fields = ("system", "starts_at", "ends_at", "reason")
+
+    def clean(self):
+        cleaned = super().clean()
+        starts_at, ends_at = cleaned.get("starts_at"), cleaned.get("ends_at")
+        if starts_at and ends_at and ends_at <= starts_at:
+            self.add_error("ends_at", _("The window must end after it starts."))
+        return cleaned
+
+
+@admin.register(MaintenanceWindow)
+class MaintenanceWindowAdmin(admin.ModelAdmin):
+    """Saved through stability.services, like the API."""
+
+    form = MaintenanceWindowForm
+    list_display = ("system", "starts_at", "ends_at", "reason", "created_by")
+    list_filter = ("system",)
+    search_fields = ("reason", "system__code")
+    date_hierarchy = "starts_at"
+    list_select_related = ("system", "created_by")
+    readonly_fields = ("created_by", "created_at")
+
+    def save_model(self, request, obj, form, change):
+        values = {name: form.cleaned_data[name] for name in MaintenanceWindowForm.Meta.fields}
+        if change:
+            services.maintenance_window_update(window_id=obj.pk, changes=values)
+        else:
+            obj.pk = services.maintenance_window_create(by=request.user, **values).pk
+
+
+class AlertActivityInline(admin.TabularInline):
+    model = AlertActivity
+    fields = ("at", "kind", "by", "text", "incident")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    ordering = ("at", "id")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(AlertOccurrence)
+class AlertOccurrenceAdmin(_ReadOnlyAdmin):
+    """Follow-ups happen in the API and pages, where they are timed; here alerts are only looked at."""
+
+    list_display = (
+        "alertname",
+        "severity",
+        "status",
+        "team",
+        "system",
+        "received_at",
+        "followed_up_at",
+        "excluded",
+        "notifications",
+    )
+    list_filter = ("status", "severity", "team", "system", "excluded")
+    search_fields = ("alertname", "fingerprint", "summary")
+    date_hierarchy = "received_at"
+    list_select_related = ("team", "system")
+    inlines = [AlertActivityInline]
+
+
+@admin.register(AlertActivity)
+class AlertActivityAdmin(_ReadOnlyAdmin):
+    list_display = ("occurrence", "at", "kind", "by", "incident")
+    list_filter = ("kind",)
+    search_fields = ("occurrence__alertname", "text")
+    list_select_related = ("occurrence", "by", "incident")
+
+
+@admin.register(RejectedDelivery)
+class RejectedDeliveryAdmin(_ReadOnlyAdmin):
+    list_display = ("received_at", "integration", "reason", "remote_addr")
+    list_filter = ("integration",)
+    search_fields = ("reason",)
+    date_hierarchy = "received_at"
+    list_select_related = ("integration",)
