@@ -1,6 +1,7 @@
 """Integrations over the API: administrators create them (the token is in the answer, once),
 change their routing, rotate their token. Nothing is deleted: disable instead."""
 
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -49,7 +50,7 @@ class IntegrationSerializer(serializers.ModelSerializer):
 
     def validate_kind(self, value):
         if self.instance is not None and value != self.instance.kind:
-            raise serializers.ValidationError("The kind of an integration cannot change; create another one.")
+            raise serializers.ValidationError(_("The kind of an integration cannot change; create another one."))
         return value
 
 
