@@ -209,13 +209,6 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
-# Cache: rate limits of the webhook senders; Redis when configured, so every process shares them.
-CACHES = {
-    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "st"}
-    if REDIS_URL
-    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
-}
-
 # Alert ingestion (stability.ingestion) and the 5-minute follow-up rate (docs/metrics.md).
 INGEST_MAX_BODY_BYTES = env.int("INGEST_MAX_BODY_BYTES", default=5 * 1024 * 1024)
 INGEST_RATE_LIMIT_PER_MINUTE = env.int("INGEST_RATE_LIMIT_PER_MINUTE", default=120_000)

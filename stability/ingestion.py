@@ -8,6 +8,7 @@ windows) is read into a per-process snapshot, refreshed every INGEST_CONFIG_TTL 
 once when this process saves one of them.
 """
 
+import functools
 import json
 import threading
 import time
@@ -111,21 +112,41 @@ def routing() -> Routing:
     return current
 
 
+_redis_client = None
+
+
+def _redis():
+    """One client per process (building one per request was a tenth of a webhook's time)."""
+    global _redis_client
+    if _redis_client is None:
+        import redis
+
+        _redis_client = redis.Redis.from_url(settings.REDIS_URL)
+    return _redis_client
+
+
+def _count_in_window(key: str) -> int:
+    if settings.REDIS_URL:
+        # One round trip: count, and give a new window's key its expiry.
+        pipe = _redis().pipeline(transaction=False)
+        pipe.incr(key)
+        pipe.expire(key, 120, nx=True)
+        return pipe.execute()[0]
+    if cache.add(key, 1, timeout=120):  # the embedded mode: per process
+        return 1
+    try:
+        return cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.add(key, 1, timeout=120)
+        return 1
+
+
 def over_rate_limit(route: IntegrationRoute, *, now: float | None = None) -> int | None:
-    """Fixed one-minute windows counted in the cache (Redis when configured, shared by every
-    process). Returns the seconds to wait when the sender is over its rate, else None."""
+    """Fixed one-minute windows counted in Redis when configured (shared by every process), else in
+    this process's cache. Returns the seconds to wait when the sender is over its rate, else None."""
     now = time.time() if now is None else now
     minute = int(now // 60)
-    key = f"ingest-rate:{route.id}:{minute}"
-    if cache.add(key, 1, timeout=120):
-        count = 1
-    else:
-        try:
-            count = cache.incr(key)
-        except ValueError:  # expired between add and incr
-            cache.add(key, 1, timeout=120)
-            count = 1
-    if count > route.rate_limit_per_minute:
+    if _count_in_window(f"st:ingest-rate:{route.id}:{minute}") > route.rate_limit_per_minute:
         return max(1, 60 * (minute + 1) - int(now))
     return None
 
@@ -195,6 +216,34 @@ def _upsert_sql(rows: int) -> str:
     )
 
 
+_PG_TYPES = {
+    "integration_id": "bigint",
+    "starts_at": "timestamptz",
+    "labels": "jsonb",
+    "annotations": "jsonb",
+    "team_id": "bigint",
+    "system_id": "bigint",
+    "received_at": "timestamptz",
+    "last_received_at": "timestamptz",
+    "notifications": "integer",
+    "ends_at": "timestamptz",
+    "resolved_at": "timestamptz",
+}
+
+
+@functools.cache
+def _upsert_sql_postgresql() -> str:
+    """On PostgreSQL the rows travel as one JSON array: the statement text never changes and there is one
+    parameter to send instead of 18 per row (half the CPU of a 50-alert notification went to those)."""
+    record = ", ".join(f"{c} {_PG_TYPES.get(c, 'text')}" for c in _COLUMNS)
+    columns = ", ".join(_COLUMNS)
+    on_conflict = _upsert_sql(1).split(" ON CONFLICT ", 1)[1]
+    return (
+        f"INSERT INTO {connection.ops.quote_name(AlertOccurrence._meta.db_table)} ({columns}) "
+        f"SELECT {columns} FROM json_to_recordset(%s::json) AS r({record}) ON CONFLICT {on_conflict}"
+    )
+
+
 def _route(alert: IncomingAlert, route: IntegrationRoute, config: Routing) -> tuple[int | None, int | None]:
     """(team id, system id): the system named by the first system label that names a known one, else the
     integration's default; the team named by the team label, else the system's team, else the default."""
@@ -229,8 +278,6 @@ def alerts_ingest(*, route: IntegrationRoute, alerts: list[IncomingAlert], now: 
         starts_at = alert.starts_at or open_starts.get(alert.fingerprint) or now
         by_identity[(alert.fingerprint, starts_at)] = alert  # the last word of the body wins
 
-    adapt = connection.ops.adapt_datetimefield_value
-    adapted_now = adapt(now)
     rows = []
     for (fingerprint, starts_at), alert in by_identity.items():
         team_id, system_id = _route(alert, route, config)
@@ -243,38 +290,63 @@ def alerts_ingest(*, route: IntegrationRoute, alerts: list[IncomingAlert], now: 
         else:
             excluded = AlertOccurrence.Exclusion.NONE
         resolved = alert.status == AlertOccurrence.Status.RESOLVED
-        summary = alert.annotations.get("summary") or alert.annotations.get("description") or ""
         rows.append(
-            (
-                route.id,
-                fingerprint,
-                adapt(starts_at),
-                alert.status,
-                alert.labels.get("alertname", "")[:200],
-                alert.labels.get(route.severity_label, "")[:50],
-                summary,
-                json.dumps(alert.labels, ensure_ascii=False),
-                json.dumps(alert.annotations, ensure_ascii=False),
-                alert.generator_url,
-                team_id,
-                system_id,
-                adapted_now,
-                adapted_now,
-                1,
-                excluded,
-                adapt(alert.ends_at) if resolved else None,
-                adapted_now if resolved else None,
-            )
+            {
+                "integration_id": route.id,
+                "fingerprint": fingerprint,
+                "starts_at": starts_at,
+                "status": alert.status,
+                "alertname": alert.labels.get("alertname", "")[:200],
+                "severity": alert.labels.get(route.severity_label, "")[:50],
+                "summary": alert.annotations.get("summary") or alert.annotations.get("description") or "",
+                "labels": alert.labels,
+                "annotations": alert.annotations,
+                "generator_url": alert.generator_url,
+                "team_id": team_id,
+                "system_id": system_id,
+                "received_at": now,
+                "last_received_at": now,
+                "notifications": 1,
+                "excluded": excluded,
+                "ends_at": alert.ends_at if resolved else None,
+                "resolved_at": now if resolved else None,
+            }
         )
+    write = _write_postgresql if connection.vendor == "postgresql" else _write_portable
+    new = write(rows)
+    return IngestResult(accepted=len(rows), new=new, repeated=len(rows) - new)
 
+
+def _write_postgresql(rows: list[dict]) -> int:
+    """One statement however many rows (atomic by itself); returns how many occurrences are new."""
+    payload = json.dumps(rows, ensure_ascii=False, default=datetime.isoformat)
+    with connection.cursor() as cursor:
+        cursor.execute(_upsert_sql_postgresql(), [payload])
+        return sum(1 for (notifications,) in cursor.fetchall() if notifications == 1)
+
+
+def _write_portable(rows: list[dict]) -> int:
+    """SQLite (and any other backend): a multi-row VALUES statement per CHUNK rows."""
+    adapt = connection.ops.adapt_datetimefield_value
+    values = [
+        [
+            json.dumps(row[c], ensure_ascii=False)
+            if c in _JSON_COLUMNS
+            else adapt(row[c])
+            if isinstance(row[c], datetime)
+            else row[c]
+            for c in _COLUMNS
+        ]
+        for row in rows
+    ]
     new = 0
     # One statement is atomic by itself; only a body of more than CHUNK alerts needs a transaction.
-    with transaction.atomic() if len(rows) > CHUNK else nullcontext(), connection.cursor() as cursor:
-        for start in range(0, len(rows), CHUNK):
-            chunk = rows[start : start + CHUNK]
+    with transaction.atomic() if len(values) > CHUNK else nullcontext(), connection.cursor() as cursor:
+        for start in range(0, len(values), CHUNK):
+            chunk = values[start : start + CHUNK]
             cursor.execute(_upsert_sql(len(chunk)), [value for row in chunk for value in row])
             new += sum(1 for (notifications,) in cursor.fetchall() if notifications == 1)
-    return IngestResult(accepted=len(rows), new=new, repeated=len(rows) - new)
+    return new
 
 
 def rejected_delivery_record(

@@ -108,8 +108,15 @@ class AlertOccurrence(models.Model):
         TEST = "test", _("Test integration")
         SILENCED = "silenced", _("Silenced at the source")
 
+    # Indexes are few on purpose: every one is written on each ingested alert. The unique identity
+    # serves lookups by integration (and fingerprint: sources sending no starts_at), the
+    # (team|system, received_at) indexes those by team and system.
     integration = models.ForeignKey(
-        Integration, on_delete=models.PROTECT, related_name="occurrences", verbose_name=_("integration")
+        Integration,
+        on_delete=models.PROTECT,
+        related_name="occurrences",
+        verbose_name=_("integration"),
+        db_index=False,
     )
     fingerprint = models.CharField(_("fingerprint"), max_length=64)
     starts_at = models.DateTimeField(_("starts at"))
@@ -121,10 +128,22 @@ class AlertOccurrence(models.Model):
     annotations = models.JSONField(_("annotations"), default=dict, blank=True)
     generator_url = models.TextField(_("source link"), blank=True)
     team = models.ForeignKey(
-        Team, on_delete=models.SET_NULL, null=True, blank=True, related_name="alerts", verbose_name=_("team")
+        Team,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="alerts",
+        verbose_name=_("team"),
+        db_index=False,
     )
     system = models.ForeignKey(
-        System, on_delete=models.SET_NULL, null=True, blank=True, related_name="alerts", verbose_name=_("system")
+        System,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="alerts",
+        verbose_name=_("system"),
+        db_index=False,
     )
     # The follow-up clock starts when the occurrence first reached the tracker (server clock).
     received_at = models.DateTimeField(_("received at"))
@@ -142,6 +161,7 @@ class AlertOccurrence(models.Model):
         blank=True,
         related_name="+",
         verbose_name=_("resolved by"),
+        db_index=False,  # people are deactivated, never deleted
         help_text=_("Empty when the source resolved it."),
     )
     acknowledged_at = models.DateTimeField(_("acknowledged at"), null=True, blank=True)
@@ -152,6 +172,7 @@ class AlertOccurrence(models.Model):
         blank=True,
         related_name="+",
         verbose_name=_("acknowledged by"),
+        db_index=False,  # people are deactivated, never deleted
     )
     followed_up_at = models.DateTimeField(_("followed up at"), null=True, blank=True)
     followed_up_by = models.ForeignKey(
@@ -161,6 +182,7 @@ class AlertOccurrence(models.Model):
         blank=True,
         related_name="+",
         verbose_name=_("followed up by"),
+        db_index=False,  # people are deactivated, never deleted
     )
     incident = models.ForeignKey(
         Incident, on_delete=models.SET_NULL, null=True, blank=True, related_name="alerts", verbose_name=_("incident")
@@ -179,8 +201,6 @@ class AlertOccurrence(models.Model):
             models.Index(fields=["received_at"]),
             models.Index(fields=["team", "received_at"]),
             models.Index(fields=["system", "received_at"]),
-            # Open occurrences by fingerprint: sources that send no starts_at are matched on these.
-            models.Index(fields=["integration", "fingerprint"], condition=Q(status="firing"), name="alert_open_by_fp"),
         ]
 
     def __str__(self) -> str:

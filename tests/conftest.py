@@ -61,3 +61,17 @@ def _fresh_ingestion_routing():
     invalidate_routing()
     yield
     invalidate_routing()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits():
+    """Webhook rate windows live in Redis when it is configured; a test starts with none counted."""
+    from django.core.cache import cache
+
+    cache.clear()
+    if os.environ.get("REDIS_URL"):
+        from stability.ingestion import _redis
+
+        client = _redis()
+        for key in client.scan_iter("st:ingest-rate:*"):
+            client.delete(key)

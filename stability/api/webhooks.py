@@ -7,11 +7,11 @@ rejected delivery); 401 unknown token; 403 disabled integration or another kind'
 """
 
 from django.conf import settings
+from django.http import JsonResponse
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers, status
-from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.tokens import digest_of
@@ -77,6 +77,10 @@ class IngestAnswerSerializer(serializers.Serializer):
     rejected = RejectedAlertSerializer(many=True)
 
 
+def _json(data: dict, status: int = 200, headers: dict | None = None) -> JsonResponse:
+    return JsonResponse(data, status=status, headers=headers, json_dumps_params={"ensure_ascii": False})
+
+
 def _bearer(request) -> str | None:
     header = request.META.get("HTTP_AUTHORIZATION", "")
     scheme, _sep, token = header.partition(" ")
@@ -90,10 +94,20 @@ class _Webhook(APIView):
     throttle_classes: list = []
     parser_classes: list = []  # the body is read as bytes, after the size check
 
-    def _refuse(self, http_status: int, detail: str, headers: dict | None = None) -> Response:
-        return Response({"detail": detail}, status=http_status, headers=headers)
+    def dispatch(self, request, *args, **kwargs):
+        """The hot path: a POST is answered by plain Django, without DRF's per-request machinery (content
+        negotiation, Request wrapper, renderers); the class stays an APIView for the OpenAPI schema."""
+        if request.method == "POST":
+            return self.ingest(request)
+        return super().dispatch(request, *args, **kwargs)
 
-    def post(self, request):
+    def _refuse(self, http_status: int, detail: str, headers: dict | None = None) -> JsonResponse:
+        return _json({"detail": detail}, status=http_status, headers=headers)
+
+    def post(self, request):  # documented by the subclasses; answered by dispatch() -> ingest()
+        return self.ingest(request)
+
+    def ingest(self, request):
         token = _bearer(request)
         route = routing().integrations.get(digest_of(token)) if token else None
         if route is None:
@@ -121,12 +135,8 @@ class _Webhook(APIView):
 
         limit = settings.INGEST_MAX_BODY_BYTES
         remote = request.META.get("REMOTE_ADDR", "")
-        too_large = _("The body is larger than %(limit)s bytes.") % {"limit": limit}
-        if int(request.META.get("CONTENT_LENGTH") or 0) > limit:
-            rejected_delivery_record(integration_id=route.id, reason=too_large, body=b"", remote_addr=remote)
-            return self._refuse(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, too_large)
-        body = request.body
-        if len(body) > limit:
+        if int(request.META.get("CONTENT_LENGTH") or 0) > limit or len(body := request.body) > limit:
+            too_large = _("The body is larger than %(limit)s bytes.") % {"limit": limit}
             rejected_delivery_record(integration_id=route.id, reason=too_large, body=b"", remote_addr=remote)
             return self._refuse(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, too_large)
 
@@ -140,7 +150,7 @@ class _Webhook(APIView):
             rejected_delivery_record(
                 integration_id=route.id, reason=describe_rejections(rejected), body=body, remote_addr=remote
             )
-        return Response(
+        return _json(
             {
                 "accepted": result.accepted,
                 "new": result.new,
