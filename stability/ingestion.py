@@ -127,11 +127,11 @@ def _redis():
 
 def _count_in_window(key: str) -> int:
     if settings.REDIS_URL:
-        # One round trip: count, and give a new window's key its expiry.
-        pipe = _redis().pipeline(transaction=False)
-        pipe.incr(key)
-        pipe.expire(key, 120, nx=True)
-        return pipe.execute()[0]
+        # One command per request; the window's first request also gives the key its expiry.
+        count = _redis().incr(key)
+        if count == 1:
+            _redis().expire(key, 120)
+        return count
     if cache.add(key, 1, timeout=120):  # the embedded mode: per process
         return 1
     try:
