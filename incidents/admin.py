@@ -6,6 +6,19 @@ from incidents.models import Incident, SeverityPolicy, System, Team, TimelineEnt
 from incidents.severity import describe_condition, explain
 
 
+class RecordAdmin(admin.ModelAdmin):
+    """For records the system writes (policy versions, timelines, alerts): looked at here, never edited."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Team)
 class TeamAdmin(admin.ModelAdmin):
     list_display = ("name", "slug")
@@ -23,7 +36,7 @@ class SystemAdmin(admin.ModelAdmin):
 
 
 @admin.register(SeverityPolicy)
-class SeverityPolicyAdmin(admin.ModelAdmin):
+class SeverityPolicyAdmin(RecordAdmin):
     """Read-only here: a new version is made through the API (or the settings page), never an edit."""
 
     list_display = ("version", "created_at", "created_by", "note")
@@ -36,15 +49,6 @@ class SeverityPolicyAdmin(admin.ModelAdmin):
             f"{level}: " + "; ".join(describe_condition(c) for c in conditions)
             for level, conditions in policy.rules.items()
         )
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class TimelineInline(admin.TabularInline):
@@ -140,17 +144,8 @@ class IncidentAdmin(admin.ModelAdmin):
 
 
 @admin.register(TimelineEntry)
-class TimelineEntryAdmin(admin.ModelAdmin):
+class TimelineEntryAdmin(RecordAdmin):
     list_display = ("incident", "at", "kind", "author", "field", "old_value", "new_value")
     list_filter = ("kind",)
     search_fields = ("incident__title", "text")
     list_select_related = ("incident", "author")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -48,7 +48,7 @@ def _seconds(value: timedelta | None) -> float | None:
     return value.total_seconds() if value is not None else None
 
 
-def _rate(numerator: int, denominator: int) -> float | None:
+def rate(numerator: int, denominator: int) -> float | None:
     """A rate whose denominator is 0 is null ("no data")."""
     return numerator / denominator if denominator else None
 
@@ -136,7 +136,7 @@ def incident_metrics(*, incidents: QuerySet[Incident]) -> dict:
         compliance_by_level[level] = {
             "recovered": n_recovered,
             "within_target": n_within,
-            "rate": _rate(n_within, n_recovered),
+            "rate": rate(n_within, n_recovered),
         }
 
     return {
@@ -150,13 +150,13 @@ def incident_metrics(*, incidents: QuerySet[Incident]) -> dict:
         "by_system": by_system,
         **{name: _duration_stats(base, name, aggregates) for name in _DURATIONS},
         "recovery_target_compliance": {
-            "rate": _rate(aggregates["within_target"], aggregates["recovered"]),
+            "rate": rate(aggregates["within_target"], aggregates["recovered"]),
             "within_target": aggregates["within_target"],
             "recovered": aggregates["recovered"],
             "by_level": compliance_by_level,
         },
         "detected_by_monitoring": {
-            "rate": _rate(aggregates["monitoring"], aggregates["with_source"]),
+            "rate": rate(aggregates["monitoring"], aggregates["with_source"]),
             "monitoring": aggregates["monitoring"],
             "with_source": aggregates["with_source"],
         },

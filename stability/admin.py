@@ -2,21 +2,9 @@ from django import forms
 from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 
+from incidents.admin import RecordAdmin
 from stability import services
 from stability.models import AlertActivity, AlertOccurrence, Integration, MaintenanceWindow, RejectedDelivery
-
-
-class _ReadOnlyAdmin(admin.ModelAdmin):
-    """Records written by ingestion and by people's follow-ups: looked at here, never edited."""
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class IntegrationForm(forms.ModelForm):
@@ -144,7 +132,7 @@ class AlertActivityInline(admin.TabularInline):
 
 
 @admin.register(AlertOccurrence)
-class AlertOccurrenceAdmin(_ReadOnlyAdmin):
+class AlertOccurrenceAdmin(RecordAdmin):
     """Follow-ups happen in the API and pages, where they are timed; here alerts are only looked at."""
 
     list_display = (
@@ -166,7 +154,7 @@ class AlertOccurrenceAdmin(_ReadOnlyAdmin):
 
 
 @admin.register(AlertActivity)
-class AlertActivityAdmin(_ReadOnlyAdmin):
+class AlertActivityAdmin(RecordAdmin):
     list_display = ("occurrence", "at", "kind", "by", "incident")
     list_filter = ("kind",)
     search_fields = ("occurrence__alertname", "text")
@@ -174,7 +162,7 @@ class AlertActivityAdmin(_ReadOnlyAdmin):
 
 
 @admin.register(RejectedDelivery)
-class RejectedDeliveryAdmin(_ReadOnlyAdmin):
+class RejectedDeliveryAdmin(RecordAdmin):
     list_display = ("received_at", "integration", "reason", "remote_addr")
     list_filter = ("integration",)
     search_fields = ("reason",)

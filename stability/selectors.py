@@ -24,7 +24,7 @@ from django.db.models.functions import TruncDay, TruncMonth, TruncWeek
 from django.utils import timezone
 
 from incidents.periods import Period
-from incidents.selectors import _rate, percentile
+from incidents.selectors import percentile, rate
 from stability.models import AlertOccurrence
 
 GROUP_BY = ("team", "system", "severity", "day", "week", "month")
@@ -142,7 +142,7 @@ def _figures(row: dict, delays: list[float] | None) -> dict:
     else:
         quantiles = {name: row[f"n_{name}"] for name in _PERCENTILES}
     return {
-        "rate": _rate(row["n_in_time"], row["n_denominator"]),
+        "rate": rate(row["n_in_time"], row["n_denominator"]),
         "in_time": row["n_in_time"],
         "missed": row["n_denominator"] - row["n_in_time"],
         "denominator": row["n_denominator"],
