@@ -232,6 +232,11 @@ class Incident(models.Model):
     )
     cause = models.TextField(_("cause"), blank=True)
     handling = models.TextField(_("handling"), blank=True)
+    review = models.TextField(
+        _("review"),
+        blank=True,
+        help_text=_("The post-incident review (复盘): what happened, why, what we change. Needed to close."),
+    )
     status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.OPEN)
 
     # Severity: `level` is what counts (the override when set, else the classified level).
@@ -342,11 +347,12 @@ class TimelineEntry(models.Model):
         STATUS = "status", _("Status changed")
         SEVERITY = "severity", _("Severity changed")
         NOTE = "note", _("Note")
+        ACTION_ITEM = "action_item", _("Action item")
 
     incident = models.ForeignKey(
         Incident, on_delete=models.CASCADE, related_name="timeline", verbose_name=_("incident")
     )
-    kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices)
+    kind = models.CharField(_("kind"), max_length=12, choices=Kind.choices)
     at = models.DateTimeField(_("at"), help_text=_("When it happened."))
     author = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -356,6 +362,15 @@ class TimelineEntry(models.Model):
         related_name="+",
         verbose_name=_("author"),
         help_text=_("Empty for changes made by the system."),
+    )
+    action_item = models.ForeignKey(
+        "ActionItem",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="timeline",
+        verbose_name=_("action item"),
+        help_text=_("Set on entries about one of the incident's action items."),
     )
     field = models.CharField(_("field"), max_length=50, blank=True)
     old_value = models.TextField(_("old value"), blank=True)
@@ -371,3 +386,122 @@ class TimelineEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {self.get_kind_display()} {self.field}".strip()
+
+
+class ActionItem(models.Model):
+    """A closed-loop item (闭环项): follow-up work an incident commits the team to, kept until it
+    is done and verified, or waived with a manager's approval."""
+
+    class Kind(models.TextChoices):
+        FIX = "fix", _("Fix")
+        MONITORING = "monitoring", _("Monitoring alert")
+        DRILL = "drill", _("Drill")
+        TEST_CASE = "test_case", _("Test case")
+        PROCESS = "process", _("Process")
+        OTHER = "other", _("Other")
+
+    class Priority(models.TextChoices):
+        HIGH = "high", _("High")
+        MEDIUM = "medium", _("Medium")
+        LOW = "low", _("Low")
+
+    class Status(models.TextChoices):
+        OPEN = "open", _("Open")
+        IN_PROGRESS = "in_progress", _("In progress")
+        DONE = "done", _("Done, awaiting verification")
+        VERIFIED = "verified", _("Verified")
+        WAIVED = "waived", _("Waived")
+
+    # Work still to do: reminders run and the item can become overdue.
+    OPEN_STATUSES = (Status.OPEN, Status.IN_PROGRESS)
+    # The loop is closed for this item.
+    FINAL_STATUSES = (Status.VERIFIED, Status.WAIVED)
+
+    incident = models.ForeignKey(
+        Incident, on_delete=models.CASCADE, related_name="action_items", verbose_name=_("incident")
+    )
+    title = models.CharField(_("title"), max_length=200)
+    description = models.TextField(_("description"), blank=True)
+    kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices, default=Kind.FIX)
+    priority = models.CharField(_("priority"), max_length=10, choices=Priority.choices, default=Priority.MEDIUM)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="action_items",
+        verbose_name=_("owner"),
+    )
+    verifier = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="action_items_to_verify",
+        verbose_name=_("verifier"),
+    )
+    acceptance_criteria = models.TextField(_("acceptance criteria"), blank=True)
+    due_at = models.DateTimeField(_("due at"))
+    ticket_url = models.URLField(_("ticket link"), max_length=500, blank=True)
+    status = models.CharField(_("status"), max_length=12, choices=Status.choices, default=Status.OPEN)
+
+    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
+    completed_at = models.DateTimeField(
+        _("completed at"), null=True, blank=True, help_text=_("When the owner marked it done.")
+    )
+    verified_at = models.DateTimeField(_("verified at"), null=True, blank=True)
+    verified_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("verified by"),
+    )
+    waived_at = models.DateTimeField(_("waived at"), null=True, blank=True)
+    waived_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("waiver approved by"),
+    )
+    waive_reason = models.TextField(_("waiver reason"), blank=True)
+
+    version = models.PositiveIntegerField(
+        _("version"), default=1, help_text=_("Incremented on every change; a stale version is refused.")
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("created by"),
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        ordering = ["due_at", "id"]
+        verbose_name = _("action item")
+        verbose_name_plural = _("action items")
+        indexes = [
+            models.Index(fields=["due_at"]),
+            models.Index(fields=["owner", "status"]),
+            # The reminder sweep: open items by due date.
+            models.Index(
+                fields=["due_at"], condition=Q(status__in=["open", "in_progress"]), name="actionitem_open_due"
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(status="waived") | ~Q(waive_reason=""), name="actionitem_waiver_has_reason"
+            ),
+            models.CheckConstraint(
+                condition=~Q(status__in=["done", "verified"]) | Q(completed_at__isnull=False),
+                name="actionitem_completed_has_completed_at",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.title}"

@@ -5,7 +5,7 @@ from django.utils import timezone
 
 from accounts.models import Role, User
 from incidents import services
-from incidents.models import DetectionSource, Incident, System, Team, Tier
+from incidents.models import ActionItem, DetectionSource, Incident, System, Team, Tier
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -58,3 +58,15 @@ class IncidentFactory(factory.Factory):
     @classmethod
     def _build(cls, model_class, *args, **kwargs):
         raise NotImplementedError("incidents are only created through incidents.services")
+
+
+class ActionItemFactory(factory.django.DjangoModelFactory):
+    """An open item due in a week. Written directly (no timeline row): for tests of what reads items."""
+
+    class Meta:
+        model = ActionItem
+
+    incident = factory.LazyFunction(lambda: IncidentFactory())
+    title = factory.Sequence(lambda n: f"Action item {n}")
+    owner = factory.SubFactory(UserFactory)
+    due_at = factory.LazyFunction(lambda: (timezone.now() + timedelta(days=7)).replace(microsecond=0))
