@@ -68,7 +68,10 @@ def _fresh_rate_limits():
     """Webhook rate windows live in Redis when it is configured; a test starts with none counted."""
     from django.core.cache import cache
 
+    from stability.ingestion import reset_rate_counters
+
     cache.clear()
+    reset_rate_counters()
     if os.environ.get("REDIS_URL"):
         from stability.ingestion import _redis
 
