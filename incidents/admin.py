@@ -1,8 +1,12 @@
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from incidents import services
-from incidents.models import Incident, SeverityPolicy, System, Team, TimelineEntry
+from accounts.models import User
+from incidents import selectors, services
+from incidents.models import ActionItem, Incident, SeverityPolicy, Status, System, Team, TimelineEntry
 from incidents.severity import describe_condition, explain
 
 
@@ -63,6 +67,21 @@ class TimelineInline(admin.TabularInline):
         return False
 
 
+class ActionItemInline(admin.TabularInline):
+    """The incident's items, read-only here: they change through the action item page or the API."""
+
+    model = ActionItem
+    fields = ("title", "kind", "priority", "owner", "verifier", "status", "due_at", "completed_at", "verified_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    ordering = ("due_at", "id")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Incident)
 class IncidentAdmin(admin.ModelAdmin):
     """Saves go through incidents.services, so the admin writes the same timeline as the API.
@@ -74,8 +93,13 @@ class IncidentAdmin(admin.ModelAdmin):
     date_hierarchy = "occurred_at"
     list_select_related = ("team",)
     filter_horizontal = ("systems",)
-    inlines = [TimelineInline]
+    inlines = [ActionItemInline, TimelineInline]
     actions = ["reevaluate_severity"]
+
+    def get_inlines(self, request, obj):
+        # A new incident has no items yet; they are added to it afterwards.
+        return self.inlines if obj is not None else [TimelineInline]
+
     _status_fields = ("status", "recovered_at", "resolved_at", "closed_at")
     _severity_fields = (
         "level",
@@ -149,3 +173,104 @@ class TimelineEntryAdmin(RecordAdmin):
     list_filter = ("kind",)
     search_fields = ("incident__title", "text")
     list_select_related = ("incident", "author")
+
+
+class OverdueFilter(admin.SimpleListFilter):
+    title = _("overdue")
+    parameter_name = "overdue"
+
+    def lookups(self, request, model_admin):
+        return [("yes", _("Overdue")), ("no", _("Not overdue"))]
+
+    def queryset(self, request, queryset):
+        if self.value() in ("yes", "no"):
+            return selectors.filter_action_items(queryset, overdue_only=self.value() == "yes")
+        return queryset
+
+
+@admin.register(ActionItem)
+class ActionItemAdmin(admin.ModelAdmin):
+    """Saves go through incidents.services, so the admin writes the same timeline as the API. The
+    status changes by steps (the actions of the list, the API, the pages), not by editing fields;
+    a waiver, which needs a reason, is given through the API or the pages."""
+
+    list_display = ("id", "title", "incident", "owner", "status", "priority", "kind", "due_at", "days_overdue")
+    list_filter = ("status", "kind", "priority", OverdueFilter, "incident__team")
+    search_fields = ("title", "description", "incident__title", "owner__username")
+    date_hierarchy = "due_at"
+    list_select_related = ("incident", "owner")
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+    actions = ["start", "complete", "verify", "reopen"]
+    _editable = services.ITEM_EDITABLE_FIELDS
+    _record = (
+        "status",
+        "started_at",
+        "completed_at",
+        "verified_at",
+        "verified_by",
+        "waived_at",
+        "waived_by",
+        "waive_reason",
+        "version",
+        "created_by",
+        "created_at",
+        "updated_at",
+    )
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ("incident", *self._editable)
+        return ("incident", *self._editable, *self._record)
+
+    def get_readonly_fields(self, request, obj=None):
+        return () if obj is None else ("incident", *self._record)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        # What the service accepts: open incidents' loops, active people.
+        if db_field.name == "incident":
+            kwargs["queryset"] = Incident.objects.exclude(status=Status.CLOSED)
+        elif db_field.name in ("owner", "verifier"):
+            kwargs["queryset"] = User.objects.filter(is_active=True)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    @admin.display(description=_("days overdue"))
+    def days_overdue(self, item):
+        return selectors.days_overdue(item, now=timezone.now())
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        if change:
+            changes = {name: data[name] for name in form.changed_data if name in self._editable}
+            services.action_item_update(item_id=obj.pk, by=request.user, **changes)
+        else:
+            values = {name: data[name] for name in self._editable if name in data}
+            obj.pk = services.action_item_create(incident_id=data["incident"].pk, by=request.user, **values).pk
+
+    def _step(self, request, queryset, action: str) -> None:
+        ids = list(queryset.values_list("pk", flat=True))
+        try:
+            services.action_items_bulk_update(item_ids=ids, by=request.user, action=action)
+        except (ValidationError, PermissionDenied) as exc:
+            problems = exc.messages if isinstance(exc, ValidationError) else [str(exc)]
+            self.message_user(request, " ".join(problems), messages.ERROR)
+            return
+        self.message_user(request, _("%(count)d action items changed.") % {"count": len(ids)}, messages.SUCCESS)
+
+    @admin.action(description=_("Start the chosen action items"))
+    def start(self, request, queryset):
+        self._step(request, queryset, services.ItemTransition.START)
+
+    @admin.action(description=_("Mark the chosen action items done"))
+    def complete(self, request, queryset):
+        self._step(request, queryset, services.ItemTransition.COMPLETE)
+
+    @admin.action(description=_("Verify the chosen action items"))
+    def verify(self, request, queryset):
+        self._step(request, queryset, services.ItemTransition.VERIFY)
+
+    @admin.action(description=_("Reopen the chosen action items"))
+    def reopen(self, request, queryset):
+        self._step(request, queryset, services.ItemTransition.REOPEN)

@@ -11,14 +11,19 @@ here to check the data against the policy. In `handling`, `cause` and `summary`,
 {detected}, {responded}, {recovered} and {resolved} are replaced with the local times, so the
 story matches the timestamps whatever day the demo is loaded. A note's text gets its own local
 time put in front.
+
+Closed-loop items (闭环项, `items`) count their days from the incident's start and are taken to
+their status by the services' steps. A resolved incident older than CLOSE_AFTER_DAYS is closed
+when every item is verified or waived, after its review is written; the demo user "engineer" is
+left with overdue open items, so reminders show in `make run`.
 """
 
 from dataclasses import dataclass
 
 from accounts.models import Role
+from incidents.models import ActionItem, Level, Tier
 from incidents.models import CauseCategory as Cause
 from incidents.models import DetectionSource as Source
-from incidents.models import Level, Tier
 
 PASSWORD = "demo-password"
 SEED = 2024
@@ -102,6 +107,38 @@ class Note:
     text: str
 
 
+ItemStatus = ActionItem.Status
+Kind = ActionItem.Kind
+HIGH = ActionItem.Priority.HIGH
+LOW = ActionItem.Priority.LOW
+
+
+@dataclass(frozen=True)
+class DemoItem:
+    """A closed-loop item (闭环项) of an incident, made through incidents.services like the rest.
+
+    Days count from the local day the incident started: due at DUE_CLOCK that day, completed at
+    DONE_CLOCK (not later than now), verified the day after (not later than now). `status` is where
+    it ends: open, in_progress (started the day after the incident), done, verified, or waived (by
+    the manager, with `waive_reason`)."""
+
+    title: str
+    kind: str
+    owner: str
+    due: int
+    status: str = ItemStatus.VERIFIED
+    done: int | None = None  # default: the day before it is due (on time)
+    priority: str = ActionItem.Priority.MEDIUM
+    verifier: str | None = None  # None: the manager verifies
+    acceptance: str = ""
+    ticket: str = ""
+    waive_reason: str = ""
+
+
+DUE_CLOCK = "18:00"
+DONE_CLOCK = "16:00"
+
+
 @dataclass(frozen=True)
 class DemoIncident:
     title: str
@@ -133,7 +170,11 @@ class DemoIncident:
     owner: str | None = None  # default: one of the team's members
     notes: tuple[Note, ...] = ()
     override: tuple[str, str] | None = None  # (level, reason), set by the manager
-    close: bool | None = None  # None: close when resolved and older than CLOSE_AFTER_DAYS
+    items: tuple[DemoItem, ...] = ()
+    # The review (复盘). Incidents that close get one: this text, or one made from cause, handling, items.
+    review: str = ""
+    # None: close when resolved, older than CLOSE_AFTER_DAYS and every item verified or waived.
+    close: bool | None = None
 
 
 INCIDENTS = (
@@ -153,6 +194,16 @@ INCIDENTS = (
         summary="A new statement-paging query did full scans; balance queries slowed for 7 minutes.",
         cause="新增的账户流水分页查询未命中索引，全表扫描占满数据库IO",
         handling="{recovered:%H:%M} 紧急下线该查询入口；次日补建联合索引后重新开放",
+        items=(
+            DemoItem(
+                "补建账户流水分页联合索引 / Composite index for statement paging",
+                Kind.FIX,
+                "fumin",
+                due=3,
+                done=1,
+                acceptance="分页查询执行计划命中索引，P99 < 50 ms / the paging query uses the index, p99 < 50 ms",
+            ),
+        ),
     ),
     DemoIncident(
         "收银台iOS端唤起微信支付失败 / WeChat Pay would not open from the iOS cashier",
@@ -172,6 +223,16 @@ INCIDENTS = (
         summary="A cashier release changed the WeChat Pay universal link; iOS users could not pay for 9 minutes.",
         cause="收银台新版本修改了微信支付 Universal Link 配置，iOS 端唤起失败",
         handling="{recovered:%H:%M} 回滚收银台前端版本；补充iOS唤起支付的必测用例",
+        items=(
+            DemoItem(
+                "补充iOS唤起支付的必测用例 / iOS pay-launch cases in the must-test set",
+                Kind.TEST_CASE,
+                "zhangpeng",
+                due=7,
+                done=10,  # late
+                verifier="liweinan",
+            ),
+        ),
     ),
     DemoIncident(
         "对账文件解析失败，差错账1,240笔 / Reconciliation file parse failure, 1,240 unmatched items",
@@ -190,6 +251,15 @@ INCIDENTS = (
         cause="渠道对账文件新增字段未提前通知，解析器按固定列位读取导致金额错位",
         handling="{recovered:%H:%M} 修改解析规则重新对账，1,240笔差错账全部平账",
         notes=(Note(45, "确认差错账均为解析错位，非真实长短款 / confirmed: parse shift, not real mismatches"),),
+        items=(
+            DemoItem(
+                "对账文件改为按字段名解析 / Parse reconciliation files by column name",
+                Kind.FIX,
+                "yangjie",
+                due=14,
+                done=12,
+            ),
+        ),
     ),
     DemoIncident(
         "POS交易凭条打印商户名乱码 / Garbled merchant names on POS receipts",
@@ -224,6 +294,15 @@ INCIDENTS = (
         summary="The day-cut job's node lost its NFS mount; T+1 settlement started 50 minutes late.",
         cause="日切任务所在节点NFS挂载丢失，任务启动失败未自动重试",
         handling="{recovered:%H:%M} 切换到备用节点重跑日切，结算出款完成；任务增加失败自动重试",
+        items=(
+            DemoItem(
+                "日切任务失败自动重试并报警 / Retry and alert on day-cut failures",
+                Kind.MONITORING,
+                "fumin",
+                due=5,
+                done=4,
+            ),
+        ),
     ),
     DemoIncident(
         "商户门户短信验证码发送失败 / Merchant portal SMS codes not delivered",
@@ -262,6 +341,24 @@ INCIDENTS = (
         notes=(
             Note(60, "联系银行协查，冻结重复入账账户 / asked the bank to freeze the receiving accounts"),
             Note(1440, "已追回198笔，剩余16笔协商中 / 198 of 214 recovered, 16 in negotiation"),
+        ),
+        items=(
+            DemoItem(
+                "批量代付按批次号幂等 / Idempotent payout batches by batch number",
+                Kind.FIX,
+                "zhangpeng",
+                due=10,
+                done=9,
+                priority=HIGH,
+                verifier="liweinan",
+            ),
+            DemoItem(
+                "出金日终核对重复出款 / End-of-day check for duplicate payouts",
+                Kind.MONITORING,
+                "liweinan",
+                due=14,
+                done=20,  # late
+            ),
         ),
     ),
     DemoIncident(
@@ -503,6 +600,44 @@ INCIDENTS = (
             "仅账单数据缺失，无交易失败和资损，资金平台已验收；稳定性周会定为C级 / "
             "Bill rows only: no failed payments, no funds loss; rated C at the weekly stability review",
         ),
+        items=(
+            DemoItem(
+                "补充手续费账单数据监控报警 / Alert on missing fee bill rows",
+                Kind.MONITORING,
+                "fumin",
+                due=7,
+                done=6,
+                priority=HIGH,
+                verifier="liweinan",
+                acceptance="账单行数与扣费流水不一致时5分钟内报警 / alert within 5 min of a row mismatch",
+                ticket="https://jira.example.com/browse/BILL-1024",
+            ),
+            DemoItem(
+                "二合一账单主键字段改为非空 / Make the 2-in-1 bill key column NOT NULL",
+                Kind.FIX,
+                "liweinan",
+                due=14,
+                done=12,
+                priority=HIGH,
+                verifier="fumin",
+                acceptance="P0/P1库主键字段 default null 清零 / no nullable key columns in P0/P1 databases",
+                ticket="https://jira.example.com/browse/BILL-1025",
+            ),
+            DemoItem(
+                "必测用例补充：TYSTD号为空 / Must-test case: empty TYSTD number",
+                Kind.TEST_CASE,
+                "fumin",
+                due=10,
+                done=9,
+            ),
+        ),
+        review=(
+            "复盘：账户对账单增加TYSTD号可为空的处理时，未评估下游二合一账单以该字段作主键，236条手续费扣费数据被去重丢失。"
+            "改进：主键字段改为非空；补充手续费账单数据监控报警；必测用例补充空值场景。 / "
+            "Review: making the TYSTD number nullable was not checked against the 2-in-1 bill, which keys on it; "
+            "236 fee rows were de-duplicated away. Changes: key column NOT NULL, an alert on missing fee rows, "
+            "a must-test case for empty values."
+        ),
     ),
     DemoIncident(
         "光大前置机自动签退导致流水获取延迟 / CEB front-end signed off, statements late",
@@ -521,6 +656,23 @@ INCIDENTS = (
         cause="光大前置机在月结期间自动签退，流水拉取任务未感知签退状态，导致FSSC获取光大流水不及时",
         handling="1. {recovered:%H:%M} 重新签到前置机，流水获取成功 2. 增加光大前置机日志监控告警",
         notes=(Note(38, "重新签到光大前置机 / signed the CEB front-end back in"),),
+        items=(
+            DemoItem(
+                "增加光大前置机日志监控告警 / Alert on CEB front-end sign-off in its logs",
+                Kind.MONITORING,
+                "yangjie",
+                due=3,
+                done=2,
+            ),
+            DemoItem(
+                "流水拉取任务感知前置机签退状态 / Statement fetch notices a signed-off front-end",
+                Kind.FIX,
+                "engineer",
+                due=21,
+                done=25,  # late
+                verifier="yangjie",
+            ),
+        ),
     ),
     DemoIncident(
         "杭州联合银行修改日切时间导致流水格式差异 / Hangzhou United Bank changed its day-cut time",
@@ -539,6 +691,27 @@ INCIDENTS = (
         summary="The bank moved its day-cut and its statement format changed; a compatibility fix went out that day.",
         cause="杭州联合银行修改日切时间，返回的流水数据格式出现差异",
         handling="{recovered:%H:%M} 临时上线做兼容处理，未对业务产生影响；目前在和三方、银行侧沟通，代码侧评估如何修改",
+        items=(
+            DemoItem(
+                "流水解析兼容银行日切时间变化 / Statement parser tolerates day-cut changes",
+                Kind.FIX,
+                "yangjie",
+                due=14,
+                done=13,
+            ),
+            DemoItem(
+                "与杭州联合银行约定日切变更提前通知 / Bank to announce day-cut changes in advance",
+                Kind.PROCESS,
+                "yangjie",
+                due=21,
+                status=ItemStatus.WAIVED,
+                priority=LOW,
+                waive_reason=(
+                    "银行不接受书面约定；解析兼容已覆盖该风险 / The bank will not sign such an agreement; "
+                    "the parser fix covers the risk"
+                ),
+            ),
+        ),
     ),
     DemoIncident(
         "拉卡拉误升级理房通设备导致异地刷卡异常 / Lakala upgraded our POS devices by mistake",
@@ -558,6 +731,15 @@ INCIDENTS = (
         summary="Lakala pushed its generic firmware to our custom devices; Beijing restricted cards failed off-site.",
         cause="拉卡拉误升级了理房通的设备，导致北京限制卡号的单子异地刷卡异常",
         handling="{recovered:%H:%M} 已降级回理房通的定制版本；与拉卡拉约定设备升级需提前报备",
+        items=(
+            DemoItem(
+                "与拉卡拉约定设备升级提前报备 / Lakala to announce device upgrades in advance",
+                Kind.PROCESS,
+                "zhangpeng",
+                due=7,
+                done=5,
+            ),
+        ),
     ),
     DemoIncident(
         "建设银行专线证书过期 / CCB leased-line TLS certificate expired",
@@ -578,6 +760,23 @@ INCIDENTS = (
         notes=(
             Note(10, "确认为客户端证书过期 / confirmed the client certificate had expired"),
             Note(35, "新证书部署完成，开始验证 / new certificate deployed, verifying"),
+        ),
+        items=(
+            DemoItem(
+                "证书纳入统一到期巡检 / Certificates in the expiry inspection",
+                Kind.MONITORING,
+                "yangjie",
+                due=7,
+                done=6,
+            ),
+            DemoItem(
+                "到期提醒改发团队邮箱 / Expiry notices to the team mailbox",
+                Kind.PROCESS,
+                "engineer",
+                due=5,
+                done=3,
+                verifier="yangjie",
+            ),
         ),
     ),
     DemoIncident(
@@ -631,6 +830,16 @@ INCIDENTS = (
         summary="ICBC's core system degraded; the bank phoned us and we routed ICBC cards elsewhere.",
         cause="工商银行核心系统故障，快捷支付接口大量返回系统繁忙",
         handling="{recovered:%H:%M} 工行卡切换到银联通道；银行侧恢复后切回",
+        items=(
+            DemoItem(
+                "银行渠道切换演练（入金） / Bank channel switch-over drill (pay-ins)",
+                Kind.DRILL,
+                "zhangpeng",
+                due=14,
+                done=13,
+                acceptance="工行卡5分钟内切到银联通道 / ICBC cards moved to UnionPay within 5 min",
+            ),
+        ),
     ),
     DemoIncident(
         "招商银行代付通道超时 / Payout channel timeouts at CMB",
@@ -654,6 +863,26 @@ INCIDENTS = (
             Note(9, "确认招行侧超时，准备切换 / CMB side confirmed slow, preparing the switch"),
             Note(20, "切换到备用通道 / switched traffic to the backup channel"),
             Note(36, "失败代付重新发起完成 / failed payouts re-sent"),
+        ),
+        items=(
+            DemoItem(
+                "代付通道自动切换阈值下调 / Lower the payout channel auto-switch threshold",
+                Kind.FIX,
+                "zhangpeng",
+                due=3,
+                done=2,
+                priority=HIGH,
+            ),
+            DemoItem(
+                "银行渠道切换演练（代付） / Bank channel switch-over drill (payouts)",
+                Kind.DRILL,
+                "engineer",
+                due=14,
+                status=ItemStatus.IN_PROGRESS,  # overdue
+                priority=HIGH,
+                verifier="zhangpeng",
+                acceptance="招行代付5分钟内切到平安银行，失败单自动重发 / CMB payouts on the backup within 5 min",
+            ),
         ),
         close=False,  # 复盘进行中 / post-mortem still open
     ),
@@ -689,6 +918,16 @@ INCIDENTS = (
         summary="Same failure as CEB in the seed week, caught this time by the new front-end sign-off alert.",
         cause="民生银行前置机自动签退（与光大同类问题）",
         handling="前置机签退告警触发，{recovered:%H:%M} 重新签到；推动各银行前置机统一签到保活",
+        items=(
+            DemoItem(
+                "各银行前置机统一签到保活 / Keep-alive sign-in for every bank front-end",
+                Kind.FIX,
+                "engineer",
+                due=10,
+                status=ItemStatus.OPEN,  # overdue: keeps the loop open
+                verifier="yangjie",
+            ),
+        ),
     ),
     DemoIncident(
         "收银台发布后数据库连接池耗尽 / Cashier DB connection pool exhausted after release",
@@ -714,6 +953,48 @@ INCIDENTS = (
             Note(35, "回滚完成但连接未释放，逐台重启 / rollback done, restarting instances one by one"),
             Note(64, "支付成功率恢复至99.9% / payment success rate back to 99.9%"),
         ),
+        items=(
+            DemoItem(
+                "异常分支归还数据库连接 / Return DB connections on error paths",
+                Kind.FIX,
+                "zhangpeng",
+                due=3,
+                done=2,
+                status=ItemStatus.DONE,
+                priority=HIGH,
+                verifier="liweinan",
+            ),
+            DemoItem(
+                "数据库连接池使用率监控报警 / Alert on DB connection pool usage",
+                Kind.MONITORING,
+                "engineer",
+                due=5,
+                status=ItemStatus.OPEN,  # overdue
+                priority=HIGH,
+                acceptance="使用率 > 80% 持续1分钟报警 / alert at > 80 % for a minute",
+            ),
+            DemoItem(
+                "必测用例补充：异常分支连接泄漏 / Must-test case: connection leak on error paths",
+                Kind.TEST_CASE,
+                "liweinan",
+                due=14,
+                status=ItemStatus.IN_PROGRESS,
+            ),
+            DemoItem(
+                "晚高峰前禁止发布 / No releases before the evening peak",
+                Kind.PROCESS,
+                "zhangpeng",
+                due=21,
+                status=ItemStatus.OPEN,
+            ),
+        ),
+        review=(
+            "复盘：收银台版本在异常分支未归还数据库连接，晚高峰连接池耗尽，支付失败约1小时。"
+            "改进：修复连接泄漏、连接池使用率报警、必测用例、晚高峰前禁止发布。 / "
+            "Review: the cashier release leaked connections on an error path; at the evening peak the pool ran dry "
+            "and payments failed for about an hour. Changes: fix the leak, alert on pool usage, a must-test case, "
+            "no releases before the peak."
+        ),
     ),
     DemoIncident(
         "运营后台权限配置错误，客服看不到退款按钮 / Ops console permission change hid the refund button",
@@ -730,6 +1011,16 @@ INCIDENTS = (
         summary="A role clean-up removed the refund permission from the support role.",
         cause="角色权限梳理时误删客服角色的退款权限",
         handling="{recovered:%H:%M} 恢复客服角色退款权限；权限变更增加审批",
+        items=(
+            DemoItem(
+                "权限变更增加审批 / Approval for permission changes",
+                Kind.PROCESS,
+                "fumin",
+                due=7,
+                done=6,
+                status=ItemStatus.DONE,
+            ),
+        ),
     ),
     DemoIncident(
         "清结算MQ消费者重启后短暂积压 / Brief settlement MQ backlog after a consumer restart",
@@ -746,6 +1037,16 @@ INCIDENTS = (
         summary="Rebalancing after a consumer restart paused settlement messages for 15 minutes.",
         cause="消费者滚动重启触发分区重平衡，消费暂停",
         handling="{recovered:%H:%M} 积压消费完毕；评估改用协作式重平衡",
+        items=(
+            DemoItem(
+                "评估协作式重平衡 / Evaluate cooperative rebalancing",
+                Kind.FIX,
+                "yangjie",
+                due=14,
+                status=ItemStatus.IN_PROGRESS,
+                priority=LOW,
+            ),
+        ),
     ),
     DemoIncident(
         "对账差错报表出现重复数据 / Duplicated rows in the reconciliation error report",
@@ -762,6 +1063,15 @@ INCIDENTS = (
         summary="The error report listed 64 items twice after a partial re-run.",
         cause="对账任务部分重跑时未清理上次结果",
         handling="{recovered:%H:%M} 删除重复数据；重跑前清理逻辑待上线",
+        items=(
+            DemoItem(
+                "重跑前清理上次结果 / Clear earlier results before a re-run",
+                Kind.FIX,
+                "yangjie",
+                due=7,
+                status=ItemStatus.OPEN,
+            ),
+        ),
     ),
     DemoIncident(
         "运营后台报表导出超时 / Ops console report exports time out",
@@ -780,6 +1090,16 @@ INCIDENTS = (
         notes=(
             Note(120, "限制导出时间跨度为31天 / limited exports to a 31-day range"),
             Note(1500, "大表归档方案初稿完成 / first draft of the archiving plan"),
+        ),
+        items=(
+            DemoItem(
+                "订单大表归档 / Archive the order table",
+                Kind.FIX,
+                "fumin",
+                due=30,
+                status=ItemStatus.OPEN,
+                priority=HIGH,
+            ),
         ),
     ),
     DemoIncident(

@@ -5,12 +5,27 @@ Every consumer (API, pages, reports, health score) calls these; none recomputes 
 
 import math
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from fractions import Fraction
 
-from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, Q, QuerySet
+from django.core.exceptions import ValidationError
+from django.db.models import Avg, Case, Count, DurationField, ExpressionWrapper, F, Q, QuerySet, Value, When
+from django.utils import timezone
+from django.utils.translation import gettext as _
 
-from incidents.models import CauseCategory, DetectionSource, Incident, Level, SeverityPolicy, TimelineEntry
+from accounts.models import User
+from incidents.models import (
+    ActionItem,
+    CauseCategory,
+    DetectionSource,
+    Incident,
+    Level,
+    SeverityPolicy,
+    Status,
+    System,
+    Team,
+    TimelineEntry,
+)
 from incidents.periods import Period
 
 
@@ -161,3 +176,220 @@ def incident_metrics(*, incidents: QuerySet[Incident]) -> dict:
             "with_source": aggregates["with_source"],
         },
     }
+
+
+# -- Recovery-target compliance as conditions, for figures grouped elsewhere (stability.selectors) --
+# The same sets as incident_metrics' `recovered` and `within_target`: exactly at the target is within.
+RECOVERED = Q(recovered_at__isnull=False)
+WITHIN_RECOVERY_TARGET = RECOVERED & Q(recovered_at__lte=F("occurred_at") + F("recovery_target"))
+
+
+# -- closed-loop items (闭环项) --------------------------------------------------------------------
+
+_ITEM_RELATIONS = ("incident__team", "owner", "verifier", "verified_by", "waived_by", "created_by")
+COMPLETED = Q(status__in=(ActionItem.Status.DONE, ActionItem.Status.VERIFIED))
+
+
+def overdue(now: datetime) -> Q:
+    """Overdue = not completed (open or in progress; waived is not overdue) and due_at < now."""
+    return Q(status__in=ActionItem.OPEN_STATUSES, due_at__lt=now)
+
+
+def due_in(period: Period) -> Q:
+    return Q(due_at__gte=period.start, due_at__lt=period.end)
+
+
+def on_time_counted(now: datetime) -> Q:
+    """The denominator's items among those due in a period: completed, or already past due; never
+    waived. Items not yet due and not completed wait for their due date."""
+    return ~Q(status=ActionItem.Status.WAIVED) & (COMPLETED | Q(due_at__lt=now))
+
+
+# Completed at or before the due date (exactly at it is on time).
+ON_TIME = COMPLETED & Q(completed_at__lte=F("due_at"))
+
+
+def action_item_list(*, user: User | None = None, **filters) -> QuerySet[ActionItem]:
+    """Items with what a list shows (incident, team, people) in a constant number of queries,
+    filtered as filter_action_items describes."""
+    return filter_action_items(ActionItem.objects.select_related(*_ITEM_RELATIONS), user=user, **filters)
+
+
+def filter_action_items(
+    items: QuerySet[ActionItem],
+    *,
+    user: User | None = None,
+    owner: User | int | str | None = None,
+    team: Team | str | None = None,
+    incident: Incident | int | None = None,
+    statuses: Sequence[str] = (),
+    overdue_only: bool | None = None,
+    due_after: datetime | None = None,
+    due_before: datetime | None = None,
+    kinds: Sequence[str] = (),
+    priorities: Sequence[str] = (),
+    now: datetime | None = None,
+) -> QuerySet[ActionItem]:
+    """owner is a user, an id, a username or "me" (the reader, `user`); team a team or its slug;
+    overdue_only true: overdue as of `now` (default now), false: not overdue; due_after inclusive,
+    due_before exclusive. An owner that does not exist is a ValidationError naming "owner"."""
+    if owner is not None and owner != "":
+        items = items.filter(owner=_owner(owner, user=user))
+    if team is not None and team != "":
+        items = items.filter(incident__team__slug=team) if isinstance(team, str) else items.filter(incident__team=team)
+    if incident is not None:
+        items = items.filter(incident=incident)
+    if statuses:
+        items = items.filter(status__in=statuses)
+    if overdue_only is not None:
+        condition = overdue(now or timezone.now())
+        items = items.filter(condition) if overdue_only else items.exclude(condition)
+    if due_after is not None:
+        items = items.filter(due_at__gte=due_after)
+    if due_before is not None:
+        items = items.filter(due_at__lt=due_before)
+    if kinds:
+        items = items.filter(kind__in=kinds)
+    if priorities:
+        items = items.filter(priority__in=priorities)
+    return items
+
+
+def _owner(owner: User | int | str, *, user: User | None) -> User | int:
+    if isinstance(owner, User | int):
+        return owner
+    if owner == "me":
+        if user is None or not user.is_authenticated:
+            raise ValidationError({"owner": [_("“me” needs a signed-in reader.")]})
+        return user
+    if owner.isdigit():
+        return int(owner)
+    found = User.objects.filter(username=owner).values_list("pk", flat=True).first()
+    if found is None:
+        raise ValidationError({"owner": [_("No user %(name)s; give a user id, a username or me.") % {"name": owner}]})
+    return found
+
+
+def open_first(items: QuerySet[ActionItem]) -> QuerySet[ActionItem]:
+    """Open and in-progress items first, then done (awaiting verification), then verified and waived;
+    by due date within each."""
+    rank = Case(
+        When(status__in=ActionItem.OPEN_STATUSES, then=Value(0)),
+        When(status=ActionItem.Status.DONE, then=Value(1)),
+        default=Value(2),
+    )
+    return items.alias(open_rank=rank).order_by("open_rank", "due_at", "id")
+
+
+def days_overdue(item: ActionItem, *, now: datetime) -> int | None:
+    """Whole days past due (floor), for an overdue item; None for one that is not overdue."""
+    if item.status not in ActionItem.OPEN_STATUSES or item.due_at >= now:
+        return None
+    return (now - item.due_at).days
+
+
+def _scope(items: QuerySet, incidents: QuerySet[Incident], *, team: Team | None, system: System | None):
+    if team is not None:
+        items, incidents = items.filter(incident__team=team), incidents.filter(team=team)
+    if system is not None:
+        # Through a subquery: an incident impacting several systems counts once.
+        with_system = Incident.objects.filter(systems=system).values("pk")
+        items, incidents = items.filter(incident__in=with_system), incidents.filter(pk__in=with_system)
+    return items, incidents
+
+
+def closed_loop_metrics(
+    *, period: Period, team: Team | None = None, system: System | None = None, now: datetime
+) -> dict:
+    """The closed-loop figures of metrics.md for a period, optionally of one team or one system
+    (the items of incidents of that team / impacting that system), as of `now`:
+
+    - on-time completion rate = items due in the period (due_at, half-open) completed (done or
+      verified) with completed_at <= due_at / items due in the period that are completed or already
+      past due (due_at < now); waived items and items not yet due and not completed are excluded;
+    - overdue = items due in the period not completed (open, in progress) with due_at < now, with
+      whole days overdue (floor), counted by owner and by team;
+    - incident closed-loop rate = incidents of the period (occurred_at) closed / incidents of the
+      period recovered.
+    Rates with a zero denominator are None. Five queries whatever the data.
+    """
+    items, incidents = _scope(
+        ActionItem.objects.filter(due_in(period)), in_period(Incident.objects.all(), period), team=team, system=system
+    )
+    counted = on_time_counted(now)
+    late = overdue(now)
+    figures = items.aggregate(
+        due=Count("pk"),
+        numerator=Count("pk", filter=counted & ON_TIME),
+        denominator=Count("pk", filter=counted),
+        completed=Count("pk", filter=COMPLETED),
+        overdue=Count("pk", filter=late),
+        waived=Count("pk", filter=Q(status=ActionItem.Status.WAIVED)),
+    )
+    overdue_items = [
+        {
+            "id": item.pk,
+            "title": item.title,
+            "status": item.status,
+            "priority": item.priority,
+            "owner": item.owner.username,
+            "team": item.incident.team.slug,
+            "due_at": item.due_at,
+            "days_overdue": days_overdue(item, now=now),
+            "incident": item.incident_id,
+            "incident_title": item.incident.title,
+        }
+        for item in items.filter(late).select_related("owner", "incident__team").order_by("due_at", "id")
+    ]
+    by_owner = [
+        {"owner": username, "count": n}
+        for username, n in items.filter(late)
+        .values_list("owner__username")
+        .annotate(n=Count("pk"))
+        .order_by("-n", "owner__username")
+    ]
+    by_team = [
+        {"team": slug, "count": n}
+        for slug, n in items.filter(late)
+        .values_list("incident__team__slug")
+        .annotate(n=Count("pk"))
+        .order_by("-n", "incident__team__slug")
+    ]
+    # A closed incident has recovered (close follows recover or resolve); the condition keeps the
+    # numerator inside the denominator whatever the history.
+    loop = incidents.aggregate(
+        closed=Count("pk", filter=Q(status=Status.CLOSED) & RECOVERED), recovered=Count("pk", filter=RECOVERED)
+    )
+    return {
+        "as_of": now,
+        "on_time_completion": {
+            "rate": rate(figures["numerator"], figures["denominator"]),
+            "numerator": figures["numerator"],
+            "denominator": figures["denominator"],
+            "due_in_period": figures["due"],
+            "completed": figures["completed"],
+            "completed_late": figures["completed"] - figures["numerator"],
+            "overdue": figures["overdue"],
+            "not_yet_due": figures["due"] - figures["denominator"] - figures["waived"],
+            "waived": figures["waived"],
+        },
+        "overdue": {"count": figures["overdue"], "items": overdue_items, "by_owner": by_owner, "by_team": by_team},
+        "incident_closed_loop": {
+            "rate": rate(loop["closed"], loop["recovered"]),
+            "numerator": loop["closed"],
+            "denominator": loop["recovered"],
+        },
+    }
+
+
+def on_time_completion_by_team(*, period: Period, now: datetime) -> dict[int, tuple[int, int, float | None]]:
+    """The on-time completion rate of closed_loop_metrics per team (the incident's team), in one query:
+    {team_id: (numerator, denominator, rate)}. Teams without items due in the period are absent."""
+    counted = on_time_counted(now)
+    rows = (
+        ActionItem.objects.filter(due_in(period))
+        .values_list("incident__team_id")
+        .annotate(numerator=Count("pk", filter=counted & ON_TIME), denominator=Count("pk", filter=counted))
+        .order_by()
+    )
+    return {team_id: (numerator, denominator, rate(numerator, denominator)) for team_id, numerator, denominator in rows}

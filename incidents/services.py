@@ -10,17 +10,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext
 
-from accounts.models import User
+from accounts.models import Role, User
 from incidents import severity
 from incidents.models import (
+    EARLIEST_TIMESTAMP,
     TIMESTAMP_FIELDS,
+    ActionItem,
     Incident,
     SeverityPolicy,
     Status,
@@ -50,6 +52,7 @@ EDITABLE_FIELDS = (
     "cause_category",
     "cause",
     "handling",
+    "review",
 )
 # Facts the severity policy reads; changing one re-classifies the incident.
 SEVERITY_FACTS = {
@@ -334,6 +337,8 @@ def incident_transition(*, incident_id: int, by: User | None, action: str, at: d
                 ]
             }
         )
+    if action == Transition.CLOSE:
+        _check_loop_closed(incident)
     at = _to_the_second(at or now)
     if action == Transition.CLOSE:
         at = _to_the_second(now)  # closed_at is the system's own record of when the loop closed
@@ -381,6 +386,27 @@ def incident_transition(*, incident_id: int, by: User | None, action: str, at: d
     TimelineEntry.objects.bulk_create(entries)
     _record_level_change(incident, old_level=old_level, by=by, now=now, why=_org_language_explanation(incident))
     return incident
+
+
+def _check_loop_closed(incident: Incident) -> None:
+    """The close rule (闭环): the review is written and every action item is verified or waived."""
+    missing = []
+    if not incident.review.strip():
+        missing.append(_("Write the review before closing."))
+    pending = list(
+        incident.action_items.exclude(status__in=ActionItem.FINAL_STATUSES).order_by("pk").values_list("pk", flat=True)
+    )
+    if pending:
+        missing.append(
+            ngettext(
+                "%(count)d action item is not verified or waived: %(ids)s",
+                "%(count)d action items are not verified or waived: %(ids)s",
+                len(pending),
+            )
+            % {"count": len(pending), "ids": ", ".join(f"#{pk}" for pk in pending)}
+        )
+    if missing:
+        raise ValidationError({"action": missing})
 
 
 @transaction.atomic
@@ -513,3 +539,440 @@ def severity_policy_create(
         note=note,
         created_by=by,
     )
+
+
+# -- action items (闭环项) ------------------------------------------------------------------------
+#
+# Lock order: the incident, then its items (as closing does), so an item cannot be reopened or
+# added while its incident is being closed.
+
+ItemStatus = ActionItem.Status
+ITEM_EDITABLE_FIELDS = (
+    "title",
+    "description",
+    "kind",
+    "priority",
+    "owner",
+    "verifier",
+    "acceptance_criteria",
+    "due_at",
+    "ticket_url",
+)
+_ITEM_PEOPLE = ("owner", "verifier")
+# Checked by the service itself (active users, the incident it belongs to); full_clean would query each.
+_ITEM_RELATIONS = ["incident", "owner", "verifier", "verified_by", "waived_by", "created_by"]
+
+
+class ItemTransition:
+    """The steps of an action item: open -> in_progress -> done (awaiting verification) -> verified,
+    or waived with a manager's approval; reopen goes back to open from done, verified or waived."""
+
+    START = "start"
+    COMPLETE = "complete"
+    VERIFY = "verify"
+    WAIVE = "waive"
+    REOPEN = "reopen"
+    CHOICES = (START, COMPLETE, VERIFY, WAIVE, REOPEN)
+    LABELS = {
+        START: gettext_lazy("start"),
+        COMPLETE: gettext_lazy("mark done"),
+        VERIFY: gettext_lazy("verify"),
+        WAIVE: gettext_lazy("waive"),
+        REOPEN: gettext_lazy("reopen"),
+    }
+    ALLOWED_FROM = {
+        START: {ItemStatus.OPEN},
+        COMPLETE: {ItemStatus.OPEN, ItemStatus.IN_PROGRESS},
+        VERIFY: {ItemStatus.DONE},
+        WAIVE: {ItemStatus.OPEN, ItemStatus.IN_PROGRESS, ItemStatus.DONE},
+        REOPEN: {ItemStatus.DONE, ItemStatus.VERIFIED, ItemStatus.WAIVED},
+    }
+    TARGET = {
+        START: ItemStatus.IN_PROGRESS,
+        COMPLETE: ItemStatus.DONE,
+        VERIFY: ItemStatus.VERIFIED,
+        WAIVE: ItemStatus.WAIVED,
+        REOPEN: ItemStatus.OPEN,
+    }
+    # Steps that may be recorded after the fact with `at`. A waiver (an approval) and a reopening are
+    # recorded when they are made.
+    BACKDATABLE = {START: "started_at", COMPLETE: "completed_at", VERIFY: "verified_at"}
+    # Managers read the record and approve: of the item steps they verify, waive and reopen.
+    MANAGER_STEPS = (VERIFY, WAIVE, REOPEN)
+
+    @classmethod
+    def choices(cls) -> list[tuple[str, str]]:
+        """(action, label) pairs for forms and the API schema."""
+        return [(action, cls.LABELS[action]) for action in cls.CHOICES]
+
+
+def _approves(user: User | None) -> bool:
+    """Managers and administrators approve waivers and may verify any item."""
+    return user is not None and user.effective_role in (Role.MANAGER, Role.ADMIN)
+
+
+def _in_org_language(text, **values) -> str:
+    # Timeline rows are records: written once, in the organisation's language.
+    with translation.override(settings.LANGUAGE_CODE):
+        return str(text) % values
+
+
+def _item_entry(item: ActionItem, *, by: User | None, now: datetime, **values: Any) -> TimelineEntry:
+    return TimelineEntry(
+        incident_id=item.incident_id, kind=TimelineEntry.Kind.ACTION_ITEM, action_item=item, at=now, author=by, **values
+    )
+
+
+def _lock_incident_of(item_id: int) -> Incident:
+    incident_id = ActionItem.objects.values_list("incident_id", flat=True).get(pk=item_id)
+    return _lock(incident_id, None)
+
+
+def _lock_item(item_id: int, expected_version: int | None) -> ActionItem:
+    incident = _lock_incident_of(item_id)
+    item = ActionItem.objects.select_for_update().get(pk=item_id)
+    if expected_version is not None and item.version != expected_version:
+        raise StaleVersionError(item.version)
+    item.incident = incident
+    return item
+
+
+def _validate_item(item: ActionItem) -> None:
+    """Field checks with messages naming the field; raises one ValidationError with all of them."""
+    errors: dict[str, list[str]] = {}
+    if not item.title.strip():
+        errors["title"] = [_("Write what has to be done.")]
+    if item.owner_id is None:
+        errors["owner"] = [_("Choose the owner.")]
+    elif not item.owner.is_active:
+        errors["owner"] = [_("The owner must be an active user.")]
+    if item.verifier_id is not None:
+        if not item.verifier.is_active:
+            errors["verifier"] = [_("The verifier must be an active user.")]
+        elif item.verifier_id == item.owner_id:
+            errors["verifier"] = [
+                _("The owner cannot verify their own item: choose someone else, or no one (then a manager verifies).")
+            ]
+    if item.due_at is None:
+        errors["due_at"] = [_("Set the due date.")]
+    elif item.due_at < EARLIEST_TIMESTAMP:
+        errors["due_at"] = [_("This time is before the year 2000; check the date.")]
+    try:
+        item.full_clean(exclude=_ITEM_RELATIONS, validate_unique=False, validate_constraints=False)
+    except ValidationError as exc:
+        for name, messages in exc.message_dict.items():
+            errors.setdefault(name, messages)
+    if errors:
+        raise ValidationError(errors)
+
+
+def _save_item(item: ActionItem) -> None:
+    item.version += 1
+    item.save()
+
+
+@transaction.atomic
+def action_item_create(
+    *,
+    incident_id: int,
+    by: User | None,
+    title: str,
+    owner: User,
+    due_at: datetime,
+    kind: str = ActionItem.Kind.FIX,
+    priority: str = ActionItem.Priority.MEDIUM,
+    description: str = "",
+    verifier: User | None = None,
+    acceptance_criteria: str = "",
+    ticket_url: str = "",
+) -> ActionItem:
+    """Add a closed-loop item to an incident; not to a closed one (its loop is done). A due date in
+    the past is accepted (items recorded after the fact). The owner and verifier must be active users,
+    and different people."""
+    now = _to_the_second(timezone.now())
+    incident = _lock(incident_id, None)
+    if incident.status == Status.CLOSED:
+        raise ValidationError(
+            {"incident": [_("This incident is closed: its loop is done. Reopen the incident to add action items.")]}
+        )
+    item = ActionItem(
+        incident=incident,
+        title=title.strip(),
+        description=description,
+        kind=kind,
+        priority=priority,
+        owner=owner,
+        verifier=verifier,
+        acceptance_criteria=acceptance_criteria,
+        due_at=_to_the_second(due_at),
+        ticket_url=ticket_url,
+        created_by=by,
+        version=0,
+    )
+    _validate_item(item)
+    _save_item(item)
+    text = _in_org_language(
+        gettext_lazy('Action item #%(id)s "%(title)s" added, owner %(owner)s, due %(due)s'),
+        id=item.pk,
+        title=item.title,
+        owner=owner.username,
+        due=f"{timezone.localtime(item.due_at):%Y-%m-%d}",
+    )
+    _item_entry(item, by=by, now=now, text=text).save()
+    return item
+
+
+@transaction.atomic
+def action_item_update(
+    *, item_id: int, by: User | None, expected_version: int | None = None, **fields: Any
+) -> ActionItem:
+    """Change editable fields (ITEM_EDITABLE_FIELDS). A stale expected_version raises StaleVersionError
+    (nothing written); a change that changes nothing writes nothing; each real change is a timeline
+    row (field, old -> new) and raises the version by one. The due date of a completed item (done or
+    verified) is part of its on-time record: reopen the item to change it."""
+    unknown = set(fields) - set(ITEM_EDITABLE_FIELDS)
+    if unknown:
+        raise TypeError(f"unknown action item fields: {sorted(unknown)}")
+    now = _to_the_second(timezone.now())
+    item = _lock_item(item_id, expected_version)
+    if "due_at" in fields:
+        fields["due_at"] = _to_the_second(fields["due_at"])
+    if isinstance(fields.get("title"), str):
+        fields["title"] = fields["title"].strip()
+
+    changed = {}
+    for name, new in fields.items():
+        if name in _ITEM_PEOPLE:
+            differs = getattr(item, f"{name}_id") != (new.pk if new is not None else None)
+        else:
+            differs = getattr(item, name) != new
+        if differs:
+            changed[name] = (getattr(item, name), new)
+    if not changed:
+        return item
+    if "due_at" in changed and item.status in (ItemStatus.DONE, ItemStatus.VERIFIED):
+        raise ValidationError(
+            {"due_at": [_("The item is completed; its due date is part of the record. Reopen the item to change it.")]}
+        )
+    for name, (_old, new) in changed.items():
+        setattr(item, name, new)
+    _validate_item(item)
+    _save_item(item)
+    TimelineEntry.objects.bulk_create(
+        _item_entry(item, by=by, now=now, field=name, old_value=_as_text(old), new_value=_as_text(new))
+        for name, (old, new) in changed.items()
+    )
+    return item
+
+
+def _check_item_step_allowed(item: ActionItem, *, by: User | None, action: str) -> None:
+    """Who may do what (docs/closed-loop.md): a waiver is approved by a manager or an administrator;
+    an item is verified by its verifier, or by anyone but its owner when it has none; managers and
+    administrators may verify any item, their own included."""
+    if _approves(by):
+        return
+    if action == ItemTransition.WAIVE:
+        raise PermissionDenied(_("Only a manager or an administrator can approve a waiver."))
+    if action == ItemTransition.VERIFY:
+        if by is None or by.pk == item.owner_id:
+            raise PermissionDenied(_("The owner cannot verify their own action item; the verifier or a manager does."))
+        if item.verifier_id is not None and by.pk != item.verifier_id:
+            raise PermissionDenied(
+                _("Only the verifier of this item (%(verifier)s) or a manager can verify it.")
+                % {"verifier": item.verifier.username}
+            )
+
+
+def _step_time(item: ActionItem, *, action: str, at: datetime | None, now: datetime) -> datetime:
+    if at is None:
+        return now
+    if action not in ItemTransition.BACKDATABLE:
+        raise ValidationError({"at": [_("A waiver or a reopening is recorded when it is made; leave out the time.")]})
+    at = _to_the_second(at)
+    if at > now + settings.FUTURE_TOLERANCE:
+        raise ValidationError({"at": [_("This time lies in the future; at most 5 minutes ahead of now is accepted.")]})
+    if at < EARLIEST_TIMESTAMP:
+        raise ValidationError({"at": [_("This time is before the year 2000; check the date.")]})
+    earlier_step = {ItemTransition.COMPLETE: item.started_at, ItemTransition.VERIFY: item.completed_at}.get(action)
+    if earlier_step is not None and at < earlier_step:
+        raise ValidationError(
+            {
+                "at": [
+                    _("This time is before the item's previous step (%(time)s).")
+                    % {"time": f"{timezone.localtime(earlier_step):%Y-%m-%d %H:%M}"}
+                ]
+            }
+        )
+    return at
+
+
+def _step_text(item: ActionItem, action: str, reason: str) -> str:
+    texts = {
+        ItemTransition.START: gettext_lazy("Action item #%(id)s started"),
+        ItemTransition.COMPLETE: gettext_lazy("Action item #%(id)s done, awaiting verification"),
+        ItemTransition.VERIFY: gettext_lazy("Action item #%(id)s verified"),
+        ItemTransition.WAIVE: gettext_lazy("Action item #%(id)s waived"),
+        ItemTransition.REOPEN: gettext_lazy("Action item #%(id)s reopened"),
+    }
+    text = _in_org_language(texts[action], id=item.pk)
+    return f"{text}: {reason}" if reason else text
+
+
+def _item_step(
+    item: ActionItem, *, by: User | None, action: str, reason: str, at: datetime | None, now: datetime
+) -> None:
+    """One step on a locked item (its incident locked and set on it). Raises before writing anything."""
+    if action not in ItemTransition.CHOICES:
+        raise ValidationError(
+            {"action": [_("Unknown action; use one of: %(actions)s.") % {"actions": ", ".join(ItemTransition.CHOICES)}]}
+        )
+    if item.status not in ItemTransition.ALLOWED_FROM[action]:
+        raise ValidationError(
+            {
+                "action": [
+                    _("Cannot %(action)s an action item whose status is %(status)s.")
+                    % {"action": ItemTransition.LABELS[action], "status": ItemStatus(item.status).label}
+                ]
+            }
+        )
+    _check_item_step_allowed(item, by=by, action=action)
+    reason = reason.strip()
+    if action == ItemTransition.WAIVE and not reason:
+        raise ValidationError({"reason": [_("Say why the item is waived; the reason is what the manager approves.")]})
+    when = _step_time(item, action=action, at=at, now=now)
+
+    values: dict[str, Any]
+    if action == ItemTransition.START:
+        values = {"started_at": when}
+    elif action == ItemTransition.COMPLETE:
+        values = {"completed_at": when, "started_at": item.started_at or when}
+    elif action == ItemTransition.VERIFY:
+        values = {"verified_at": when, "verified_by": by}
+    elif action == ItemTransition.WAIVE:
+        values = {"waived_at": now, "waived_by": by, "waive_reason": reason}
+    else:
+        values = {
+            "completed_at": None,
+            "verified_at": None,
+            "verified_by": None,
+            "waived_at": None,
+            "waived_by": None,
+            "waive_reason": "",
+        }
+    old_status = item.status
+    for name, value in values.items():
+        setattr(item, name, value)
+    item.status = ItemTransition.TARGET[action]
+    _save_item(item)
+
+    entries = [
+        _item_entry(
+            item,
+            by=by,
+            now=now,
+            field="status",
+            old_value=old_status,
+            new_value=item.status,
+            text=_step_text(item, action, reason),
+        )
+    ]
+    if when != now:  # recorded after the fact: the row says when it happened
+        name = ItemTransition.BACKDATABLE[action]
+        entries.append(_item_entry(item, by=by, now=now, field=name, new_value=_as_text(when)))
+    TimelineEntry.objects.bulk_create(entries)
+    if action == ItemTransition.REOPEN and item.incident.status == Status.CLOSED:
+        _reopen_loop(item.incident, item=item, by=by, now=now)
+
+
+def _reopen_loop(incident: Incident, *, item: ActionItem, by: User | None, now: datetime) -> None:
+    """A reopened item reopens its incident's loop: closed_at is cleared and the incident goes back to
+    resolved (if resolved_at is set) or recovered."""
+    new_status = Status.RESOLVED if incident.resolved_at else Status.RECOVERED
+    text = _in_org_language(gettext_lazy("Action item #%(id)s reopened: the loop is open again"), id=item.pk)
+    entries = [
+        TimelineEntry(
+            incident=incident,
+            kind=TimelineEntry.Kind.STATUS,
+            at=now,
+            author=by,
+            field="status",
+            old_value=incident.status,
+            new_value=new_status,
+            text=text,
+        ),
+        _change_entry(incident, field_name="closed_at", old=incident.closed_at, new=None, by=by, now=now),
+    ]
+    incident.status, incident.closed_at = new_status, None
+    _save(incident)
+    TimelineEntry.objects.bulk_create(entries)
+
+
+@transaction.atomic
+def action_item_transition(
+    *,
+    item_id: int,
+    by: User | None,
+    action: str,
+    reason: str = "",
+    expected_version: int | None = None,
+    at: datetime | None = None,
+) -> ActionItem:
+    """Move an item along its life cycle (ItemTransition). start sets started_at; complete sets
+    completed_at (and started_at if empty); verify sets verified_at/by; waive needs a reason and a
+    manager or administrator as `by`, and sets waived_at/by/reason; reopen clears completion,
+    verification and waiver, and reopens the incident's loop if it was closed. `at` records start,
+    complete or verify after the fact (default now). A step not allowed from the status is a
+    ValidationError on "action"; one the user may not take is a PermissionDenied. Each step is a
+    timeline row."""
+    now = _to_the_second(timezone.now())
+    item = _lock_item(item_id, expected_version)
+    _item_step(item, by=by, action=action, reason=reason, at=at, now=now)
+    return item
+
+
+@transaction.atomic
+def action_items_bulk_update(
+    *,
+    item_ids: Iterable[int],
+    by: User | None,
+    action: str | None = None,
+    owner: User | None = None,
+    due_at: datetime | None = None,
+    reason: str = "",
+) -> list[ActionItem]:
+    """Apply one step (action, with reason) and/or a new owner and/or due date to many items, all or
+    nothing, in one transaction: if any item fails, nothing is written and the ValidationError names
+    each failing item (#id: why) under "ids". A step the user may not take is a PermissionDenied."""
+    ids = sorted(set(item_ids))
+    if not ids:
+        raise ValidationError({"ids": [_("Choose at least one action item.")]})
+    if action is None and owner is None and due_at is None:
+        raise ValidationError({"action": [_("Say what to change: an action, an owner or a due date.")]})
+    now = _to_the_second(timezone.now())
+    incident_ids = set(ActionItem.objects.filter(pk__in=ids).values_list("incident_id", flat=True))
+    incidents = {i.pk: i for i in Incident.objects.select_for_update().filter(pk__in=incident_ids).order_by("pk")}
+    items = list(ActionItem.objects.select_for_update().filter(pk__in=ids).order_by("pk"))
+    unknown = set(ids) - {item.pk for item in items}
+    if unknown:
+        raise ValidationError(
+            {"ids": [_("Unknown action items: %(ids)s.") % {"ids": ", ".join(f"#{pk}" for pk in sorted(unknown))}]}
+        )
+    changes = {name: value for name, value in (("owner", owner), ("due_at", due_at)) if value is not None}
+    failures = []
+    for item in items:
+        item.incident = incidents[item.incident_id]
+        try:
+            # A savepoint per item: every failure is reported, then the outer transaction rolls back.
+            with transaction.atomic():
+                if changes:
+                    action_item_update(item_id=item.pk, by=by, **changes)
+                    item.refresh_from_db()
+                    item.incident = incidents[item.incident_id]
+                if action is not None:
+                    _item_step(item, by=by, action=action, reason=reason, at=None, now=now)
+        except ValidationError as exc:
+            messages = [m for field_messages in exc.message_dict.values() for m in field_messages]
+            failures.append(f"#{item.pk}: {' '.join(messages)}")
+    if failures:
+        raise ValidationError({"ids": failures})
+    return items

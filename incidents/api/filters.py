@@ -4,8 +4,8 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from incidents import periods
-from incidents.models import CauseCategory, DetectionSource, Incident, Level, Status
-from incidents.selectors import in_period
+from incidents.models import ActionItem, CauseCategory, DetectionSource, Incident, Level, Status
+from incidents.selectors import filter_action_items, in_period
 
 
 class IncidentFilter(django_filters.FilterSet):
@@ -49,3 +49,48 @@ class IncidentFilter(django_filters.FilterSet):
         for field_name in ("title", "summary", "cause", "handling"):
             text |= Q(**{f"{field_name}__icontains": value})
         return queryset.filter(text)
+
+
+class ActionItemFilter(django_filters.FilterSet):
+    """Parses and documents the list's filters; selectors.filter_action_items applies them."""
+
+    owner = django_filters.CharFilter(method="_selector", help_text=_("Owner: user id, username, or me."))
+    team = django_filters.CharFilter(method="_selector", help_text=_("Team slug (the incident's team)."))
+    incident = django_filters.NumberFilter(method="_selector", help_text=_("Incident id."))
+    status = django_filters.MultipleChoiceFilter(
+        method="_selector", choices=ActionItem.Status.choices, help_text=_("Repeat for several.")
+    )
+    overdue = django_filters.ChoiceFilter(
+        method="_selector",
+        choices=[("true", _("Overdue: open or in progress, past the due date")), ("false", _("Not overdue"))],
+    )
+    due_after = django_filters.IsoDateTimeFilter(method="_selector", help_text=_("due_at >= this (inclusive)."))
+    due_before = django_filters.IsoDateTimeFilter(method="_selector", help_text=_("due_at < this (exclusive)."))
+    kind = django_filters.MultipleChoiceFilter(method="_selector", choices=ActionItem.Kind.choices)
+    priority = django_filters.MultipleChoiceFilter(method="_selector", choices=ActionItem.Priority.choices)
+
+    class Meta:
+        model = ActionItem
+        fields = []
+
+    def _selector(self, queryset, name, value):
+        # Each filter names a method so the API schema takes its type from the filter itself;
+        # filter_queryset applies them all at once, through the selector.
+        return queryset
+
+    def filter_queryset(self, queryset):
+        data = self.form.cleaned_data
+        overdue = {"true": True, "false": False}.get(data.get("overdue") or "")
+        return filter_action_items(
+            queryset,
+            user=getattr(self.request, "user", None),
+            owner=data.get("owner") or None,
+            team=data.get("team") or None,
+            incident=int(data["incident"]) if data.get("incident") is not None else None,
+            statuses=data.get("status") or (),
+            overdue_only=overdue,
+            due_after=data.get("due_after"),
+            due_before=data.get("due_before"),
+            kinds=data.get("kind") or (),
+            priorities=data.get("priority") or (),
+        )

@@ -1,10 +1,12 @@
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from incidents import severity
+from incidents import selectors, severity
 from incidents.models import (
+    ActionItem,
     CauseCategory,
     DetectionSource,
     Incident,
@@ -15,7 +17,7 @@ from incidents.models import (
     Tier,
     TimelineEntry,
 )
-from incidents.services import Transition
+from incidents.services import ItemTransition, Transition
 
 User = get_user_model()
 
@@ -124,6 +126,7 @@ class IncidentSerializer(serializers.ModelSerializer):
             "cause_category",
             "cause",
             "handling",
+            "review",
             "level",
             "classified_level",
             "severity_explanation",
@@ -206,6 +209,9 @@ class IncidentWriteSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
     cause_category = serializers.ChoiceField(choices=CauseCategory.choices, required=False)
     cause = serializers.CharField(required=False, allow_blank=True)
     handling = serializers.CharField(required=False, allow_blank=True)
+    review = serializers.CharField(
+        required=False, allow_blank=True, help_text="The post-incident review (复盘); needed to close the incident."
+    )
 
 
 class IncidentUpdateSerializer(IncidentWriteSerializer):
@@ -235,7 +241,7 @@ class TimelineEntrySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = TimelineEntry
-        fields = ["id", "kind", "at", "author", "field", "old_value", "new_value", "text", "created_at"]
+        fields = ["id", "kind", "at", "author", "action_item", "field", "old_value", "new_value", "text", "created_at"]
         read_only_fields = fields
 
 
@@ -298,4 +304,128 @@ class ReevaluateSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
         attrs = super().validate(attrs)
         if not attrs.get("incidents") and not attrs.get("period"):
             raise serializers.ValidationError({"incidents": [_("Choose incidents by id or by period.")]})
+        return attrs
+
+
+# -- action items (闭环项) ------------------------------------------------------------------------
+
+
+class ActionItemSerializer(serializers.ModelSerializer):
+    """An action item as read. is_overdue / days_overdue are as of the request (context "now")."""
+
+    incident_title = serializers.CharField(source="incident.title", read_only=True)
+    team = serializers.SlugRelatedField(source="incident.team", slug_field="slug", read_only=True)
+    owner = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    verifier = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    verified_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    waived_by = serializers.SlugRelatedField(slug_field="username", read_only=True, help_text="The approving manager.")
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    is_overdue = serializers.SerializerMethodField(help_text="Open or in progress, and past its due date.")
+    days_overdue = serializers.SerializerMethodField(help_text="Whole days past due (floor); null when not overdue.")
+
+    class Meta:
+        model = ActionItem
+        fields = [
+            "id",
+            "incident",
+            "incident_title",
+            "team",
+            "title",
+            "description",
+            "kind",
+            "priority",
+            "owner",
+            "verifier",
+            "acceptance_criteria",
+            "due_at",
+            "ticket_url",
+            "status",
+            "is_overdue",
+            "days_overdue",
+            "started_at",
+            "completed_at",
+            "verified_at",
+            "verified_by",
+            "waived_at",
+            "waived_by",
+            "waive_reason",
+            "version",
+            "created_by",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+    def _now(self):
+        return self.context.get("now") or timezone.now()
+
+    def get_is_overdue(self, item) -> bool:
+        return selectors.days_overdue(item, now=self._now()) is not None
+
+    def get_days_overdue(self, item) -> int | None:
+        return selectors.days_overdue(item, now=self._now())
+
+
+class ActionItemWriteSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
+    """A new item. A due date in the past is accepted (items recorded after the fact)."""
+
+    incident = serializers.PrimaryKeyRelatedField(queryset=Incident.objects.all(), help_text="Incident id.")
+    title = serializers.CharField(max_length=200)
+    description = serializers.CharField(required=False, allow_blank=True)
+    kind = serializers.ChoiceField(choices=ActionItem.Kind.choices, required=False)
+    priority = serializers.ChoiceField(choices=ActionItem.Priority.choices, required=False)
+    owner = UsernameField(help_text="Username of an active user.")
+    verifier = UsernameField(
+        required=False, allow_null=True, help_text="Who verifies it; empty: anyone but the owner, or a manager."
+    )
+    acceptance_criteria = serializers.CharField(required=False, allow_blank=True)
+    due_at = serializers.DateTimeField()
+    ticket_url = serializers.URLField(required=False, allow_blank=True, max_length=500)
+
+
+class ActionItemUpdateSerializer(ActionItemWriteSerializer):
+    version = serializers.IntegerField(
+        required=False, help_text="The version you read; a stale one gets 409. Or send it as If-Match."
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        del self.fields["incident"]  # an item stays with its incident
+        for field in self.fields.values():
+            field.required = False
+
+
+class ItemTransitionSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
+    action = serializers.ChoiceField(
+        choices=ItemTransition.choices(),
+        help_text=(
+            "start (open -> in_progress), complete (-> done, awaiting verification), verify (done -> verified), "
+            "waive (-> waived; a manager or administrator, with a reason), reopen (done/verified/waived -> open)."
+        ),
+    )
+    reason = serializers.CharField(
+        required=False, allow_blank=True, default="", help_text="Why; required to waive. Kept on the timeline."
+    )
+    at = serializers.DateTimeField(
+        required=False, help_text="When it happened (start, complete or verify recorded after the fact); default now."
+    )
+    version = serializers.IntegerField(required=False, help_text="The version you read; a stale one gets 409.")
+
+
+MAX_BULK = 500
+
+
+class ActionItemBulkSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
+    ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1), allow_empty=False, max_length=MAX_BULK, help_text="Item ids."
+    )
+    action = serializers.ChoiceField(choices=ItemTransition.choices(), required=False)
+    reason = serializers.CharField(required=False, allow_blank=True, default="", help_text="Why; required to waive.")
+    owner = UsernameField(required=False, help_text="New owner (username) of every item.")
+    due_at = serializers.DateTimeField(required=False, help_text="New due date of every item.")
+
+    def validate(self, attrs):
+        attrs = super().validate(attrs)
+        if not any(name in attrs for name in ("action", "owner", "due_at")):
+            raise serializers.ValidationError({"action": [_("Say what to change: an action, an owner or a due date.")]})
         return attrs

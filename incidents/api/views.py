@@ -7,19 +7,29 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
-from rest_framework import exceptions, mixins, serializers, status, viewsets
+from rest_framework import exceptions, mixins, permissions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.permissions import ConfigurationAccess, PreviewAccess, RecordAccess, ReportAccess
+from accounts.permissions import (
+    READ_RECORD,
+    READ_REPORTS,
+    WRITE_RECORD,
+    ConfigurationAccess,
+    PreviewAccess,
+    RecordAccess,
+    ReportAccess,
+    user_can,
+)
 from incidents import periods, selectors, services, severity
 from incidents.api import serializers as s
-from incidents.api.filters import IncidentFilter
+from incidents.api.filters import ActionItemFilter, IncidentFilter
 from incidents.models import Incident, SeverityPolicy, System, Team
+from incidents.services import ItemTransition
 
 
-def _expected_version(request, data) -> int | None:
+def _expected_version(request, data, *, not_a_number: str | None = None) -> int | None:
     """The version the client read: `version` in the body, or the If-Match header."""
     if data.get("version") is not None:
         return data["version"]
@@ -28,8 +38,33 @@ def _expected_version(request, data) -> int | None:
         try:
             return int(header.removeprefix("W/").strip('"'))
         except ValueError:
-            raise exceptions.ValidationError({"If-Match": [_("Expected the incident's version number.")]}) from None
+            message = not_a_number or _("Expected the incident's version number.")
+            raise exceptions.ValidationError({"If-Match": [message]}) from None
     return None
+
+
+def _item_stale(exc: services.StaleVersionError) -> Response:
+    message = _(
+        "The action item was changed by someone else (now version %(version)s). Reload it and apply your change again."
+    ) % {"version": exc.current_version}
+    return Response({"detail": message, "current_version": exc.current_version}, status=status.HTTP_409_CONFLICT)
+
+
+def _period(request) -> periods.Period:
+    """The `period` query parameter; default the current month."""
+    try:
+        if request.query_params.get("period"):
+            return periods.parse(request.query_params["period"])
+        return periods.containing("month", timezone.now())
+    except ValueError as exc:
+        raise exceptions.ValidationError({"period": [str(exc)]}) from None
+
+
+_PERIOD = OpenApiParameter(
+    "period",
+    str,
+    description="2026-11, 2026-W36, 2026-Q4, 2026 or 2026-11-01..2026-11-15; default the current month.",
+)
 
 
 class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -127,6 +162,14 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
             return Response(s.TimelineEntrySerializer(entry).data, status=status.HTTP_201_CREATED)
         entries = selectors.incident_timeline(incident=incident)
         return Response(s.TimelineEntrySerializer(entries, many=True).data)
+
+    @extend_schema(responses={200: s.ActionItemSerializer(many=True)})
+    @action(detail=True, methods=["get"], url_path="action-items", pagination_class=None, filterset_class=None)
+    def action_items(self, request, pk=None):
+        """The incident's closed-loop items, by due date."""
+        incident = self.get_object()
+        items = selectors.action_item_list(incident=incident).order_by("due_at", "id")
+        return Response(s.ActionItemSerializer(items, many=True, context={"now": timezone.now()}).data)
 
     @extend_schema(methods=["post"], request=s.SeverityOverrideSerializer, responses={200: s.IncidentSerializer})
     @extend_schema(methods=["delete"], request=s.SeverityOverrideClearSerializer, responses={200: s.IncidentSerializer})
@@ -301,5 +344,188 @@ class IncidentMetricsView(APIView):
             {
                 "period": {"label": period.label, "kind": period.kind, "start": period.start, "end": period.end},
                 "metrics": selectors.incident_metrics(incidents=incidents),
+            }
+        )
+
+
+# -- action items (闭环项) ------------------------------------------------------------------------
+
+
+class ActionItemAccess(permissions.BasePermission):
+    """Read: every role. Write: engineers and administrators. Managers approve: they verify, waive
+    and reopen items (transitions, and bulk with one of those actions and nothing else)."""
+
+    def has_permission(self, request, view):
+        if not (request.user and request.user.is_authenticated):
+            return False
+        if request.method in permissions.SAFE_METHODS:
+            return user_can(request.user, READ_RECORD)
+        if user_can(request.user, WRITE_RECORD):
+            return True
+        return user_can(request.user, READ_REPORTS) and view.action in ("transitions", "bulk")
+
+
+def _check_manager_step(request, action_name: str | None, *, other_changes: bool = False) -> None:
+    if user_can(request.user, WRITE_RECORD):
+        return
+    if other_changes or action_name not in ItemTransition.MANAGER_STEPS:
+        raise exceptions.PermissionDenied(
+            _("Managers verify, waive and reopen action items; the owner's team does the rest.")
+        )
+
+
+_ITEM_IF_MATCH = OpenApiParameter(
+    "If-Match",
+    str,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="The item's version as read (its ETag), instead of `version` in the body.",
+)
+
+
+class ActionItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Closed-loop items (闭环项) of incidents. Nothing is deleted: an item is waived (with a manager's
+    approval) or reopened, and every change is on the incident's timeline."""
+
+    permission_classes = [ActionItemAccess]
+    serializer_class = s.ActionItemSerializer
+    filterset_class = ActionItemFilter
+    ordering_fields = ["due_at", "status", "priority", "completed_at", "created_at", "updated_at", "id"]
+    ordering = ["due_at", "id"]
+    lookup_value_regex = r"\d+"
+
+    def get_queryset(self):
+        return selectors.action_item_list()
+
+    def get_serializer_context(self):
+        return {**super().get_serializer_context(), "now": timezone.now()}
+
+    def _read(self, item_id: int, http_status=status.HTTP_200_OK) -> Response:
+        item = get_object_or_404(selectors.action_item_list(), pk=item_id)
+        response = Response(self.get_serializer(item).data, status=http_status)
+        response["ETag"] = f'"{item.version}"'
+        return response
+
+    def _version(self, request, data) -> int | None:
+        return _expected_version(request, data, not_a_number=_("Expected the action item's version number."))
+
+    def retrieve(self, request, *args, **kwargs):
+        return self._read(self.get_object().pk)
+
+    @extend_schema(request=s.ActionItemWriteSerializer, responses={201: s.ActionItemSerializer})
+    def create(self, request):
+        serializer = s.ActionItemWriteSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        item = services.action_item_create(incident_id=data.pop("incident").pk, by=request.user, **data)
+        return self._read(item.pk, status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request=s.ActionItemUpdateSerializer,
+        responses={200: s.ActionItemSerializer, 409: OpenApiTypes.OBJECT},
+        parameters=[_ITEM_IF_MATCH],
+    )
+    def partial_update(self, request, pk=None):
+        item = self.get_object()
+        serializer = s.ActionItemUpdateSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        changes = dict(serializer.validated_data)
+        expected = self._version(request, changes)
+        changes.pop("version", None)
+        if expected is None:
+            raise exceptions.ValidationError(
+                {
+                    "version": [
+                        _("Send the version you read (or an If-Match header) so a concurrent change is not lost.")
+                    ]
+                }
+            )
+        try:
+            services.action_item_update(item_id=item.pk, by=request.user, expected_version=expected, **changes)
+        except services.StaleVersionError as exc:
+            return _item_stale(exc)
+        return self._read(item.pk)
+
+    @extend_schema(
+        request=s.ItemTransitionSerializer,
+        responses={200: s.ActionItemSerializer, 409: OpenApiTypes.OBJECT},
+        parameters=[_ITEM_IF_MATCH],
+    )
+    @action(detail=True, methods=["post"])
+    def transitions(self, request, pk=None):
+        """Start, complete, verify, waive (managers and administrators, with a reason) or reopen."""
+        item = self.get_object()
+        serializer = s.ItemTransitionSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        _check_manager_step(request, data["action"])
+        expected = self._version(request, data)
+        data.pop("version", None)
+        try:
+            services.action_item_transition(item_id=item.pk, by=request.user, expected_version=expected, **data)
+        except services.StaleVersionError as exc:
+            return _item_stale(exc)
+        return self._read(item.pk)
+
+    @action(detail=False, methods=["get"])
+    def mine(self, request):
+        """My items (owner = me): open and in progress first, then done, then verified and waived, each
+        by due date; the list's filters apply, and `ordering` replaces that order."""
+        items = self.filter_queryset(self.get_queryset().filter(owner=request.user))
+        if not request.query_params.get("ordering"):
+            items = selectors.open_first(items)
+        page = self.paginate_queryset(items)
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+    @extend_schema(request=s.ActionItemBulkSerializer, responses={200: s.ActionItemSerializer(many=True)})
+    @action(detail=False, methods=["post"], pagination_class=None, filter_backends=[])
+    def bulk(self, request):
+        """One change to many items, all or nothing: a step (action, reason), a new owner, a new due
+        date. If one item fails nothing is written, and the 400 names each failing item under ids."""
+        serializer = s.ActionItemBulkSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        _check_manager_step(request, data.get("action"), other_changes="owner" in data or "due_at" in data)
+        items = services.action_items_bulk_update(
+            item_ids=data["ids"],
+            by=request.user,
+            action=data.get("action"),
+            reason=data["reason"],
+            owner=data.get("owner"),
+            due_at=data.get("due_at"),
+        )
+        chosen = self.get_queryset().filter(pk__in=[item.pk for item in items]).order_by("pk")
+        return Response(self.get_serializer(chosen, many=True).data)
+
+
+class ClosedLoopMetricsView(APIView):
+    """Closed-loop figures of metrics.md for a period (default: this month): on-time completion rate,
+    the overdue items, the incident closed-loop rate. See docs/closed-loop.md."""
+
+    permission_classes = [ReportAccess]
+
+    @extend_schema(
+        parameters=[
+            _PERIOD,
+            OpenApiParameter("team", str, description="Team slug: items and incidents of that team."),
+            OpenApiParameter("system", str, description="System code: items and incidents impacting that system."),
+        ],
+        responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="See docs/closed-loop.md.")},
+    )
+    def get(self, request):
+        period = _period(request)
+        team = system = None
+        if request.query_params.get("team"):
+            team = Team.objects.filter(slug=request.query_params["team"]).first()
+            if team is None:
+                raise exceptions.ValidationError({"team": [_("No team with this slug.")]})
+        if request.query_params.get("system"):
+            system = System.objects.filter(code=request.query_params["system"]).first()
+            if system is None:
+                raise exceptions.ValidationError({"system": [_("No system with this code.")]})
+        return Response(
+            {
+                "period": {"label": period.label, "kind": period.kind, "start": period.start, "end": period.end},
+                "metrics": selectors.closed_loop_metrics(period=period, team=team, system=system, now=timezone.now()),
             }
         )

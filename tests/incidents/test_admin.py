@@ -114,6 +114,8 @@ def test_changing_an_incident_in_the_admin_writes_the_timeline(admin_browser):
             "title": "new",
             "systems": [s.pk for s in incident.systems.all()],
             "owner": "",
+            "action_items-TOTAL_FORMS": 0,
+            "action_items-INITIAL_FORMS": 0,
             "timeline-TOTAL_FORMS": 1,
             "timeline-INITIAL_FORMS": 1,
             "timeline-0-id": incident.timeline.get().pk,

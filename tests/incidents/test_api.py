@@ -710,6 +710,12 @@ def test_status_lifecycle(engineer_client, incident, frozen):
     assert resolved.data["durations"]["time_to_resolve"] == 4800
 
     frozen.shift(timedelta(days=2))
+    review = "Channel timeout; switch threshold lowered."
+    reviewed = engineer_client.patch(
+        detail(incident.pk), {"review": review, "version": resolved.data["version"]}, format="json"
+    )
+    assert reviewed.status_code == 200, reviewed.data
+    assert reviewed.data["review"] == review
     closed = transition(engineer_client, incident.pk, "close")
     assert closed.status_code == 200, closed.data
     assert closed.data["status"] == "closed"

@@ -5,11 +5,13 @@ import pytest
 from django.conf import settings
 from django.contrib.auth import authenticate
 from django.core.management import call_command
+from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import Role, User
 from incidents import demo
 from incidents.models import (
+    ActionItem,
     CauseCategory,
     DetectionSource,
     Incident,
@@ -32,7 +34,16 @@ def _load() -> str:
 def _counts() -> dict[str, int]:
     return {
         model.__name__: model.objects.count()
-        for model in (User, Team, System, Incident, TimelineEntry, Team.managers.through, Team.members.through)
+        for model in (
+            User,
+            Team,
+            System,
+            Incident,
+            ActionItem,
+            TimelineEntry,
+            Team.managers.through,
+            Team.members.through,
+        )
     }
 
 
@@ -51,6 +62,7 @@ def test_second_run_changes_nothing(loaded):
 def test_output_names_the_counts_and_logins(loaded):
     assert "Created 4 teams, 12 systems, 7 users" in loaded
     assert f"Created {len(demo.INCIDENTS)} incidents (A: 1, B: 2, C: 12, D: 21)" in loaded
+    assert "Created 28 action items (open: 5, in_progress: 3, done: 2, verified: 17, waived: 1)" in loaded
     assert "engineer" in loaded and "manager" in loaded and "demo-password" in loaded
 
 
@@ -99,3 +111,32 @@ def test_timelines_and_timestamps(loaded):
         end = incident.resolved_at or incident.recovered_at or latest
         for note in incident.timeline.filter(kind=TimelineEntry.Kind.NOTE):
             assert incident.occurred_at <= note.at <= end
+
+
+def test_action_items_close_some_loops_and_leave_the_engineer_overdue_work(loaded):
+    now = timezone.now()
+    assert ActionItem.objects.count() == sum(len(t.items) for t in demo.INCIDENTS) == 28
+    # The engineer (with an e-mail for reminders) has open work past its due date.
+    engineer = User.objects.get(username="engineer")
+    assert engineer.email == "engineer@example.com"
+    overdue = ActionItem.objects.filter(owner=engineer, status__in=ActionItem.OPEN_STATUSES, due_at__lt=now)
+    assert overdue.count() >= 2
+    # Closed incidents have their review and every item verified or waived; resolved ones with open
+    # items stay open loops.
+    closed = Incident.objects.filter(status=Status.CLOSED)
+    assert closed.count() >= 10
+    assert not closed.filter(review="").exists()
+    assert not ActionItem.objects.filter(incident__in=closed).exclude(status__in=ActionItem.FINAL_STATUSES).exists()
+    assert Incident.objects.filter(status=Status.RESOLVED, action_items__status=ActionItem.Status.OPEN).exists()
+    waived = ActionItem.objects.get(status=ActionItem.Status.WAIVED)
+    assert (waived.waived_by.username, bool(waived.waive_reason)) == ("manager", True)
+    # Steps are dated in the past, in order; some items were done late, most on time.
+    for item in ActionItem.objects.exclude(completed_at=None):
+        assert item.started_at <= item.completed_at <= now
+        if item.verified_at:
+            assert item.completed_at <= item.verified_at <= now
+            assert item.verified_by not in (None, item.owner)
+    late = ActionItem.objects.filter(completed_at__gt=F("due_at")).count()
+    on_time = ActionItem.objects.filter(completed_at__lte=F("due_at")).count()
+    assert 0 < late < on_time
+    assert TimelineEntry.objects.filter(kind=TimelineEntry.Kind.ACTION_ITEM).count() > 28

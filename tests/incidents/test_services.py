@@ -173,6 +173,9 @@ def test_lifecycle_with_reopen(cashier, alice):
         incident = IncidentFactory(systems=[cashier], occurred_at=T0, detected_at=T0)
         clock.move_to(T0 + timedelta(minutes=5))
         services.incident_transition(incident_id=incident.pk, by=alice, action="resolve")
+        services.incident_update(
+            incident_id=incident.pk, by=alice, expected_version=None, changes={"review": "pool leak; alert added"}
+        )
         incident = services.incident_transition(incident_id=incident.pk, by=alice, action="close")
         assert incident.status == "closed"
         assert incident.recovered_at == incident.resolved_at == incident.closed_at == T0 + timedelta(minutes=5)

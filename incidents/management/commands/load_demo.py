@@ -9,13 +9,17 @@ from django.utils import timezone
 
 from accounts.models import User
 from incidents import demo, services
-from incidents.models import Incident, Level, Status, System, Team
+from incidents.models import ActionItem, Incident, Level, Status, System, Team
+from incidents.services import ItemTransition
+
+ItemStatus = ActionItem.Status
 
 
 class Command(BaseCommand):
     help = (
-        "Load the demo data set: users (password demo-password), four teams, twelve systems and about "
-        "36 incidents over the last four months. Does nothing when the demo is already loaded."
+        "Load the demo data set: users (password demo-password), four teams, twelve systems, about "
+        "36 incidents over the last four months and their closed-loop items. Does nothing when the demo is "
+        "already loaded."
     )
 
     def handle(self, *args, **options):
@@ -34,6 +38,12 @@ class Command(BaseCommand):
         levels = Counter(Incident.objects.filter(pk__in=ids).values_list("level", flat=True))
         counts = ", ".join(f"{level}: {levels[level]}" for level in Level.values)
         self.stdout.write(f"Created {len(ids)} incidents ({counts})")
+        statuses = Counter(ActionItem.objects.filter(incident__in=ids).values_list("status", flat=True))
+        self.stdout.write(
+            f"Created {sum(statuses.values())} action items ("
+            + ", ".join(f"{status}: {statuses[status]}" for status in ItemStatus.values)
+            + ")"
+        )
         logins = ", ".join(f"{username} ({users[username].effective_role})" for username in demo.LOGINS)
         self.stdout.write(self.style.SUCCESS(f'Demo loaded. Log in as {logins}; password "{demo.PASSWORD}".'))
 
@@ -136,13 +146,63 @@ class Command(BaseCommand):
             if template.override:
                 level, reason = template.override
                 services.severity_override_set(incident_id=incident.pk, by=manager, level=level, reason=reason)
+            for spec in template.items:
+                self._item(incident, spec, by=owner, users=users, occurred=times["occurred_at"], now=now)
             close = template.close
             if close is None:
-                close = now - times["occurred_at"] > timedelta(days=demo.CLOSE_AFTER_DAYS)
-            if close and incident.status == Status.RESOLVED:
+                close = now - times["occurred_at"] > timedelta(days=demo.CLOSE_AFTER_DAYS) and all(
+                    spec.status in ActionItem.FINAL_STATUSES for spec in template.items
+                )
+            close = close and incident.status == Status.RESOLVED
+            if template.review or close:
+                services.incident_update(
+                    incident_id=incident.pk,
+                    by=owner,
+                    expected_version=None,
+                    changes={"review": template.review or _review(incident, template)},
+                )
+            if close:
                 services.incident_transition(incident_id=incident.pk, by=manager, action="close")
             ids.append(incident.pk)
         return ids
+
+    def _item(
+        self, incident: Incident, spec: demo.DemoItem, *, by: User, users: dict[str, User], occurred, now: datetime
+    ) -> None:
+        """One item through the services: created, then taken to its status by its steps, dated in the
+        past (never later than now)."""
+        local = timezone.localtime(occurred)
+
+        def day(days: int, clock: str) -> datetime:
+            return datetime.combine(local.date() + timedelta(days=days), time.fromisoformat(clock), local.tzinfo)
+
+        owner = users[spec.owner]
+        verifier = users[spec.verifier] if spec.verifier else None
+        item = services.action_item_create(
+            incident_id=incident.pk,
+            by=by,
+            title=spec.title,
+            owner=owner,
+            due_at=day(spec.due, demo.DUE_CLOCK),
+            kind=spec.kind,
+            priority=spec.priority,
+            verifier=verifier,
+            acceptance_criteria=spec.acceptance,
+            ticket_url=spec.ticket,
+        )
+
+        def step(action: str, who: User, **options) -> None:
+            services.action_item_transition(item_id=item.pk, by=who, action=action, **options)
+
+        if spec.status == ItemStatus.IN_PROGRESS:
+            step(ItemTransition.START, owner, at=min(day(1, "10:00"), now))
+        elif spec.status in (ItemStatus.DONE, ItemStatus.VERIFIED):
+            done = min(day(spec.done if spec.done is not None else spec.due - 1, demo.DONE_CLOCK), now)
+            step(ItemTransition.COMPLETE, owner, at=done)
+            if spec.status == ItemStatus.VERIFIED:
+                step(ItemTransition.VERIFY, verifier or users["manager"], at=min(done + timedelta(days=1), now))
+        elif spec.status == ItemStatus.WAIVED:
+            step(ItemTransition.WAIVE, users["manager"], reason=spec.waive_reason)
 
     def _times(self, template: demo.DemoIncident, rng: random.Random, now: datetime) -> dict[str, datetime | None]:
         """The five timestamps of a template, anchored to now; none lies in the future."""
@@ -175,3 +235,9 @@ def _timestamps(template: demo.DemoIncident, occurred: datetime) -> dict[str, da
         "recovered_at": recovered,
         "resolved_at": resolved,
     }
+
+
+def _review(incident: Incident, template: demo.DemoIncident) -> str:
+    """A review (复盘) made from the record, for templates that do not write their own."""
+    follow_ups = "；".join(spec.title for spec in template.items) or "无 / none"
+    return f"原因 / Cause: {incident.cause}\n处理 / Handling: {incident.handling}\n改进 / Follow-ups: {follow_ups}"
