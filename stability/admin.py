@@ -1,10 +1,21 @@
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from incidents.admin import RecordAdmin
-from stability import services
-from stability.models import AlertActivity, AlertOccurrence, Integration, MaintenanceWindow, RejectedDelivery
+from stability import channels, delivery, services
+from stability.models import (
+    AlertActivity,
+    AlertOccurrence,
+    Integration,
+    MaintenanceWindow,
+    Notification,
+    NotificationChannel,
+    OutboundMessage,
+    RejectedDelivery,
+    ReminderPolicy,
+)
 
 
 class IntegrationForm(forms.ModelForm):
@@ -168,3 +179,143 @@ class RejectedDeliveryAdmin(RecordAdmin):
     search_fields = ("reason",)
     date_hierarchy = "received_at"
     list_select_related = ("integration",)
+
+
+# --- reminders and notifications (docs/reminders.md) -----------------------------------------------
+
+
+class NotificationChannelForm(forms.ModelForm):
+    secret = forms.CharField(
+        label=_("secret"),
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text=_("Never shown. Leave empty to keep the one stored."),
+    )
+    clear_secret = forms.BooleanField(label=_("clear the secret"), required=False)
+
+    class Meta:
+        model = NotificationChannel
+        fields = (
+            "kind",
+            "name",
+            "target",
+            "secret",
+            "team",
+            "user",
+            "events",
+            "language",
+            "messages_per_minute",
+            "enabled",
+        )
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("clear_secret"):
+            cleaned["secret"] = ""
+        elif not cleaned.get("secret") and self.instance.pk:
+            cleaned["secret"] = self.instance.secret
+        return cleaned
+
+    def _post_clean(self):
+        # The whole check (team or person, a target that suits the kind) is the service's, on save.
+        super()._post_clean()
+        try:
+            channels.validate_channel(self.instance, fields=False)
+        except ValidationError as error:
+            self._update_errors(error)
+
+
+@admin.register(NotificationChannel)
+class NotificationChannelAdmin(admin.ModelAdmin):
+    """Saved through stability.channels, like the API; the secret is write-only."""
+
+    form = NotificationChannelForm
+    list_display = ("name", "kind", "team", "user", "language", "enabled")
+    list_filter = ("kind", "enabled", "team")
+    search_fields = ("name", "user__username", "team__slug")
+    list_select_related = ("team", "user")
+
+    def save_model(self, request, obj, form, change):
+        values = {name: form.cleaned_data[name] for name in channels.CHANNEL_FIELDS}
+        if change:
+            channels.channel_update(channel_id=obj.pk, changes=values)
+        else:
+            obj.pk = channels.channel_create(**values).pk
+
+
+class ReminderPolicyForm(forms.ModelForm):
+    class Meta:
+        model = ReminderPolicy
+        fields = (
+            "team",
+            "days_before",
+            "escalate_after_days",
+            "escalate_every_days",
+            "quiet_hours_start",
+            "quiet_hours_end",
+        )
+
+    def clean_days_before(self):
+        value = self.cleaned_data["days_before"]
+        if not isinstance(value, list) or not all(isinstance(n, int) and 0 < n <= 60 for n in value):
+            raise forms.ValidationError(_("A list of whole days between 1 and 60, such as [3, 1]."))
+        return sorted(set(value), reverse=True)
+
+
+@admin.register(ReminderPolicy)
+class ReminderPolicyAdmin(admin.ModelAdmin):
+    """A team's own reminder schedule; teams without one follow the REMINDER_* settings."""
+
+    form = ReminderPolicyForm
+    list_display = (
+        "team",
+        "days_before",
+        "escalate_after_days",
+        "escalate_every_days",
+        "quiet_hours_start",
+        "quiet_hours_end",
+    )
+    list_select_related = ("team",)
+
+
+@admin.register(Notification)
+class NotificationAdmin(RecordAdmin):
+    """The notification log: recorded by the sweep, delivered by workers; failures keep their reason."""
+
+    list_display = (
+        "created_at",
+        "event",
+        "step",
+        "action_item",
+        "alert",
+        "recipient",
+        "channel",
+        "status",
+        "attempts",
+        "deliver_after",
+        "sent_at",
+        "last_error",
+    )
+    list_filter = ("status", "event", "channel")
+    search_fields = ("key", "last_error", "recipient__username")
+    date_hierarchy = "created_at"
+    list_select_related = ("action_item", "alert", "recipient", "channel")
+    actions = ["retry"]
+
+    @admin.action(description=_("Send the failed ones again"))
+    def retry(self, request, queryset):
+        count = 0
+        for notification in queryset.filter(status=Notification.Status.FAILED):
+            delivery.notification_retry(notification_id=notification.pk)
+            count += 1
+        messages.success(request, _("%(count)d notifications will be sent again.") % {"count": count})
+
+
+@admin.register(OutboundMessage)
+class OutboundMessageAdmin(RecordAdmin):
+    """Every chat post, email and webhook call tried, with its outcome."""
+
+    list_display = ("started_at", "destination", "channel", "entries", "ok", "error")
+    list_filter = ("ok", "channel")
+    date_hierarchy = "started_at"
+    list_select_related = ("channel",)

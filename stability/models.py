@@ -1,3 +1,5 @@
+from datetime import time
+
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
@@ -268,3 +270,293 @@ class RejectedDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.received_at:%Y-%m-%d %H:%M:%S} {self.reason[:60]}"
+
+
+# --- reminders and notifications (stability.reminders, stability.delivery, docs/reminders.md) -----
+
+
+class Event(models.TextChoices):
+    """What a notification is about."""
+
+    ITEM_BEFORE_DUE = "item_before_due", _("Action item due soon")
+    ITEM_DUE = "item_due", _("Action item due")
+    ITEM_OVERDUE = "item_overdue", _("Action item overdue")
+    ITEM_ESCALATION = "item_escalation", _("Overdue action item escalated")
+    DIGEST = "digest", _("Weekly digest")
+    ALERT_UNFOLLOWED = "alert_unfollowed", _("Alert not followed up")
+    ALERT_ESCALATION = "alert_escalation", _("Unfollowed alert escalated")
+
+
+def default_channel_events() -> list[str]:
+    return []
+
+
+class NotificationChannel(models.Model):
+    """Where notifications go: a team's or a person's email, chat robot or webhook.
+
+    A person with no enabled channel of their own gets email at their address.
+    """
+
+    class Kind(models.TextChoices):
+        EMAIL = "email", _("Email")
+        WECOM = "wecom", _("WeCom group robot")
+        DINGTALK = "dingtalk", _("DingTalk robot")
+        FEISHU = "feishu", _("Feishu robot")
+        SLACK = "slack", _("Slack incoming webhook")
+        WEBHOOK = "webhook", _("Generic JSON webhook")
+
+    # Chat robots: quiet hours apply, entries are batched and messages a minute are limited.
+    CHAT_KINDS = (Kind.WECOM, Kind.DINGTALK, Kind.FEISHU, Kind.SLACK)
+
+    kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices)
+    name = models.CharField(_("name"), max_length=100)
+    target = models.TextField(
+        _("target"),
+        blank=True,
+        help_text=_(
+            "The robot's or webhook's URL; for email, addresses separated by commas "
+            "(empty on a person's email channel: their own address)."
+        ),
+    )
+    secret = models.CharField(
+        _("secret"),
+        max_length=200,
+        blank=True,
+        help_text=_("DingTalk or Feishu signing secret; for a webhook, the key of its HMAC signature. Never shown."),
+    )
+    team = models.ForeignKey(
+        Team,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="notification_channels",
+        verbose_name=_("team"),
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="notification_channels",
+        verbose_name=_("person"),
+    )
+    events = models.JSONField(
+        _("events"),
+        default=default_channel_events,
+        blank=True,
+        help_text=_(
+            "Events this channel carries; empty: a person's channel carries all of theirs, a team's the "
+            "alert notices and escalations."
+        ),
+    )
+    language = models.CharField(
+        _("language"),
+        max_length=10,
+        choices=settings.LANGUAGES,
+        blank=True,
+        help_text=_("Empty: the person's language, or the organisation default."),
+    )
+    messages_per_minute = models.PositiveIntegerField(
+        _("messages per minute"),
+        null=True,
+        blank=True,
+        help_text=_("Chat robots only. Empty: the REMINDER_CHAT_MESSAGES_PER_MINUTE setting (20)."),
+    )
+    enabled = models.BooleanField(_("enabled"), default=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+        verbose_name = _("notification channel")
+        verbose_name_plural = _("notification channels")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(team__isnull=False, user__isnull=True) | Q(team__isnull=True, user__isnull=False),
+                name="notification_channel_team_or_person",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_kind_display()})"
+
+    @property
+    def is_chat(self) -> bool:
+        return self.kind in self.CHAT_KINDS
+
+
+def default_days_before() -> list[int]:
+    return list(settings.REMINDER_DAYS_BEFORE)
+
+
+def default_escalate_after_days() -> int:
+    return settings.REMINDER_ESCALATE_AFTER_DAYS
+
+
+def default_escalate_every_days() -> int:
+    return settings.REMINDER_ESCALATE_EVERY_DAYS
+
+
+def default_quiet_hours_start() -> time:
+    return time.fromisoformat(settings.REMINDER_QUIET_HOURS_START)
+
+
+def default_quiet_hours_end() -> time:
+    return time.fromisoformat(settings.REMINDER_QUIET_HOURS_END)
+
+
+class ReminderPolicy(models.Model):
+    """A team's own reminder schedule for its action items; teams without one follow the settings."""
+
+    team = models.OneToOneField(Team, on_delete=models.CASCADE, related_name="reminder_policy", verbose_name=_("team"))
+    days_before = models.JSONField(
+        _("days before due"), default=default_days_before, help_text=_("Remind the owner this many days before due.")
+    )
+    escalate_after_days = models.PositiveIntegerField(
+        _("escalate after (days overdue)"), default=default_escalate_after_days
+    )
+    escalate_every_days = models.PositiveIntegerField(
+        _("escalate again every (days)"), default=default_escalate_every_days
+    )
+    quiet_hours_start = models.TimeField(
+        _("quiet hours start"),
+        default=default_quiet_hours_start,
+        help_text=_("Local time. Chat messages wait until the end; start = end: no quiet hours."),
+    )
+    quiet_hours_end = models.TimeField(_("quiet hours end"), default=default_quiet_hours_end)
+
+    class Meta:
+        verbose_name = _("reminder policy")
+        verbose_name_plural = _("reminder policies")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(escalate_every_days__gte=1), name="reminder_policy_escalates_at_most_daily"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return str(self.team)
+
+
+class OutboundMessage(models.Model):
+    """One message sent, or tried: a chat post (carrying up to a batch of notifications), an email or a
+    webhook call. Chat budgets count these per channel."""
+
+    channel = models.ForeignKey(
+        NotificationChannel,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="messages",
+        verbose_name=_("channel"),
+        db_index=False,
+    )
+    destination = models.CharField(_("destination"), max_length=40)
+    started_at = models.DateTimeField(_("started at"))
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    ok = models.BooleanField(_("delivered"), null=True, help_text=_("Empty while it is being sent."))
+    error = models.TextField(_("error"), blank=True)
+    entries = models.PositiveIntegerField(_("notifications carried"), default=1)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        verbose_name = _("outbound message")
+        verbose_name_plural = _("outbound messages")
+        indexes = [models.Index(fields=["channel", "started_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.destination} {self.started_at:%Y-%m-%d %H:%M:%S}"
+
+
+class Notification(models.Model):
+    """One notification to one destination, recorded once under its key (what, step, slot, destination)
+    however many sweeps run, then delivered by a task."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        SENT = "sent", _("Sent")
+        FAILED = "failed", _("Failed")
+        SKIPPED = "skipped", _("Skipped")
+
+    key = models.CharField(_("key"), max_length=200, unique=True)
+    event = models.CharField(_("event"), max_length=20, choices=Event.choices)
+    step = models.CharField(
+        _("step"), max_length=30, help_text=_("before-3, due, overdue-2, escalation-1, the ISO week of a digest...")
+    )
+    action_item = models.ForeignKey(
+        "incidents.ActionItem",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="notifications",
+        verbose_name=_("action item"),
+    )
+    alert = models.ForeignKey(
+        AlertOccurrence,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="reminder_notifications",
+        verbose_name=_("alert"),
+    )
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="notifications",
+        verbose_name=_("recipient"),
+        help_text=_("Empty for a team channel."),
+    )
+    channel = models.ForeignKey(
+        NotificationChannel,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="notifications",
+        verbose_name=_("channel"),
+        help_text=_("Empty: email to the recipient's address."),
+    )
+    # Deliveries are grouped by destination: "email" (every email) or "channel:<id>".
+    destination = models.CharField(_("destination"), max_length=40)
+    language = models.CharField(_("language"), max_length=10)
+    due_at = models.DateTimeField(
+        _("due at"), null=True, blank=True, help_text=_("The item's due date when recorded; a change makes it stale.")
+    )
+    fire_at = models.DateTimeField(_("fires at"), help_text=_("When the step fell due."))
+    created_at = models.DateTimeField(_("recorded at"))
+    deliver_after = models.DateTimeField(
+        _("deliver after"), help_text=_("Quiet hours push chat messages to the morning; retries wait here too.")
+    )
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    last_error = models.TextField(_("last error"), blank=True)
+    claimed_at = models.DateTimeField(
+        _("claimed at"), null=True, blank=True, help_text=_("A worker is sending it since then (a lease).")
+    )
+    sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
+    message = models.ForeignKey(
+        OutboundMessage,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="notifications",
+        verbose_name=_("last message"),
+        db_index=False,
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("notification")
+        verbose_name_plural = _("notifications")
+        indexes = [
+            models.Index(fields=["created_at"]),
+            # What delivery and the sweep look for: pending ones by destination, ready or not.
+            models.Index(
+                fields=["destination", "deliver_after"],
+                condition=Q(status="pending"),
+                name="notification_pending",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.key

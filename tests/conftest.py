@@ -1,4 +1,5 @@
 import os
+from importlib import import_module
 
 import pytest
 from rest_framework.test import APIClient
@@ -78,3 +79,28 @@ def _fresh_rate_limits():
         client = _redis()
         for key in client.scan_iter("st:ingest-rate:*"):
             client.delete(key)
+
+
+@pytest.fixture(autouse=True)
+def _seeded_severity_policy(request, django_db_blocker):
+    """Transactional tests (live_server, real workers) empty every table when they end, the rows of
+    incidents' data migration included: put the seeded policy back before and after them."""
+
+    def transactional() -> bool:
+        return bool({"transactional_db", "live_server"} & set(request.fixturenames))
+
+    if transactional():
+        seed_severity_policy()
+    yield
+    if transactional():
+        with django_db_blocker.unblock():
+            seed_severity_policy()
+
+
+def seed_severity_policy() -> None:
+    from django.apps import apps
+
+    from incidents.models import SeverityPolicy
+
+    if not SeverityPolicy.objects.exists():
+        import_module("incidents.migrations.0002_default_severity_policy").seed(apps, None)

@@ -1,7 +1,7 @@
 from django.urls import path
 from rest_framework.routers import DefaultRouter
 
-from stability.api import alerts, integrations, webhooks
+from stability.api import alerts, integrations, notifications, webhooks
 from stability.api.metrics import FollowUpMissedView, FollowUpRateView
 
 router = DefaultRouter()
@@ -9,6 +9,8 @@ router.register("integrations", integrations.IntegrationViewSet, basename="integ
 router.register("alerts", alerts.AlertViewSet, basename="alert")
 router.register("maintenance-windows", alerts.MaintenanceWindowViewSet, basename="maintenance-window")
 router.register("rejected-deliveries", alerts.RejectedDeliveryViewSet, basename="rejected-delivery")
+router.register("notification-channels", notifications.NotificationChannelViewSet, basename="notification-channel")
+router.register("notifications", notifications.NotificationViewSet, basename="notification")
 
 urlpatterns = [
     path("integrations/alertmanager/", webhooks.AlertmanagerWebhook.as_view(), name="webhook-alertmanager"),

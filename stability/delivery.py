@@ -1,0 +1,502 @@
+"""Delivery of recorded notifications, one destination at a time (stability.tasks.deliver_notifications).
+
+1. Claim, in one short transaction: the destination's pending notifications whose deliver_after has
+   come and that no worker holds (claimed_at empty or older than the lease), locked with SKIP LOCKED
+   so two workers never take the same one. Each is checked against the state first: an item done or
+   whose due date moved, an alert followed up, a channel disabled, a person deactivated -> skipped
+   with the reason. A chat robot gets at most its messages-per-minute budget, counted from the
+   messages it was sent in the last 60 s, each message batching up to REMINDER_CHAT_ENTRIES_PER_MESSAGE
+   entries; the channel's row is locked meanwhile, so two workers cannot both spend the budget.
+2. Send, holding no database lock: chat messages, emails (one per notification and recipient, in
+   the recipient's language), webhook calls.
+3. Record each outcome: sent; or the reason, and either a retry after an exponential backoff
+   (deliver_after moves) or, after REMINDER_MAX_ATTEMPTS or a configuration error, failed.
+
+At least once: a worker that dies between sending and recording leaves its claim to expire
+(REMINDER_CLAIM_LEASE_SECONDS), and the notification is sent again. Every other path sends once.
+"""
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core import mail
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+
+from incidents.models import ActionItem
+from stability import channels
+from stability.channels import DeliveryError, Entry
+from stability.models import Event, Notification, NotificationChannel, OutboundMessage
+from stability.reminders import EMAIL_DESTINATION, absolute_url, alert_path, item_path
+
+logger = logging.getLogger(__name__)
+
+DAY = timedelta(days=1)
+BATCH = 200  # notifications claimed at once for email and webhooks
+RETRY_CAP = timedelta(hours=1)
+ITEM_EVENTS = (Event.ITEM_BEFORE_DUE, Event.ITEM_DUE, Event.ITEM_OVERDUE, Event.ITEM_ESCALATION)
+DIGEST_ITEMS = 20  # items listed in a digest; more are counted
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """After the n-th failed attempt: REMINDER_RETRY_BACKOFF_SECONDS x 2^(n-1), at most an hour."""
+    return min(timedelta(seconds=settings.REMINDER_RETRY_BACKOFF_SECONDS * 2 ** max(0, attempts - 1)), RETRY_CAP)
+
+
+# --- rendering -----------------------------------------------------------------------------------
+
+
+def _when(moment: datetime) -> str:
+    return timezone.localtime(moment).isoformat(timespec="minutes").replace("T", " ")
+
+
+def _person(user) -> str:
+    return (user.get_full_name() or user.username) if user is not None else "-"
+
+
+def _item_entry(notification: Notification) -> Entry:
+    item = notification.action_item
+    due_at = notification.due_at
+    values = {"title": item.title}
+    if notification.event == Event.ITEM_BEFORE_DUE:
+        days = round((due_at - notification.fire_at) / DAY)
+        title = ngettext("Due in %(days)d day: %(title)s", "Due in %(days)d days: %(title)s", days)
+    elif notification.event == Event.ITEM_DUE:
+        days, title = 0, _("Due now: %(title)s")
+    elif notification.event == Event.ITEM_OVERDUE:
+        days = round((notification.fire_at - due_at) / DAY)
+        title = ngettext("Overdue by %(days)d day: %(title)s", "Overdue by %(days)d days: %(title)s", days)
+    else:
+        days = round((notification.fire_at - due_at) / DAY)
+        title = ngettext(
+            "Escalation, overdue by %(days)d day: %(title)s", "Escalation, overdue by %(days)d days: %(title)s", days
+        )
+    details = (
+        _("Action item #%(item)s of incident #%(incident)s %(incident_title)s")
+        % {"item": item.pk, "incident": item.incident_id, "incident_title": item.incident.title},
+        _("Owner %(owner)s, due %(due)s") % {"owner": _person(item.owner), "due": _when(due_at)},
+    )
+    url = absolute_url(item_path(incident_id=item.incident_id, item_id=item.pk))
+    return Entry(title=title % {**values, "days": days}, url=url, details=details)
+
+
+def _alert_entry(notification: Notification) -> Entry:
+    alert = notification.alert
+    name = alert.alertname or alert.fingerprint
+    minutes = round((notification.fire_at - alert.received_at).total_seconds() / 60)
+    if notification.event == Event.ALERT_UNFOLLOWED:
+        title = ngettext(
+            "Alert not followed up within %(minutes)d minute: %(alert)s",
+            "Alert not followed up within %(minutes)d minutes: %(alert)s",
+            minutes,
+        )
+    else:
+        title = ngettext(
+            "Escalation, alert not followed up for %(minutes)d minute: %(alert)s",
+            "Escalation, alert not followed up for %(minutes)d minutes: %(alert)s",
+            minutes,
+        )
+    details = [alert.summary] if alert.summary else []
+    details.append(
+        _("Team %(team)s, system %(system)s, severity %(severity)s, received %(received)s")
+        % {
+            "team": alert.team.name if alert.team else "-",
+            "system": alert.system.code if alert.system else "-",
+            "severity": alert.severity or "-",
+            "received": _when(alert.received_at),
+        }
+    )
+    return Entry(
+        title=title % {"minutes": minutes, "alert": name},
+        url=absolute_url(alert_path(alert_id=alert.pk)),
+        details=tuple(details),
+    )
+
+
+def _digest_entry(notification: Notification, items: list[ActionItem], *, now: datetime) -> Entry | None:
+    if not items:
+        return None
+    overdue = sum(1 for item in items if item.due_at < now)
+    links = []
+    for item in items[:DIGEST_ITEMS]:
+        text = _("#%(item)s %(title)s, due %(due)s") % {"item": item.pk, "title": item.title, "due": _when(item.due_at)}
+        if item.due_at < now:
+            text += " " + _("(overdue)")
+        links.append((text, absolute_url(item_path(incident_id=item.incident_id, item_id=item.pk))))
+    details = []
+    if len(items) > DIGEST_ITEMS:
+        details.append(_("and %(count)d more") % {"count": len(items) - DIGEST_ITEMS})
+    title = _("Your action items this week: %(open)d open, %(overdue)d overdue") % {
+        "open": len(items),
+        "overdue": overdue,
+    }
+    return Entry(title=title, url=absolute_url("/"), details=tuple(details), links=tuple(links))
+
+
+def _webhook_payload(notification: Notification, entry: Entry) -> dict:
+    item, alert = notification.action_item, notification.alert
+    return {
+        "key": notification.key,
+        "event": notification.event,
+        "step": notification.step,
+        "title": entry.title,
+        "text": "\n".join([*entry.details, *(f"- {text}: {url}" for text, url in entry.links)]),
+        "url": entry.url,
+        "language": notification.language,
+        "ids": {
+            "notification": notification.pk,
+            "action_item": item.pk if item else None,
+            "incident": item.incident_id if item else None,
+            "alert": alert.pk if alert else None,
+            "recipient": notification.recipient_id,
+        },
+    }
+
+
+# --- claiming --------------------------------------------------------------------------------------
+
+
+def _stale_reason(notification: Notification) -> str | None:
+    """Why the notification must not go any more, or None."""
+    if notification.destination != EMAIL_DESTINATION and notification.channel_id is None:
+        return _("Skipped: the channel was deleted.")
+    if notification.channel_id is not None and not notification.channel.enabled:
+        return _("Skipped: the channel is disabled.")
+    if notification.recipient_id is not None and not notification.recipient.is_active:
+        return _("Skipped: the recipient is deactivated.")
+    if notification.event in ITEM_EVENTS:
+        item = notification.action_item
+        if item.status not in ActionItem.OPEN_STATUSES:
+            return _("Stale: the action item is no longer open.")
+        if item.due_at != notification.due_at:
+            return _("Stale: the due date changed.")
+    elif notification.alert_id is not None and notification.alert.followed_up_at is not None:
+        return _("Stale: the alert was followed up.")
+    return None
+
+
+@dataclass
+class _Message:
+    """One message to send, and the notifications it carries."""
+
+    kind: str
+    language: str
+    notifications: list[Notification]
+    entries: list[Entry]
+    target: str = ""
+    secret: str = ""
+    addresses: list[str] = field(default_factory=list)
+    payload: dict | None = None
+    row: OutboundMessage | None = None
+
+
+@dataclass
+class _Plan:
+    messages: list[_Message] = field(default_factory=list)
+    skipped: int = 0
+    failed: int = 0
+    wait: timedelta | None = None  # until more can go (chat budget)
+
+
+def _pack(sender: channels.ChatSender, entries: list[tuple[Notification, Entry]]) -> list[list[tuple]]:
+    """Greedy batches of at most REMINDER_CHAT_ENTRIES_PER_MESSAGE entries within the sender's size."""
+    batches: list[list[tuple]] = []
+    current: list[tuple] = []
+    for pair in entries:
+        candidate = [*current, pair]
+        too_big = sender.content_size([e for _n, e in candidate]) > sender.max_bytes
+        if current and (len(candidate) > settings.REMINDER_CHAT_ENTRIES_PER_MESSAGE or too_big):
+            batches.append(current)
+            current = [pair]
+        else:
+            current = candidate
+    if current:
+        batches.append(current)
+    return batches
+
+
+def _render(rows: list[Notification], *, now: datetime) -> tuple[list[tuple[Notification, Entry]], list]:
+    """Entries in each notification's language; and the (notification, reason) of those with nothing to say."""
+    owners = {n.recipient_id for n in rows if n.event == Event.DIGEST}
+    open_items: dict[int, list[ActionItem]] = defaultdict(list)
+    if owners:
+        for item in ActionItem.objects.filter(owner_id__in=owners, status__in=ActionItem.OPEN_STATUSES).order_by(
+            "due_at", "id"
+        ):
+            open_items[item.owner_id].append(item)
+    rendered, empty = [], []
+    for notification in rows:
+        with translation.override(notification.language):
+            if notification.event == Event.DIGEST:
+                entry = _digest_entry(notification, open_items.get(notification.recipient_id, []), now=now)
+            elif notification.alert_id is not None:
+                entry = _alert_entry(notification)
+            else:
+                entry = _item_entry(notification)
+        if entry is None:
+            empty.append((notification, _("Skipped: nothing open to list.")))
+        else:
+            rendered.append((notification, entry))
+    return rendered, empty
+
+
+def _chat_budget(channel: NotificationChannel, *, now: datetime) -> tuple[int, timedelta | None]:
+    """Messages the robot may still get this minute, and when the next slot frees when none."""
+    limit = channel.messages_per_minute or settings.REMINDER_CHAT_MESSAGES_PER_MINUTE
+    recent = list(
+        OutboundMessage.objects.filter(channel=channel, started_at__gt=now - timedelta(seconds=60))
+        .order_by("started_at")
+        .values_list("started_at", flat=True)
+    )
+    remaining = limit - len(recent)
+    if remaining > 0:
+        return remaining, None
+    return 0, recent[-limit] + timedelta(seconds=60) - now
+
+
+def _claim(destination: str, *, now: datetime) -> _Plan:
+    plan = _Plan()
+    lease = timedelta(seconds=settings.REMINDER_CLAIM_LEASE_SECONDS)
+    with transaction.atomic(), translation.override(settings.LANGUAGE_CODE):
+        channel = None
+        if destination != EMAIL_DESTINATION:
+            channel_id = int(destination.removeprefix("channel:"))
+            # Locked: the budget below is spent by one worker at a time.
+            channel = NotificationChannel.objects.select_for_update().filter(pk=channel_id).first()
+        limit = BATCH
+        if channel is not None and channel.enabled and channel.is_chat:
+            remaining, plan.wait = _chat_budget(channel, now=now)
+            limit = remaining * settings.REMINDER_CHAT_ENTRIES_PER_MESSAGE
+            if not limit:
+                return plan
+        rows = list(
+            Notification.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(destination=destination, status=Notification.Status.PENDING, deliver_after__lte=now)
+            .filter(Q(claimed_at__isnull=True) | Q(claimed_at__lt=now - lease))
+            .select_related(
+                "channel", "recipient", "action_item__incident", "action_item__owner", "alert__team", "alert__system"
+            )
+            .order_by("id")[:limit]
+        )
+        skips: dict[str, list[int]] = defaultdict(list)
+        live = []
+        for notification in rows:
+            reason = _stale_reason(notification)
+            if reason:
+                skips[reason].append(notification.pk)
+            else:
+                live.append(notification)
+        rendered, empty = _render(live, now=now)
+        for notification, reason in empty:
+            skips[reason].append(notification.pk)
+        for reason, ids in skips.items():
+            Notification.objects.filter(pk__in=ids).update(status=Notification.Status.SKIPPED, last_error=reason)
+            plan.skipped += len(ids)
+
+        if channel is not None and channel.enabled and channel.is_chat:
+            sender = channels.CHAT_SENDERS[channel.kind]
+            by_language: dict[str, list] = defaultdict(list)
+            for pair in rendered:
+                by_language[pair[0].language].append(pair)
+            for language, pairs in by_language.items():
+                with translation.override(language):
+                    for batch in _pack(sender, pairs):
+                        plan.messages.append(
+                            _Message(
+                                kind=channel.kind,
+                                language=language,
+                                notifications=[n for n, _e in batch],
+                                entries=[e for _n, e in batch],
+                                target=channel.target,
+                                secret=channel.secret,
+                            )
+                        )
+            if len(plan.messages) > remaining:  # long entries made more messages than the budget allows
+                plan.messages, plan.wait = plan.messages[:remaining], timedelta(seconds=60)
+        else:
+            no_address = []
+            for notification, entry in rendered:
+                message = _Message(
+                    kind=notification.channel.kind if notification.channel else NotificationChannel.Kind.EMAIL,
+                    language=notification.language,
+                    notifications=[notification],
+                    entries=[entry],
+                )
+                if message.kind == NotificationChannel.Kind.WEBHOOK:
+                    message.target, message.secret = notification.channel.target, notification.channel.secret
+                    message.payload = _webhook_payload(notification, entry)
+                else:
+                    # An email channel's addresses; a person's email channel with none, or no channel: theirs.
+                    target = notification.channel.target if notification.channel else ""
+                    recipient = notification.recipient
+                    message.addresses = channels.email_addresses(target) or (
+                        [recipient.email] if recipient is not None and recipient.email else []
+                    )
+                    if not message.addresses:
+                        no_address.append(notification.pk)
+                        continue
+                plan.messages.append(message)
+            if no_address:
+                plan.failed += Notification.objects.filter(pk__in=no_address).update(
+                    status=Notification.Status.FAILED,
+                    attempts=1,
+                    last_error=_("Failed: the recipient has no email address and no channel."),
+                )
+
+        for message in plan.messages:
+            message.row = OutboundMessage(
+                channel=channel if channel is not None else message.notifications[0].channel,
+                destination=destination,
+                started_at=now,
+                entries=len(message.notifications),
+            )
+        OutboundMessage.objects.bulk_create([m.row for m in plan.messages])
+        claimed = []
+        for message in plan.messages:
+            for notification in message.notifications:
+                notification.claimed_at = now
+                notification.attempts += 1
+                notification.message = message.row
+                claimed.append(notification)
+        Notification.objects.bulk_update(claimed, ["claimed_at", "attempts", "message"])
+        if len(rows) == limit and plan.wait is None:
+            # More may be waiting: a robot's next minute, or the next batch of emails and webhook calls.
+            plan.wait = timedelta(seconds=60) if channel is not None and channel.is_chat else timedelta(0)
+    return plan
+
+
+# --- sending and recording -------------------------------------------------------------------------
+
+
+def _send(message: _Message, connection) -> None:
+    with translation.override(message.language):
+        if message.kind in channels.CHAT_SENDERS:
+            channels.CHAT_SENDERS[message.kind].send(message.target, message.entries, secret=message.secret)
+        elif message.kind == NotificationChannel.Kind.WEBHOOK:
+            channels.send_webhook(message.target, message.payload, secret=message.secret)
+        else:
+            entry = message.entries[0]
+            email = mail.EmailMessage(
+                subject=entry.title[:200],
+                body=entry.as_text(),
+                from_email=settings.DEFAULT_FROM_EMAIL,
+                to=message.addresses,
+                connection=connection,
+            )
+            try:
+                email.send()
+            except Exception as error:  # SMTP and socket errors alike: the reason is what matters
+                raise DeliveryError(_("Mail server: %(error)s") % {"error": error}) from error
+
+
+def _record(message: _Message, error: DeliveryError | None, *, now: datetime) -> tuple[int, int, timedelta | None]:
+    """Store the outcome; returns (sent, failed for good, retry delay of the others)."""
+    row = message.row
+    ids = [n.pk for n in message.notifications]
+    mine = Notification.objects.filter(pk__in=ids, message=row, status=Notification.Status.PENDING)
+    with transaction.atomic():
+        OutboundMessage.objects.filter(pk=row.pk).update(
+            finished_at=now, ok=error is None, error=error.reason if error else ""
+        )
+        if error is None:
+            sent = mine.update(status=Notification.Status.SENT, sent_at=now, claimed_at=None)
+            return sent, 0, None
+        final = [
+            n.pk for n in message.notifications if not error.retryable or n.attempts >= settings.REMINDER_MAX_ATTEMPTS
+        ]
+        failed = mine.filter(pk__in=final).update(
+            status=Notification.Status.FAILED, claimed_at=None, last_error=error.reason
+        )
+        delays = []
+        for attempts in sorted({n.attempts for n in message.notifications if n.pk not in final}):
+            delay = retry_delay(attempts)
+            delays.append(delay)
+            mine.exclude(pk__in=final).filter(attempts=attempts).update(
+                claimed_at=None, last_error=error.reason, deliver_after=now + delay
+            )
+    return 0, failed, min(delays, default=None)
+
+
+@dataclass(frozen=True)
+class DeliveryOutcome:
+    sent: int
+    failed: int
+    skipped: int
+    retry_after: float | None  # seconds until this destination has more to send; None: nothing waits
+
+
+def deliver(*, destination: str, now: datetime | None = None) -> DeliveryOutcome:
+    """Send what is ready for one destination ("email" or "channel:<id>") and record each outcome."""
+    now = (now or timezone.now()).replace(microsecond=0)
+    plan = _claim(destination, now=now)
+    connection = mail.get_connection() if destination == EMAIL_DESTINATION and plan.messages else None
+    if connection is not None:
+        try:
+            connection.open()  # one SMTP session for the batch
+        except Exception:
+            logger.warning("Cannot open the mail connection; each email records why", exc_info=True)
+    try:
+        sent, failed, waits = _send_all(plan, destination, connection)
+    finally:
+        if connection is not None:
+            connection.close()
+    wait = min([*waits, plan.wait] if plan.wait is not None else waits, default=None)
+    return DeliveryOutcome(
+        sent=sent,
+        failed=failed + plan.failed,
+        skipped=plan.skipped,
+        retry_after=None if wait is None else max(1.0, wait.total_seconds()),
+    )
+
+
+def _send_all(plan: _Plan, destination: str, connection) -> tuple[int, int, list[timedelta]]:
+    """Send each planned message and record its outcome: (sent, failed for good, retry delays)."""
+    sent, failed, waits = 0, 0, []
+    for message in plan.messages:
+        try:
+            _send(message, connection)
+        except DeliveryError as error:
+            outcome = error
+        except Exception as error:  # a bug must not leave the claim hanging until the lease ends
+            logger.exception("Delivery to %s failed unexpectedly", destination)
+            outcome = DeliveryError(_("Unexpected error: %(error)s") % {"error": error})
+        else:
+            outcome = None
+        if outcome is not None:
+            logger.warning("Delivery to %s failed: %s", destination, outcome.reason)
+        with translation.override(settings.LANGUAGE_CODE):
+            done, gone, retry = _record(message, outcome, now=timezone.now().replace(microsecond=0))
+        sent, failed = sent + done, failed + gone
+        if retry is not None:
+            waits.append(retry)
+    return sent, failed, waits
+
+
+@transaction.atomic
+def notification_retry(*, notification_id: int) -> Notification:
+    """A failed notification goes back to pending with a fresh set of attempts, to be sent at once (an
+    admin fixed the channel). Other statuses raise a ValidationError."""
+    notification = Notification.objects.select_for_update().get(pk=notification_id)
+    if notification.status != Notification.Status.FAILED:
+        raise ValidationError({"status": [_("Only a failed notification can be retried.")]})
+    notification.status = Notification.Status.PENDING
+    notification.attempts = 0
+    notification.claimed_at = None
+    notification.deliver_after = timezone.now().replace(microsecond=0)
+    notification.save(update_fields=["status", "attempts", "claimed_at", "deliver_after"])
+    destination = notification.destination
+
+    def hand_over():
+        from stability.reminders import enqueue_deliveries
+
+        enqueue_deliveries([destination])
+
+    transaction.on_commit(hand_over)
+    return notification

@@ -1,0 +1,42 @@
+"""Background work of the stability app: the reminder sweep (beat, every minute) and deliveries."""
+
+import logging
+
+from celery import shared_task
+from django.conf import settings
+from django.db import DatabaseError
+
+from stability import delivery, reminders
+
+logger = logging.getLogger(__name__)
+
+# A retry further away than this is left to the sweep, which re-enqueues every minute what is ready:
+# long countdowns sit in the broker (Redis redelivers unacknowledged tasks after its visibility timeout).
+LONGEST_COUNTDOWN = 300
+
+
+@shared_task
+def sweep_reminders() -> dict:
+    """Beat, every minute: record the notifications due now and hand what is ready to delivery."""
+    result = reminders.sweep()
+    return {"considered": result.considered, "skipped": result.skipped, "destinations": len(result.destinations)}
+
+
+@shared_task(
+    bind=True,
+    max_retries=settings.REMINDER_MAX_ATTEMPTS,
+    autoretry_for=(DatabaseError,),
+    retry_backoff=settings.REMINDER_RETRY_BACKOFF_SECONDS,
+    retry_backoff_max=LONGEST_COUNTDOWN,
+    acks_late=True,
+)
+def deliver_notifications(self, destination: str) -> dict:
+    """Send the ready notifications of one destination ("email" or "channel:<id>"). Failures are recorded
+    on each notification with the reason; the task comes back after the backoff or, for a chat robot
+    out of budget, after its minute. Running twice at once is harmless: claims are exclusive."""
+    outcome = delivery.deliver(destination=destination)
+    if outcome.retry_after is not None and outcome.retry_after <= LONGEST_COUNTDOWN:
+        if self.request.retries < self.max_retries:
+            raise self.retry(countdown=outcome.retry_after)
+        logger.info("Deliveries to %s wait for the next sweep", destination)
+    return {"sent": outcome.sent, "failed": outcome.failed, "skipped": outcome.skipped}
