@@ -3,8 +3,13 @@
 Every consumer (API, pages, reports, health score) calls these; none recomputes a figure.
 """
 
+import math
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
+from fractions import Fraction
+from types import SimpleNamespace
 
 from django.conf import settings
 from django.db import connections
@@ -23,8 +28,16 @@ from django.db.models import (
 from django.db.models.functions import TruncDay, TruncMonth, TruncWeek
 from django.utils import timezone
 
+from incidents.models import Incident, Level, System, Team
 from incidents.periods import Period
-from incidents.selectors import percentile, rate
+from incidents.selectors import (
+    RECOVERED,
+    WITHIN_RECOVERY_TARGET,
+    in_period,
+    on_time_completion_by_team,
+    percentile,
+    rate,
+)
 from stability.models import AlertOccurrence
 
 GROUP_BY = ("team", "system", "severity", "day", "week", "month")
@@ -257,3 +270,256 @@ def follow_up_missed(
         .select_related("team", "system", "integration")
         .order_by("received_at", "pk")
     )
+
+
+# --- Availability (可用性) -------------------------------------------------------------------------
+
+# Availability is returned in percent, like System.availability_target, rounded down to 1e-6 %: a
+# second of downtime in a year still shows (99.999997), and any downtime never shows as 100.
+_AVAILABILITY_PLACES = Decimal("0.000001")
+_SHARE_PLACES = Decimal("0.000001")
+
+
+def _exact_seconds(delta: timedelta) -> Decimal:
+    whole = Decimal(delta.days * 86_400 + delta.seconds)
+    return whole + Decimal(delta.microseconds).scaleb(-6) if delta.microseconds else whole
+
+
+def _plain(value: Decimal) -> Decimal:
+    """Without trailing zeros (259.2, not 259.20000000), and never in exponent form (2592, not 2.592E+3)."""
+    return value.quantize(Decimal(1)) if value == value.to_integral_value() else value.normalize()
+
+
+def _effective_impact(availability_impact: Decimal | None, level: str) -> Decimal:
+    # Incident.effective_availability_impact's own rule (when not set: 0 for level D, 1 otherwise),
+    # applied to the values of a row rather than to a loaded model instance.
+    impact = Incident.effective_availability_impact.fget(
+        SimpleNamespace(availability_impact=availability_impact, level=level)
+    )
+    return _plain(impact)
+
+
+def _downtime(intervals: list[tuple[datetime, datetime, Decimal]]) -> Decimal:
+    """Integral over time of the largest impact among the intervals [start, end) covering each instant
+    (a sweep over the endpoints): overlapping incidents are never counted twice."""
+    events: dict[datetime, Counter] = defaultdict(Counter)
+    for start, end, impact in intervals:
+        events[start][impact] += 1
+        events[end][impact] -= 1
+    active: Counter = Counter()
+    downtime = Decimal(0)
+    previous = None
+    for moment in sorted(events):
+        if previous is not None and active:
+            downtime += max(active) * _exact_seconds(moment - previous)
+        active.update(events[moment])
+        active = +active  # drop impacts no longer active
+        previous = moment
+    return downtime
+
+
+def system_availability(*, period: Period, now: datetime, systems: QuerySet[System] | None = None) -> list[dict]:
+    """Availability of each system over `period` (metrics.md "Availability"), as of `now`.
+
+    downtime = integral over the period of the system's unavailability, the largest effective
+    availability_impact among its incidents whose [occurred_at, recovered_at) contains the instant (an
+    unrecovered incident runs until `now`); availability = 1 - downtime / period length, in percent. A
+    period not over yet counts downtime up to `now` over its FULL length. error budget = (1 - target) x
+    period length; budget_consumed = downtime / budget (None when the budget is 0); met = downtime <=
+    budget. Two queries, whatever the number of systems and incidents. Systems in tier, code order.
+    """
+    systems = System.objects.all() if systems is None else systems
+    rows = list(
+        systems.order_by("tier", "code").values("pk", "code", "name", "tier", "team__slug", "availability_target")
+    )
+    measured_end = min(period.end, now)
+    intervals: dict[int, list] = defaultdict(list)
+    incidents: dict[int, set] = defaultdict(set)
+    if measured_end > period.start:
+        impacts = (
+            Incident.systems.through.objects.filter(
+                system__in=systems.values("pk"), incident__occurred_at__lt=measured_end
+            )
+            .filter(Q(incident__recovered_at__isnull=True) | Q(incident__recovered_at__gt=period.start))
+            .values_list(
+                "system_id",
+                "incident_id",
+                "incident__occurred_at",
+                "incident__recovered_at",
+                "incident__availability_impact",
+                "incident__level",
+            )
+        )
+        for system_id, incident_id, occurred_at, recovered_at, impact, level in impacts:
+            incidents[system_id].add(incident_id)
+            start = max(occurred_at, period.start)
+            end = min(recovered_at or measured_end, measured_end)
+            impact = _effective_impact(impact, level)
+            if end > start and impact > 0:
+                intervals[system_id].append((start, end, impact))
+
+    length = Decimal(period.seconds)
+    result = []
+    for row in rows:
+        downtime = _downtime(intervals[row["pk"]])
+        target = row["availability_target"]
+        budget = (Decimal(100) - target) * length / 100
+        result.append(
+            {
+                "system": row["code"],
+                "name": row["name"],
+                "tier": row["tier"],
+                "team": row["team__slug"],
+                "period_seconds": period.seconds,
+                "measured_seconds": _plain(max(_exact_seconds(measured_end - period.start), Decimal(0))),
+                "incidents": len(incidents[row["pk"]]),
+                "downtime_seconds": _plain(downtime),
+                "availability": (100 - 100 * downtime / length).quantize(_AVAILABILITY_PLACES, rounding="ROUND_DOWN"),
+                "target": _plain(target),
+                "error_budget_seconds": _plain(budget),
+                "budget_consumed": (downtime / budget).quantize(_SHARE_PLACES) if budget else None,
+                "met": downtime <= budget,
+            }
+        )
+    return result
+
+
+# --- Health score (健康分) -------------------------------------------------------------------------
+
+
+def incident_figures_by_team(*, period: Period, teams: QuerySet[Team] | None = None) -> dict[int, dict]:
+    """Per team (Incident.team), over the incidents of `period` (by occurred_at): counts by level and
+    recovery-target compliance (recovered within their level's target / recovered), with the same
+    conditions as incidents.selectors.incident_metrics. One query; teams without incidents are absent."""
+    incidents = in_period(Incident.objects.all(), period)
+    if teams is not None:
+        incidents = incidents.filter(team__in=teams.values("pk"))
+    figures: dict[int, dict] = {}
+    grouped = (
+        incidents.values_list("team_id", "level")
+        .annotate(
+            n=Count("pk"),
+            n_recovered=Count("pk", filter=RECOVERED),
+            n_within=Count("pk", filter=WITHIN_RECOVERY_TARGET),
+        )
+        .order_by()
+    )
+    for team_id, level, n, n_recovered, n_within in grouped:
+        team = figures.setdefault(
+            team_id, {"by_level": dict.fromkeys(Level.values, 0), "recovered": 0, "within_target": 0}
+        )
+        team["by_level"][level] = n
+        team["recovered"] += n_recovered
+        team["within_target"] += n_within
+    for team in figures.values():
+        team["recovery_target_compliance"] = rate(team["within_target"], team["recovered"])
+    return figures
+
+
+def _points(value: Fraction) -> Decimal:
+    """Round half up to one decimal, exactly."""
+    return Decimal(math.floor(value * 10 + Fraction(1, 2))).scaleb(-1)
+
+
+def _share_of(weight: int, numerator: int, denominator: int) -> Decimal:
+    """weight x numerator / denominator; the full weight when there is no data (denominator 0)."""
+    return _points(Fraction(weight) * Fraction(numerator, denominator) if denominator else Fraction(weight))
+
+
+def _team_scores(*, period: Period, now: datetime, teams: QuerySet[Team] | None, team_slugs: dict) -> dict:
+    config = settings.HEALTH_SCORE
+    weights, penalties = config["weights"], config["penalties"]
+    incidents = incident_figures_by_team(period=period, teams=teams)
+    occurrences = AlertOccurrence.objects.all()
+    if teams is not None:
+        occurrences = occurrences.filter(team__in=teams.values("pk"))
+    follow_up = {
+        group["key"]: group
+        for group in follow_up_rate(occurrences=occurrences, period=period, group_by="team", now=now)["groups"]
+    }
+    on_time = on_time_completion_by_team(period=period, now=now)
+
+    scores = {}
+    for team_id, slug in team_slugs.items():
+        figures = incidents.get(team_id)
+        by_level = figures["by_level"] if figures else dict.fromkeys(Level.values, 0)
+        recovered = figures["recovered"] if figures else 0
+        within = figures["within_target"] if figures else 0
+        penalty = sum(n * penalties[level] for level, n in by_level.items())
+        alerts = follow_up.get(slug)
+        in_time, counted = (alerts["in_time"], alerts["denominator"]) if alerts else (0, 0)
+        on_time_items, due_items, _rate = on_time.get(team_id, (0, 0, None))
+        terms = {
+            "incidents": {
+                "points": _points(Fraction(max(weights["incidents"] - penalty, 0))),
+                "max": weights["incidents"],
+                "by_level": by_level,
+                "penalty": penalty,
+            },
+            "follow_up": {
+                "points": _share_of(weights["follow_up"], in_time, counted),
+                "max": weights["follow_up"],
+                "rate": rate(in_time, counted),
+                "in_time": in_time,
+                "denominator": counted,
+            },
+            "closed_loop": {
+                "points": _share_of(weights["closed_loop"], on_time_items, due_items),
+                "max": weights["closed_loop"],
+                "rate": rate(on_time_items, due_items),
+                "on_time": on_time_items,
+                "denominator": due_items,
+            },
+            "recovery": {
+                "points": _share_of(weights["recovery"], within, recovered),
+                "max": weights["recovery"],
+                "rate": rate(within, recovered),
+                "within_target": within,
+                "recovered": recovered,
+            },
+        }
+        scores[team_id] = {"score": sum(term["points"] for term in terms.values()), "terms": terms}
+    return scores
+
+
+def health_scores(*, period: Period, now: datetime, teams: QuerySet[Team] | None = None) -> dict:
+    """The health score (健康分) of each team over `period`, as of `now` (metrics.md "Health score").
+
+    Four terms, each shown with its inputs and rounded half up to one decimal; the score is their sum:
+    incidents = max(W_incidents - sum of the level penalties of the team's incidents of the period, 0);
+    follow_up = W_follow_up x the 5-minute follow-up rate of the team's alerts; closed_loop =
+    W_closed_loop x the on-time completion rate of the team's items; recovery = W_recovery x the
+    recovery-target compliance of the team's incidents. A rate with no data gives the full term.
+    Weights and penalties: settings.HEALTH_SCORE, returned as `settings`. Teams ranked by score, ties
+    by name; `change` is the score minus the previous period's. Queries do not grow with the teams.
+    """
+    teams_read = list(
+        (Team.objects.all() if teams is None else teams).order_by("name").values_list("pk", "slug", "name")
+    )
+    team_slugs = {pk: slug for pk, slug, _name in teams_read}
+    previous_period = period.previous()
+    current = _team_scores(period=period, now=now, teams=teams, team_slugs=team_slugs)
+    previous = _team_scores(period=previous_period, now=now, teams=teams, team_slugs=team_slugs)
+    # Sorting is stable and teams_read is in name order: equal scores stay ranked by name.
+    ranked = sorted(teams_read, key=lambda team: -current[team[0]]["score"])
+    return {
+        "period": period.label,
+        "previous_period": previous_period.label,
+        "as_of": now,
+        "settings": {
+            "weights": dict(settings.HEALTH_SCORE["weights"]),
+            "penalties": dict(settings.HEALTH_SCORE["penalties"]),
+        },
+        "teams": [
+            {
+                "rank": rank,
+                "team": slug,
+                "name": name,
+                "score": current[pk]["score"],
+                "previous_score": previous[pk]["score"],
+                "change": current[pk]["score"] - previous[pk]["score"],
+                "terms": current[pk]["terms"],
+            }
+            for rank, (pk, slug, name) in enumerate(ranked, start=1)
+        ],
+    }

@@ -1,0 +1,1185 @@
+"""A realistic year of records at scale: the data set of the monthly report's benchmark.
+
+`manage.py generate_history` calls generate_history(). It writes teams with their people, systems,
+one alert integration per team, incidents with their systems and timelines, closed-loop items, alert
+occurrences and the people's follow-ups, as the product's own paths would have written them:
+
+- incidents start in the window (busier in the working day of TIME_ZONE), mostly levels D and C, few
+  B, rare A. The level is NOT drawn: facts are drawn (tier, minutes of impact, users, transactions,
+  funds loss, flags) and classified by incidents.severity under the current policy, as
+  incidents.services does, so level, matched conditions, policy version and recovery target agree;
+- detection mostly by monitoring (detected within minutes), some by customers (later, sometimes
+  after recovery), inspection, banks; responders engage within minutes; resolution follows recovery;
+- closed-loop items with due dates, most completed on time, some late, some overdue, a few waived;
+  an incident is closed (with its review) only once every item of it is verified or waived;
+- alert occurrences of rules per system (alert names of the seeds: 支付成功率下降, 银行通道超时 ...),
+  received through each team's integration, mostly followed up within 5 minutes, some late, some
+  never; a few silenced or in maintenance; those that revealed a monitoring-detected incident are
+  linked to it. Every follow-up has its activity row.
+
+Consequences (recovery, follow-ups, completions) never lie after `now`; an incident still burning
+at `now` is left open. Everything is written in one transaction: on PostgreSQL with COPY (psycopg 3),
+elsewhere with batched INSERTs. Same seed and scale, same records.
+"""
+
+import hashlib
+import json
+import math
+import random
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from itertools import islice
+
+from django.conf import settings
+from django.contrib.auth.hashers import make_password
+from django.db import connection, models, transaction
+from django.utils import timezone, translation
+
+from accounts.models import Role, User
+from incidents import periods, severity
+from incidents.models import (
+    TIER_RANK,
+    ActionItem,
+    CauseCategory,
+    DetectionSource,
+    Incident,
+    Level,
+    Status,
+    System,
+    Team,
+    Tier,
+    TimelineEntry,
+)
+from incidents.selectors import current_severity_policy
+from stability.models import AlertActivity, AlertOccurrence, Integration
+from stability.services import integration_create
+
+Progress = Callable[[str, int, int], None]  # phase, rows done, rows in the phase
+
+
+@dataclass(frozen=True)
+class Scale:
+    teams: int = 20
+    systems: int = 200
+    incidents: int = 20_000
+    items: int = 50_000
+    alerts: int = 1_000_000
+
+
+class HistoryRefused(Exception):
+    """The database is not one to generate into (it already holds incidents, or no severity policy)."""
+
+
+def history_window(*, year: int | None, now: datetime) -> periods.Period:
+    """--year Y: that calendar year of TIME_ZONE. Default: from the 1st of the month twelve months
+    before the current one, so the last twelve whole months are complete, plus this month so far.
+    Either way it ends at `now` at the latest."""
+    if year is not None:
+        window = periods.year(year)
+    else:
+        local = timezone.localtime(now).date()
+        first = date(local.year - 1, local.month, 1)
+        window = periods.date_range(first, local)
+    if window.start >= now:
+        raise HistoryRefused(f"The window {window.label} starts after now: nothing to generate.")
+    return periods.Period(window.kind, window.start, min(window.end, now))
+
+
+# --- vocabulary (the seeds' own words) --------------------------------------------------------------
+
+TEAMS = (
+    ("payments", "Payments (支付)"),
+    ("cashier", "Cashier (收银台)"),
+    ("accounts", "Accounts (账户)"),
+    ("bank-channels", "Bank channels (银行通道)"),
+    ("settlement", "Settlement (清结算)"),
+    ("bills", "Bills (账单)"),
+    ("merchants", "Merchants (商户)"),
+    ("custody", "Custody (存管)"),
+    ("risk-aml", "Risk and AML (风控反洗钱)"),
+    ("wallet", "Business wallet (企业钱包)"),
+    ("pos", "POS acquiring (POS收单)"),
+    ("payout", "Payout (出金)"),
+    ("collection", "Collection (入金)"),
+    ("fulfilment", "Fulfilment (履约)"),
+    ("split", "Split payments (分账)"),
+    ("bank-enterprise", "Bank-enterprise link (银企直连)"),
+    ("big-data", "Big data (大数据)"),
+    ("reconciliation", "Reconciliation (对账)"),
+    ("store-wallet", "Store wallet (门店钱包)"),
+    ("ops-console", "Back office (运营后台)"),
+)
+SYSTEMS = (
+    ("cashier", "收银台"),
+    ("aggregate-pay", "聚合支付"),
+    ("payout", "出金"),
+    ("collection", "入金"),
+    ("agent-pay", "代付"),
+    ("account-core", "账户核心"),
+    ("ledger", "记账"),
+    ("bill-service", "账单服务"),
+    ("fee-bill", "手续费账单"),
+    ("bank-gateway", "银行前置"),
+    ("bank-statement", "银行流水"),
+    ("front-end-machine", "前置机"),
+    ("clearing", "清分结算"),
+    ("d0-settlement", "D0结算"),
+    ("reconciliation", "对账"),
+    ("error-handling", "差错处理"),
+    ("merchant-portal", "商户门户"),
+    ("merchant-onboarding", "商户进件"),
+    ("wallet-h5", "企业钱包H5"),
+    ("pos-terminal", "POS终端管理"),
+    ("aml", "反洗钱"),
+    ("risk-engine", "风控引擎"),
+    ("pay-routing", "支付路由"),
+    ("trade-query", "交易查询"),
+    ("callback", "回调通知"),
+    ("agreement", "协议平台"),
+    ("contract", "合同管理"),
+    ("hsm", "加密机"),
+    ("ops-console", "运营后台"),
+    ("data-warehouse", "数据仓库"),
+)
+ALERT_NAMES = (
+    "支付成功率下降",
+    "银行通道超时",
+    "手续费账单缺失",
+    "出金成功率下降",
+    "入金有效成功率下降",
+    "一次支付成功率下降",
+    "前置机自动签退",
+    "银行流水获取延迟",
+    "流水数据格式异常",
+    "接口响应超时",
+    "数据库慢SQL",
+    "数据库连接池耗尽",
+    "MQ消息堆积",
+    "回调通知失败",
+    "对账差错账增多",
+    "账单产出延迟",
+    "交易量突降",
+    "5xx错误率升高",
+    "加密机响应慢",
+    "Redis延迟升高",
+    "CPU使用率过高",
+    "磁盘空间不足",
+    "证书即将过期",
+    "JVM Full GC频繁",
+)
+INCIDENT_TITLES = {
+    CauseCategory.CODE_CHANGE: ("新版本发布后{s}报错率升高", "{s}上线后接口超时", "{s}唤起支付失败"),
+    CauseCategory.CONFIG_CHANGE: ("{s}配置变更导致路由错误", "{s}限额配置被误改", "{s}开关误关闭"),
+    CauseCategory.CAPACITY: ("{s}慢SQL拖慢查询", "{s}数据库连接池耗尽", "交易高峰{s}响应变慢"),
+    CauseCategory.INFRASTRUCTURE: ("{s}所在机房网络抖动", "{s}数据库主从切换", "{s}容器节点宕机"),
+    CauseCategory.THIRD_PARTY: (
+        "银行通道超时导致{s}失败率升高",
+        "前置机自动签退导致{s}流水获取延迟",
+        "银行修改日切时间导致{s}流水格式差异",
+        "三方设备误升级导致{s}交易异常",
+    ),
+    CauseCategory.DATA: ("{s}手续费账单缺失{n}条", "{s}对账文件解析失败，差错账{n}笔", "{s}账单数据异常{n}条"),
+    CauseCategory.SECURITY: ("{s}配置被篡改", "{s}证书过期导致握手失败"),
+    CauseCategory.UNKNOWN: ("{s}支付成功率下降", "{s}偶发超时"),
+}
+CAUSES = {
+    CauseCategory.CODE_CHANGE: "新版本代码缺陷，灰度未覆盖该场景",
+    CauseCategory.CONFIG_CHANGE: "配置变更未经评审，误改生产参数",
+    CauseCategory.CAPACITY: "大表查询未命中索引，数据库资源被占满",
+    CauseCategory.INFRASTRUCTURE: "底层网络或节点故障",
+    CauseCategory.THIRD_PARTY: "银行或三方侧变更未提前通知",
+    CauseCategory.DATA: "字段可为空的处理变更导致数据主键异常",
+    CauseCategory.SECURITY: "权限管控缺失，生产配置被修改",
+    CauseCategory.UNKNOWN: "原因排查中",
+}
+HANDLINGS = (
+    "回滚版本后恢复",
+    "切换备用通道后恢复",
+    "重新签到前置机，流水获取成功",
+    "扩容并下线问题查询入口",
+    "修复异常数据并同步资金平台，业务对账验收完毕",
+    "降级至稳定版本",
+    "主备切换后恢复",
+)
+ITEM_TITLES = {
+    ActionItem.Kind.FIX: "修复{s}问题根因",
+    ActionItem.Kind.MONITORING: "补充{s}{a}监控告警",
+    ActionItem.Kind.DRILL: "{s}应急切换演练",
+    ActionItem.Kind.TEST_CASE: "补充{s}必测用例",
+    ActionItem.Kind.PROCESS: "完善{s}变更评审与灰度流程",
+    ActionItem.Kind.OTHER: "{s}架构Review",
+}
+SURNAMES = (("wang", "王"), ("li", "李"), ("zhang", "张"), ("liu", "刘"), ("chen", "陈"), ("yang", "杨"))
+SURNAMES += (("zhao", "赵"), ("huang", "黄"), ("zhou", "周"), ("wu", "吴"), ("xu", "徐"), ("sun", "孙"))
+GIVEN = (("wei", "伟"), ("min", "敏"), ("jie", "杰"), ("peng", "鹏"), ("lei", "磊"), ("na", "娜"), ("fang", "芳"))
+GIVEN += (("jun", "军"), ("tao", "涛"), ("ying", "颖"), ("hui", "慧"), ("qiang", "强"), ("yan", "燕"), ("bo", "波"))
+
+# Relative frequency by local hour: incidents and alerts follow the working day and its changes.
+HOUR_WEIGHTS = (2, 1, 1, 1, 1, 1, 2, 3, 5, 7, 8, 8, 7, 7, 8, 8, 8, 7, 6, 6, 6, 5, 4, 3)
+TIER_WEIGHTS = {Tier.P0: 10, Tier.P1: 25, Tier.P2: 40, Tier.P3: 25}
+TARGETS = {Tier.P0: ("99.99", "99.995"), Tier.P1: ("99.95", "99.9"), Tier.P2: ("99.9", "99.5"), Tier.P3: ("99.5",)}
+# Wanted level shares before classification; the policy has the last word.
+LEVEL_WEIGHTS = {Level.D: 56, Level.C: 33, Level.B: 9, Level.A: 2}
+SOURCE_WEIGHTS = {
+    DetectionSource.MONITORING: 70,
+    DetectionSource.CUSTOMER: 15,
+    DetectionSource.INSPECTION: 8,
+    DetectionSource.THIRD_PARTY: 5,
+    DetectionSource.OTHER: 2,
+}
+# Median minutes from impact to detection, by source (log-normal).
+DETECTION_MINUTES = {
+    DetectionSource.MONITORING: 2,
+    DetectionSource.CUSTOMER: 60,
+    DetectionSource.INSPECTION: 180,
+    DetectionSource.THIRD_PARTY: 30,
+    DetectionSource.OTHER: 30,
+}
+CAUSE_WEIGHTS = {
+    CauseCategory.CODE_CHANGE: 30,
+    CauseCategory.CONFIG_CHANGE: 15,
+    CauseCategory.CAPACITY: 10,
+    CauseCategory.INFRASTRUCTURE: 12,
+    CauseCategory.THIRD_PARTY: 15,
+    CauseCategory.DATA: 10,
+    CauseCategory.SECURITY: 1,
+    CauseCategory.UNKNOWN: 7,
+}
+ITEMS_PER_LEVEL = {Level.A: 6, Level.B: 4, Level.C: 3, Level.D: 1}  # relative share of the items
+CLOSE_AFTER = timedelta(days=14)  # resolved incidents are closed (with their review) after about this
+REPEAT_INTERVAL = 4 * 3600  # Alertmanager repeat_interval: a firing alert is notified again
+MINUTE, HOUR, DAY = 60, 3600, 86_400
+
+
+def _weighted(rng: random.Random, weights: dict):
+    return rng.choices(list(weights), weights=list(weights.values()))[0]
+
+
+def _lognormal(rng: random.Random, median: float, sigma: float) -> float:
+    return median * math.exp(rng.gauss(0, sigma))
+
+
+def _at(epoch: int | None) -> datetime | None:
+    return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
+
+
+# --- writing ---------------------------------------------------------------------------------------
+
+
+class _Writer:
+    """Rows (tuples of Python values, JSON already as text) into a table: COPY on PostgreSQL (psycopg 3),
+    batched executemany elsewhere. Reports progress every `every` rows."""
+
+    BATCH = 2_000
+
+    def __init__(self, *, progress: Progress, every: int = 20_000):
+        self.postgres = connection.vendor == "postgresql"
+        self.progress = progress
+        self.every = every
+
+    def ids(self, model: type[models.Model], n: int) -> list[int]:
+        """n primary keys for rows written with explicit ids, taken from the table's sequence."""
+        if n == 0:
+            return []
+        table = model._meta.db_table
+        with connection.cursor() as cursor:
+            if self.postgres:
+                cursor.execute(
+                    "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)", [table, n]
+                )
+                return [row[0] for row in cursor.fetchall()]
+            # SQLite: one writer at a time (this transaction holds the lock from its first write).
+            cursor.execute(f"SELECT COALESCE(MAX(id), 0) FROM {connection.ops.quote_name(table)}")
+            first = cursor.fetchone()[0] + 1
+        return list(range(first, first + n))
+
+    def write(self, model: type[models.Model], names: list[str], rows: Iterable[tuple], *, phase: str, total: int):
+        meta = model._meta
+        fields = [meta.pk if name == "id" else meta.get_field(name) for name in names]
+        table = connection.ops.quote_name(meta.db_table)
+        columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+        done = 0
+        self.progress(phase, 0, total)
+        if self.postgres:
+            connection.ensure_connection()
+            with connection.connection.cursor() as cursor, cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+                    done += 1
+                    if done % self.every == 0:
+                        self.progress(phase, done, total)
+        else:
+            # JSON columns arrive as text already; the rest as the field would store it.
+            prepare = [
+                None if isinstance(f, models.JSONField) else (lambda v, f=f: f.get_db_prep_save(v, connection))
+                for f in fields
+            ]
+            statement = f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * len(fields))})"
+            iterator = iter(rows)
+            with connection.cursor() as cursor:
+                while batch := list(islice(iterator, self.BATCH)):
+                    cursor.executemany(
+                        statement,
+                        [tuple(v if p is None else p(v) for p, v in zip(prepare, row, strict=True)) for row in batch],
+                    )
+                    done += len(batch)
+                    if done % self.every < self.BATCH:
+                        self.progress(phase, done, total)
+        self.progress(phase, done, max(total, done))
+        return done
+
+
+# --- the plan of the world -------------------------------------------------------------------------
+
+
+@dataclass
+class _Team:
+    team: Team
+    integration: Integration
+    members: list[int]  # user ids
+    manager: int
+    follow_up_discipline: float  # share of its counted alerts followed up within 5 minutes
+    systems: list["_System"] = field(default_factory=list)
+
+
+@dataclass
+class _System:
+    pk: int
+    code: str
+    label: str  # Chinese name
+    tier: str
+    team: _Team
+
+
+@dataclass
+class _Incident:
+    pk: int
+    team: _Team
+    systems: list[_System]
+    occurred: int  # epoch seconds
+    detected: int
+    source: str
+    cause: str
+    title: str
+    level: str
+    matches: list
+    responded: int | None = None
+    recovered: int | None = None
+    resolved: int | None = None
+    closed: int | None = None
+    created: int = 0
+    owner: int = 0
+    users: int = 0
+    transactions: int = 0
+    funds_loss: Decimal = Decimal(0)
+    breach: bool = False
+    reportable: bool = False
+    availability_impact: Decimal | None = None
+    items: list["_Item"] = field(default_factory=list)
+
+
+@dataclass
+class _Item:
+    pk: int
+    incident: _Incident
+    kind: str
+    title: str
+    priority: str
+    owner: int
+    verifier: int
+    created: int
+    due: int
+    status: str = ActionItem.Status.OPEN
+    started: int | None = None
+    completed: int | None = None
+    verified: int | None = None
+    waived: int | None = None
+    waived_by: int | None = None
+
+    @property
+    def last_change(self) -> int:
+        return max(t for t in (self.created, self.started, self.completed, self.verified, self.waived) if t)
+
+
+class _History:
+    def __init__(self, *, window: periods.Period, scale: Scale, seed: int, now: datetime, progress: Progress):
+        self.rng = random.Random(seed)
+        self.scale = scale
+        self.start = int(window.start.timestamp())
+        self.end = int(window.end.timestamp())
+        self.now = int(now.timestamp())
+        self.offset = int(timezone.localtime(window.start).utcoffset().total_seconds())
+        self.progress = progress
+        self.writer = _Writer(progress=progress)
+        self.policy = current_severity_policy()
+        if self.policy is None:
+            raise HistoryRefused("No severity policy: run `manage.py migrate` first.")
+        self.counts: dict[str, int] = {}
+        self.tier_minutes: dict[str, dict[str, int]] = {}
+
+    # -- time --------------------------------------------------------------------------------------
+
+    def moment(self) -> int:
+        """A second of the window, busier in the local working day (rejection sampling)."""
+        span = self.end - self.start
+        while True:
+            t = self.start + self.rng.randrange(span)
+            if self.rng.random() * 8 < HOUR_WEIGHTS[(t + self.offset) // HOUR % 24]:
+                return t
+
+    def by_now(self, t: int | None) -> int | None:
+        """A consequence that would lie after now has not happened yet."""
+        return t if t is not None and t <= self.now else None
+
+    # -- people, teams, systems, integrations -------------------------------------------------------
+
+    def organisation(self) -> list[_Team]:
+        rng, scale = self.rng, self.scale
+        self.progress("organisation", 0, scale.teams * 7 + scale.systems)
+        taken_slugs = set(Team.objects.values_list("slug", flat=True))
+        taken_names = set(Team.objects.values_list("name", flat=True))
+        taken_codes = set(System.objects.values_list("code", flat=True))
+        taken_users = set(User.objects.values_list("username", flat=True))
+        taken_integrations = set(Integration.objects.values_list("name", flat=True))
+
+        def free(candidate: str, taken: set, sep: str = "-") -> str:
+            name, n = candidate, 1
+            while name in taken:
+                n += 1
+                name = f"{candidate}{sep}{n}"
+            taken.add(name)
+            return name
+
+        teams = Team.objects.bulk_create(
+            Team(
+                slug=free(TEAMS[i % len(TEAMS)][0], taken_slugs),
+                name=free(TEAMS[i % len(TEAMS)][1], taken_names, " "),
+            )
+            for i in range(scale.teams)
+        )
+        password = make_password(None)  # unusable: generated people sign in only if an admin sets one
+        people = []
+        for _index in range(len(teams)):
+            for position in range(6):  # a manager and five engineers
+                surname, surname_cn = rng.choice(SURNAMES)
+                given, given_cn = rng.choice(GIVEN)
+                username = free(f"{given}.{surname}", taken_users, ".")
+                role = Role.MANAGER if position == 0 else Role.ENGINEER
+                people.append(
+                    User(
+                        username=username,
+                        first_name=given_cn,
+                        last_name=surname_cn,
+                        email=f"{username}@example.com",
+                        role=role,
+                        password=password,
+                    )
+                )
+        people = User.objects.bulk_create(people)
+        members = Team.members.through.objects.bulk_create(
+            Team.members.through(team_id=team.pk, user_id=user.pk)
+            for index, team in enumerate(teams)
+            for user in people[6 * index + 1 : 6 * index + 6]
+        )
+        Team.managers.through.objects.bulk_create(
+            Team.managers.through(team_id=team.pk, user_id=people[6 * index].pk) for index, team in enumerate(teams)
+        )
+
+        planned = []
+        for index, team in enumerate(teams):
+            integration, _token = integration_create(
+                kind=Integration.Kind.ALERTMANAGER,
+                name=free(f"{team.slug}-alertmanager", taken_integrations),
+                default_team=team,
+            )
+            planned.append(
+                _Team(
+                    team=team,
+                    integration=integration,
+                    members=[u.pk for u in people[6 * index + 1 : 6 * index + 6]],
+                    manager=people[6 * index].pk,
+                    follow_up_discipline=rng.uniform(0.72, 0.97),
+                )
+            )
+
+        # Every team has a system; the rest go to teams at random.
+        owners = list(range(scale.teams)) + [rng.randrange(scale.teams) for _ in range(scale.systems - scale.teams)]
+        rows = []
+        for n, team_index in enumerate(owners):
+            code, label = SYSTEMS[n % len(SYSTEMS)]
+            tier = _weighted(rng, TIER_WEIGHTS)
+            rows.append(
+                System(
+                    code=free(code, taken_codes),
+                    name=f"{label} ({code})",
+                    tier=tier,
+                    team=teams[team_index],
+                    availability_target=Decimal(rng.choice(TARGETS[tier])),
+                    description=label,
+                )
+            )
+        for system, team_index in zip(System.objects.bulk_create(rows), owners, strict=True):
+            planned[team_index].systems.append(
+                _System(
+                    pk=system.pk, code=system.code, label=system.description, tier=system.tier, team=planned[team_index]
+                )
+            )
+        self.counts.update(teams=len(teams), users=len(people), members=len(members), systems=len(rows))
+        self.counts["integrations"] = len(planned)
+        self.progress("organisation", scale.teams * 7 + scale.systems, scale.teams * 7 + scale.systems)
+        return planned
+
+    # -- incidents ---------------------------------------------------------------------------------
+
+    def _tier_minutes(self, tier: str) -> dict[str, int]:
+        """The policy's tier rules for a system of `tier`: the impact minutes that reach each level."""
+        minutes = {}
+        for level, conditions in self.policy.rules.items():
+            reaching = [
+                c["minutes"]
+                for c in conditions
+                if c["kind"] == "tier_impact" and TIER_RANK[tier] <= TIER_RANK[c["tier"]]
+            ]
+            if reaching:
+                minutes[level] = min(reaching)
+        return minutes
+
+    def _facts(self, *, wanted: str, tier: str) -> tuple[int, dict]:
+        """Minutes of impact and impact facts that make the policy likely to give `wanted` to an incident
+        on a system of `tier`; the classification decides."""
+        rng = self.rng
+        if tier not in self.tier_minutes:
+            self.tier_minutes[tier] = self._tier_minutes(tier)
+        tier_minutes = self.tier_minutes[tier]
+        above = {Level.D: Level.C, Level.C: Level.B, Level.B: Level.A}.get(wanted)
+        # Stay below the impact minutes of the next level's tier rule, so that the facts decide.
+        limit = tier_minutes.get(above, 3 * 24 * 60) if above else 3 * 24 * 60
+        if wanted == Level.D:
+            minutes = int(_lognormal(rng, 12 if tier_minutes else 60, 0.9 if tier_minutes else 1.5))
+            facts = {
+                "affected_users": rng.choice((0, 0, rng.randrange(200))),
+                "affected_transactions": rng.randrange(300),
+            }
+            return max(1, min(minutes, limit - 1)), facts
+        floor = tier_minutes.get(wanted)
+        if floor is not None and rng.random() < 0.75:  # the outage itself is what counts
+            return rng.randrange(floor, max(min(limit, 3 * floor), floor + 1)), {}
+        minutes = max(1, min(int(_lognormal(rng, 25, 1.2)), limit - 1))
+        conditions = [c for c in self.policy.rules.get(wanted, []) if c["kind"] != "tier_impact"]
+        if not conditions:
+            return minutes, {}
+        condition = rng.choice(conditions)
+        if condition["kind"] == "flag":
+            return minutes, {condition["flag"]: True}
+        if condition["kind"] == "funds_loss":
+            amount = Decimal(condition["at_least"]) * Decimal(rng.randrange(100, 300)) / 100
+            return minutes, {"funds_loss": amount.quantize(Decimal("0.01"))}
+        return minutes, {condition["kind"]: int(condition["at_least"] * rng.uniform(1, 3))}
+
+    def incidents(self, teams: list[_Team]) -> list[_Incident]:
+        rng = self.rng
+        systems = [s for t in teams for s in t.systems]
+        # Some systems are far more incident-prone than others.
+        cumulative, total = [], 0.0
+        for system in systems:
+            total += _lognormal(rng, 1, 0.8) * (1.5 if system.tier in (Tier.P0, Tier.P1) else 1)
+            cumulative.append(total)
+        ids = self.writer.ids(Incident, self.scale.incidents)
+        planned = []
+        self.progress("planning incidents", 0, len(ids))
+        for pk in ids:
+            if len(planned) % 5_000 == 0:
+                self.progress("planning incidents", len(planned), len(ids))
+            system = rng.choices(systems, cum_weights=cumulative)[0]
+            impacted = [system]
+            if rng.random() < 0.12 and len(system.team.systems) > 1:
+                other = rng.choice(system.team.systems)
+                impacted += [other] if other is not system else []
+            tier = severity.most_critical_tier(s.tier for s in impacted)
+            wanted = _weighted(rng, LEVEL_WEIGHTS)
+            minutes, facts = self._facts(wanted=wanted, tier=tier)
+            occurred = self.moment()
+            cause = _weighted(rng, CAUSE_WEIGHTS)
+            if cause == CauseCategory.DATA and rng.random() < 0.5:
+                source = DetectionSource.CUSTOMER  # data errors are mostly found by customers, later
+            else:
+                source = _weighted(rng, SOURCE_WEIGHTS)
+            if source == DetectionSource.MONITORING:
+                detected = occurred + int(rng.expovariate(1 / 90))
+            else:
+                detected = occurred + int(_lognormal(rng, DETECTION_MINUTES[source] * MINUTE, 0.9))
+            detected = min(detected, self.now)
+            recovered = self.by_now(occurred + minutes * MINUTE + rng.randrange(MINUTE))
+            title = rng.choice(INCIDENT_TITLES[cause]).format(s=system.label, n=rng.randrange(12, 3000))
+            result = severity.classify(
+                severity.ImpactFacts(
+                    tier=tier,
+                    impact=severity.impact_of(
+                        occurred_at=_at(occurred), recovered_at=_at(recovered), now=_at(self.now)
+                    ),
+                    affected_users=facts.get("affected_users", 0),
+                    affected_transactions=facts.get("affected_transactions", 0),
+                    funds_loss=facts.get("funds_loss", Decimal(0)),
+                    data_or_security_breach=facts.get("data_or_security_breach", False),
+                    regulatory_reportable=facts.get("regulatory_reportable", False),
+                ),
+                self.policy.rules,
+            )
+            incident = _Incident(
+                pk=pk,
+                team=system.team,
+                systems=impacted,
+                occurred=occurred,
+                detected=detected,
+                source=source,
+                cause=cause,
+                title=title,
+                level=result.level,
+                matches=result.matches,
+                users=facts.get("affected_users", 0),
+                transactions=facts.get("affected_transactions", 0),
+                funds_loss=facts.get("funds_loss", Decimal(0)),
+                breach=facts.get("data_or_security_breach", False),
+                reportable=facts.get("regulatory_reportable", False),
+                owner=rng.choice(system.team.members),
+                recovered=recovered,
+            )
+            if rng.random() < 0.95:
+                incident.responded = self.by_now(detected + int(rng.expovariate(1 / 240)))
+            incident.created = min(detected + rng.randrange(30, 10 * MINUTE), self.now)
+            if recovered is not None and rng.random() < 0.92:
+                incident.resolved = self.by_now(recovered + int(_lognormal(rng, 20 * HOUR, 1.0)))
+            if cause == CauseCategory.DATA:
+                incident.availability_impact = Decimal(0)  # a wrong bill: nobody's requests failed
+            elif rng.random() < 0.75:  # mostly a share of requests failing; else the default of the level
+                incident.availability_impact = Decimal(
+                    rng.choices(("0.02", "0.05", "0.1", "0.2", "0.3", "0.5", "1"), (3, 4, 4, 3, 2, 1, 1))[0]
+                )
+            planned.append(incident)
+        self.progress("planning incidents", len(planned), len(planned))
+        self.counts["incidents"] = len(planned)
+        return planned
+
+    # -- closed-loop items -------------------------------------------------------------------------
+
+    def items(self, incidents: list[_Incident]) -> list[_Item]:
+        rng = self.rng
+        candidates = [i for i in incidents if i.recovered is not None]
+        if not candidates or not self.scale.items:
+            return []
+        chosen = rng.choices(candidates, weights=[ITEMS_PER_LEVEL[i.level] for i in candidates], k=self.scale.items)
+        ids = self.writer.ids(ActionItem, len(chosen))
+        planned = []
+        for pk, incident in zip(ids, chosen, strict=True):
+            team = incident.team
+            kind = rng.choice(ActionItem.Kind.values)
+            created = min(incident.recovered + rng.randrange(HOUR, 3 * DAY), self.now)
+            due = created + rng.choice((7, 14, 14, 30, 30, 45)) * DAY + rng.randrange(-DAY, DAY)
+            owner = rng.choice(team.members)
+            item = _Item(
+                pk=pk,
+                incident=incident,
+                kind=kind,
+                title=ITEM_TITLES[kind].format(s=incident.systems[0].label, a=rng.choice(ALERT_NAMES)),
+                priority=ActionItem.Priority.HIGH
+                if incident.level in (Level.A, Level.B)
+                else rng.choice((ActionItem.Priority.MEDIUM, ActionItem.Priority.LOW)),
+                owner=owner,
+                verifier=rng.choice([m for m in team.members if m != owner] or [team.manager]),
+                created=created,
+                due=due,
+            )
+            roll = rng.random()
+            if roll < 0.04:  # waived with the manager's approval
+                item.waived = self.by_now(created + rng.randrange(DAY, 20 * DAY))
+                item.waived_by = team.manager if item.waived else None
+            elif roll < 0.80:  # done on time
+                item.completed = self.by_now(created + int((due - created) * rng.uniform(0.2, 1.0)))
+            elif roll < 0.92:  # done late
+                item.completed = self.by_now(due + int(rng.expovariate(1 / (6 * DAY))) + 1)
+            # else: nobody got to it (overdue once due passes)
+            if item.waived:
+                item.status = ActionItem.Status.WAIVED
+            elif item.completed:
+                item.started = created + (item.completed - created) // 3
+                item.verified = self.by_now(item.completed + rng.randrange(HOUR, 5 * DAY))
+                item.status = ActionItem.Status.VERIFIED if item.verified else ActionItem.Status.DONE
+            elif rng.random() < 0.5:
+                item.started = self.by_now(created + rng.randrange(HOUR, 3 * DAY))
+                item.status = ActionItem.Status.IN_PROGRESS if item.started else ActionItem.Status.OPEN
+            incident.items.append(item)
+            planned.append(item)
+        self.counts["items"] = len(planned)
+        return planned
+
+    def close_loops(self, incidents: list[_Incident]) -> None:
+        """Resolved incidents whose items are all verified or waived get their review and are closed."""
+        for incident in incidents:
+            if incident.resolved is None:
+                continue
+            if any(item.status not in ActionItem.FINAL_STATUSES for item in incident.items):
+                continue
+            settled = max([incident.resolved] + [item.last_change for item in incident.items])
+            incident.closed = self.by_now(settled + self.rng.randrange(HOUR, int(CLOSE_AFTER.total_seconds())))
+
+    # -- rows --------------------------------------------------------------------------------------
+
+    def incident_rows(self, incidents: list[_Incident]) -> Iterator[tuple]:
+        policy_id = self.policy.pk
+        targets = self.policy.recovery_targets
+        for i in incidents:
+            status = (
+                Status.CLOSED
+                if i.closed
+                else Status.RESOLVED
+                if i.resolved
+                else Status.RECOVERED
+                if i.recovered
+                else Status.OPEN
+            )
+            changes = [t for t in (i.recovered, i.resolved, i.closed) if t]
+            last = max([i.created, *changes])
+            review = (
+                f"复盘：{i.title}。原因：{CAUSES[i.cause]}。改进：{'；'.join(item.title for item in i.items) or '无'}"
+                if i.closed
+                else ""
+            )
+            yield (
+                i.pk,
+                i.title,
+                "",
+                i.team.team.pk,
+                i.owner,
+                i.source,
+                _at(i.occurred),
+                _at(i.detected),
+                _at(i.responded),
+                _at(i.recovered),
+                _at(i.resolved),
+                _at(i.closed),
+                i.users,
+                i.transactions,
+                i.funds_loss,
+                i.breach,
+                i.reportable,
+                i.availability_impact,
+                i.cause,
+                CAUSES[i.cause],
+                HANDLINGS[i.pk % len(HANDLINGS)] if i.recovered else "",
+                review,
+                status,
+                i.level,
+                i.level,
+                json.dumps(i.matches, ensure_ascii=False),
+                policy_id,
+                "",
+                "",
+                timedelta(seconds=targets[i.level]),
+                1 + len(changes),
+                i.owner,
+                _at(i.created),
+                _at(last),
+            )
+
+    INCIDENT_FIELDS = [
+        "id",
+        "title",
+        "summary",
+        "team",
+        "owner",
+        "detection_source",
+        "occurred_at",
+        "detected_at",
+        "responded_at",
+        "recovered_at",
+        "resolved_at",
+        "closed_at",
+        "affected_users",
+        "affected_transactions",
+        "funds_loss",
+        "data_or_security_breach",
+        "regulatory_reportable",
+        "availability_impact",
+        "cause_category",
+        "cause",
+        "handling",
+        "review",
+        "status",
+        "level",
+        "classified_level",
+        "severity_matches",
+        "severity_policy",
+        "level_override",
+        "level_override_reason",
+        "recovery_target",
+        "version",
+        "created_by",
+        "created_at",
+        "updated_at",
+    ]
+
+    def timeline_rows(self, incidents: list[_Incident]) -> Iterator[tuple]:
+        """What the services would have written: creation with the level's explanation, each status
+        change with its timestamp field, each item's creation and completion."""
+        kind = TimelineEntry.Kind
+        with translation.override(settings.LANGUAGE_CODE):
+            for i in incidents:
+                created = _at(i.created)
+                yield (
+                    i.pk,
+                    kind.CREATED,
+                    created,
+                    i.owner,
+                    None,
+                    "",
+                    "",
+                    i.level,
+                    severity.explain(i.level, i.matches),
+                )
+                previous = Status.OPEN
+                for name, at, status in (
+                    ("recovered_at", i.recovered, Status.RECOVERED),
+                    ("resolved_at", i.resolved, Status.RESOLVED),
+                    ("closed_at", i.closed, Status.CLOSED),
+                ):
+                    if at is None:
+                        continue
+                    when = _at(max(at, i.created))
+                    yield (i.pk, kind.STATUS, when, i.owner, None, "status", previous, status, "")
+                    yield (i.pk, kind.CHANGE, when, i.owner, None, name, "", _at(at).isoformat(), "")
+                    previous = status
+                for item in i.items:
+                    yield (i.pk, kind.ACTION_ITEM, _at(item.created), i.owner, item.pk, "", "", item.title, "")
+                    if item.status != ActionItem.Status.OPEN:
+                        yield (
+                            i.pk,
+                            kind.ACTION_ITEM,
+                            _at(item.last_change),
+                            item.waived_by or item.owner,
+                            item.pk,
+                            "status",
+                            ActionItem.Status.OPEN,
+                            item.status,
+                            "已评审豁免：已由其他改进项覆盖" if item.waived else "",
+                        )
+
+    TIMELINE_FIELDS = ["incident", "kind", "at", "author", "action_item", "field", "old_value", "new_value", "text"]
+
+    def item_rows(self, items: list[_Item]) -> Iterator[tuple]:
+        for item in items:
+            verified = item.verified if item.status == ActionItem.Status.VERIFIED else None
+            yield (
+                item.pk,
+                item.incident.pk,
+                item.title,
+                "",
+                item.kind,
+                item.priority,
+                item.owner,
+                item.verifier,
+                "告警、用例或流程已上线并经验证人确认",
+                _at(item.due),
+                f"https://jira.example.com/browse/STAB-{item.pk}",
+                item.status,
+                _at(item.started),
+                _at(item.completed),
+                _at(verified),
+                item.verifier if verified else None,
+                _at(item.waived),
+                item.waived_by,
+                "已由其他改进项覆盖，经理批准豁免" if item.waived else "",
+                1 + sum(t is not None for t in (item.started, item.completed, verified, item.waived)),
+                item.incident.owner,
+                _at(item.created),
+                _at(item.last_change),
+            )
+
+    ITEM_FIELDS = [
+        "id",
+        "incident",
+        "title",
+        "description",
+        "kind",
+        "priority",
+        "owner",
+        "verifier",
+        "acceptance_criteria",
+        "due_at",
+        "ticket_url",
+        "status",
+        "started_at",
+        "completed_at",
+        "verified_at",
+        "verified_by",
+        "waived_at",
+        "waived_by",
+        "waive_reason",
+        "version",
+        "created_by",
+        "created_at",
+        "updated_at",
+    ]
+
+    # -- alerts ------------------------------------------------------------------------------------
+
+    def _rules(self, teams: list[_Team]) -> list[tuple]:
+        """Per system, the alert rules that fire on it: (system, weight, alertname, severity, fingerprint,
+        labels JSON, annotations JSON, summary, source link)."""
+        rng = self.rng
+        rules = []
+        for team in teams:
+            for system in team.systems:
+                noise = _lognormal(rng, 1, 1.0)  # some systems are far noisier than others
+                for k, alertname in enumerate(rng.sample(ALERT_NAMES, rng.randrange(4, 11))):
+                    level = rng.choices(("critical", "warning", "info"), weights=(3, 6, 1))[0]
+                    labels = {
+                        "alertname": alertname,
+                        "env": "prod",
+                        "instance": f"{system.code}-{k}:8080",
+                        "severity": level,
+                        "system": system.code,
+                        "team": team.team.slug,
+                    }
+                    canonical = json.dumps(labels, sort_keys=True, ensure_ascii=False)
+                    summary = f"{system.label}{alertname}"
+                    rules.append(
+                        (
+                            system,
+                            noise * _lognormal(rng, 1, 0.7),
+                            alertname,
+                            level,
+                            hashlib.sha256(canonical.encode()).hexdigest()[:16],
+                            canonical,
+                            json.dumps({"summary": summary}, ensure_ascii=False),
+                            summary,
+                            f"http://prometheus.internal:9090/graph?g0.expr=ALERTS&rule={system.code}-{k}",
+                        )
+                    )
+        return rules
+
+    def alert_rows(self, teams: list[_Team], incidents: list[_Incident]) -> Iterator[tuple]:
+        rng, now = self.rng, self.now
+        rules = self._rules(teams)
+        by_system: dict[int, list[int]] = {}
+        for index, rule in enumerate(rules):
+            by_system.setdefault(rule[0].pk, []).append(index)
+        cumulative, total = [], 0.0
+        for rule in rules:
+            total += rule[1]
+            cumulative.append(total)
+        seen: set[int] = set()  # rule index x 2^40 + starts_at: (integration, fingerprint, starts_at) is unique
+        # The alerts that revealed monitoring-detected incidents, then the everyday noise.
+        revealing = [i for i in incidents if i.source == DetectionSource.MONITORING]
+        revealing = revealing[: self.scale.alerts]
+        noise = self.scale.alerts - len(revealing)
+
+        def row(index: int, received: int, *, incident: _Incident | None = None) -> tuple:
+            system, _w, alertname, level, fingerprint, labels, annotations, summary, url = rules[index]
+            team = system.team
+            starts = received - rng.randrange(0, 45)  # group_wait before the first notification
+            while (index << 40) + starts in seen:
+                starts -= 1
+            seen.add((index << 40) + starts)
+            excluded = ""
+            if incident is None:
+                roll = rng.random()
+                excluded = "maintenance" if roll < 0.02 else "silenced" if roll < 0.03 else ""
+            by = rng.choice(team.members)
+            follow = None
+            if incident is not None:
+                follow = received + max(0, (incident.responded or incident.detected + 600) - incident.detected)
+            elif excluded:
+                follow = received + int(rng.expovariate(1 / 1800)) if rng.random() < 0.2 else None
+            else:
+                roll = rng.random()
+                if roll < team.follow_up_discipline:
+                    follow = received + min(int(_lognormal(rng, 70, 0.9)), 300)
+                elif roll < team.follow_up_discipline + (1 - team.follow_up_discipline) * 0.6:
+                    follow = received + 301 + int(rng.expovariate(1 / 1500))
+            follow = self.by_now(follow)
+            followed = follow is not None
+            action = "link" if incident is not None else rng.choices(("ack", "comment", "resolve"), (85, 7, 8))[0]
+            # The source fires until `ends`, notifying again every repeat interval, then sends resolved.
+            ends = starts + max(int(_lognormal(rng, 8 * MINUTE, 1.2)), received - starts + 1)
+            repeats = (min(ends, now) - received) // REPEAT_INTERVAL
+            notifications, last = 1 + repeats, received + repeats * REPEAT_INTERVAL
+            status, resolved_at, resolved_by, ends_at = "firing", None, None, None
+            if followed and action == "resolve":
+                status, resolved_at, resolved_by = "resolved", follow, by
+            elif ends <= now:
+                status, resolved_at, ends_at = "resolved", ends, ends
+                notifications, last = notifications + 1, ends
+            return (
+                team.integration.pk,
+                fingerprint,
+                _at(starts),
+                status,
+                alertname,
+                level,
+                summary,
+                labels,
+                annotations,
+                url,
+                team.team.pk,
+                system.pk,
+                _at(received),
+                _at(last),
+                notifications,
+                excluded,
+                _at(ends_at),
+                _at(resolved_at),
+                resolved_by,
+                _at(follow) if followed and action == "ack" else None,
+                by if followed and action == "ack" else None,
+                _at(follow),
+                by if followed else None,
+                incident.pk if incident is not None and followed else None,
+            )
+
+        for incident in revealing:
+            candidates = by_system.get(incident.systems[0].pk) or range(len(rules))
+            yield row(rng.choice(candidates), incident.detected, incident=incident)
+        chunk = 10_000
+        while noise > 0:
+            for index in rng.choices(range(len(rules)), cum_weights=cumulative, k=min(chunk, noise)):
+                yield row(index, self.moment())
+            noise -= chunk
+
+    ALERT_FIELDS = [
+        "integration",
+        "fingerprint",
+        "starts_at",
+        "status",
+        "alertname",
+        "severity",
+        "summary",
+        "labels",
+        "annotations",
+        "generator_url",
+        "team",
+        "system",
+        "received_at",
+        "last_received_at",
+        "notifications",
+        "excluded",
+        "ends_at",
+        "resolved_at",
+        "resolved_by",
+        "acknowledged_at",
+        "acknowledged_by",
+        "followed_up_at",
+        "followed_up_by",
+        "incident",
+    ]
+
+    def activities(self, teams: list[_Team]) -> int:
+        """Each follow-up's activity row (what stability.services.alerts_follow_up writes), set-based:
+        a person's resolve, a link to an incident, an acknowledgement, else a comment."""
+        q = connection.ops.quote_name
+        occurrence = {f.name: q(f.column) for f in AlertOccurrence._meta.concrete_fields}
+        activity = {f.name: q(f.column) for f in AlertActivity._meta.concrete_fields}
+        kind = AlertActivity.Kind
+        integrations = [t.integration.pk for t in teams]
+        columns = ", ".join(activity[name] for name in ("occurrence", "kind", "at", "by", "text", "incident"))
+        statement = f"""
+            INSERT INTO {q(AlertActivity._meta.db_table)} ({columns})
+            SELECT {occurrence["id"]},
+                   CASE WHEN {occurrence["resolved_by"]} IS NOT NULL THEN %s
+                        WHEN {occurrence["incident"]} IS NOT NULL THEN %s
+                        WHEN {occurrence["acknowledged_at"]} IS NOT NULL THEN %s
+                        ELSE %s END,
+                   {occurrence["followed_up_at"]},
+                   {occurrence["followed_up_by"]},
+                   CASE WHEN {occurrence["resolved_by"]} IS NULL AND {occurrence["incident"]} IS NULL
+                             AND {occurrence["acknowledged_at"]} IS NULL THEN %s ELSE '' END,
+                   {occurrence["incident"]}
+            FROM {q(AlertOccurrence._meta.db_table)}
+            WHERE {occurrence["followed_up_at"]} IS NOT NULL
+              AND {occurrence["integration"]} IN ({", ".join(["%s"] * len(integrations))})
+        """
+        self.progress("alert activities", 0, -1)  # unknown until written
+        with connection.cursor() as cursor:
+            cursor.execute(
+                statement,
+                [kind.RESOLVED, kind.LINKED, kind.ACKNOWLEDGED, kind.COMMENTED, "已跟进，观察中", *integrations],
+            )
+            written = cursor.rowcount
+        self.progress("alert activities", written, written)
+        return written
+
+    # -- the whole -------------------------------------------------------------------------------
+
+    def run(self) -> dict[str, int]:
+        teams = self.organisation()
+        incidents = self.incidents(teams)
+        self.items(incidents)
+        self.close_loops(incidents)
+        writer = self.writer
+        writer.write(
+            Incident, self.INCIDENT_FIELDS, self.incident_rows(incidents), phase="incidents", total=len(incidents)
+        )
+        pairs = [(i.pk, s.pk) for i in incidents for s in i.systems]
+        writer.write(
+            Incident.systems.through, ["incident", "system"], pairs, phase="incident systems", total=len(pairs)
+        )
+        items = [item for i in incidents for item in i.items]
+        writer.write(ActionItem, self.ITEM_FIELDS, self.item_rows(items), phase="action items", total=len(items))
+        self.counts["timeline"] = writer.write(
+            TimelineEntry,
+            self.TIMELINE_FIELDS + ["created_at"],
+            (row + (row[2],) for row in self.timeline_rows(incidents)),
+            phase="timeline",
+            total=sum(1 + 2 * sum(t is not None for t in (i.recovered, i.resolved, i.closed)) for i in incidents)
+            + sum(1 + (item.status != ActionItem.Status.OPEN) for item in items),
+        )
+        self.counts["alerts"] = writer.write(
+            AlertOccurrence,
+            self.ALERT_FIELDS,
+            self.alert_rows(teams, incidents),
+            phase="alerts",
+            total=self.scale.alerts,
+        )
+        self.counts["alert_activities"] = self.activities(teams)
+        if writer.postgres:
+            self.progress("analyze", 0, 1)
+            with connection.cursor() as cursor:
+                for model in (Incident, Incident.systems.through, ActionItem, TimelineEntry, AlertOccurrence):
+                    cursor.execute(f"ANALYZE {connection.ops.quote_name(model._meta.db_table)}")
+                cursor.execute(f"ANALYZE {connection.ops.quote_name(AlertActivity._meta.db_table)}")
+            self.progress("analyze", 1, 1)
+        return self.counts
+
+
+def generate_history(
+    *,
+    window: periods.Period,
+    scale: Scale,
+    seed: int,
+    now: datetime,
+    append: bool = False,
+    progress: Progress | None = None,
+) -> dict[str, int]:
+    """Write a realistic history of `scale` with incidents and alerts in `window` (see the module's
+    docstring), in one transaction. Refuses (HistoryRefused) when the database already holds
+    incidents, unless `append`. Returns the rows written per kind."""
+    if scale.teams < 1 or scale.systems < scale.teams:
+        raise HistoryRefused("Need at least one team, and at least as many systems as teams.")
+    if min(scale.incidents, scale.items, scale.alerts) < 0:
+        raise HistoryRefused("Counts cannot be negative.")
+    started = time.monotonic()
+    with transaction.atomic():
+        if not append and Incident.objects.exists():
+            raise HistoryRefused("The database already holds incidents; generate into an empty one, or pass --append.")
+        history = _History(
+            window=window, scale=scale, seed=seed, now=now.replace(microsecond=0), progress=progress or _quiet
+        )
+        counts = history.run()
+    counts["seconds"] = round(time.monotonic() - started)
+    return counts
+
+
+def _quiet(phase: str, done: int, total: int) -> None:
+    return None
