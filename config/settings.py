@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
@@ -43,6 +44,8 @@ INSTALLED_APPS = [
     "accounts",
     "incidents",
     "stability",
+    "django_htmx",
+    "web",
 ]
 
 MIDDLEWARE = [
@@ -54,6 +57,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    "web.middleware.ReaderTimezoneMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -72,6 +77,7 @@ TEMPLATES = [
                 "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "web.context_processors.navigation",
             ],
         },
     },
@@ -92,7 +98,10 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
-LOGIN_URL = "admin:login"
+# The web app's sign-in page; after it, the home page of the reader's role.
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "web:home"
+LOGOUT_REDIRECT_URL = "login"
 
 LANGUAGE_CODE = env.str("LANGUAGE_CODE", default="en")
 LANGUAGES = [("en", _("English")), ("zh-hans", _("Simplified Chinese"))]
@@ -172,6 +181,13 @@ SPECTACULAR_SETTINGS = {
         "AlertActivityKindEnum": "stability.models.AlertActivity.Kind",
         "AlertExclusionEnum": "stability.models.AlertOccurrence.Exclusion",
         "TimelineEntryKindEnum": "incidents.models.TimelineEntry.Kind",
+        "ActionItemKindEnum": "incidents.models.ActionItem.Kind",
+        "ActionItemStatusEnum": "incidents.models.ActionItem.Status",
+        "ActionItemPriorityEnum": "incidents.models.ActionItem.Priority",
+        "ActionItemTransitionEnum": "incidents.services.ItemTransition.choices",
+        "NotificationChannelKindEnum": "stability.models.NotificationChannel.Kind",
+        "NotificationStatusEnum": "stability.models.Notification.Status",
+        "NotificationEventEnum": "stability.models.Event",
     },
 }
 
@@ -208,6 +224,13 @@ CELERY_BEAT_SCHEDULE = {
         # A backlog of missed runs is useless: the next run sees the same state.
         "options": {"expires": 55},
     },
+    # Reminders and unfollowed-alert notices (docs/reminders.md): a sweep over the database's state,
+    # so a run missed while beat or the workers were down is caught up by the next one.
+    "sweep-reminders": {
+        "task": "stability.tasks.sweep_reminders",
+        "schedule": crontab(minute="*"),
+        "options": {"expires": 55},
+    },
 }
 
 # Alert ingestion (stability.ingestion) and the 5-minute follow-up rate (docs/metrics.md).
@@ -232,3 +255,44 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
+
+# The health score (健康分) of docs/metrics.md, 0..1000: the most points of each term, and the
+# points an incident of each level takes off the incidents term. Reports state the values used.
+HEALTH_SCORE = {
+    "weights": {"incidents": 400, "follow_up": 250, "closed_loop": 200, "recovery": 150},
+    "penalties": {"A": 400, "B": 200, "C": 50, "D": 10},
+}
+
+# Links in notifications point back here (docs/reminders.md).
+SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")
+
+# Mail: EMAIL_URL (django-environ: smtp://user:pass@host:587, smtp+tls://..., consolemail://); without
+# it, mail is printed to the console in debug mode (so `make run` shows reminders) and sent to a local
+# SMTP server in production.
+vars().update(env.email_url("EMAIL_URL", default="consolemail://" if DEBUG else "smtp://localhost:25"))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Stability Tracker <stability@localhost>")
+
+# Reminders of action items and notices of unfollowed alerts (stability.reminders, docs/reminders.md).
+# Each team may override the item policy (days before, escalation, quiet hours) in a ReminderPolicy row.
+REMINDER_DAYS_BEFORE = env.list("REMINDER_DAYS_BEFORE", cast=int, default=[3, 1])
+REMINDER_ESCALATE_AFTER_DAYS = env.int("REMINDER_ESCALATE_AFTER_DAYS", default=3)
+REMINDER_ESCALATE_EVERY_DAYS = env.int("REMINDER_ESCALATE_EVERY_DAYS", default=7)
+# Local wall-clock times (TIME_ZONE); chat messages recorded inside [start, end) wait for the end.
+REMINDER_QUIET_HOURS_START = env.str("REMINDER_QUIET_HOURS_START", default="22:00")
+REMINDER_QUIET_HOURS_END = env.str("REMINDER_QUIET_HOURS_END", default="08:00")
+# Weekly digest per person: ISO weekday (1 = Monday) and local hour; recorded up to a day late.
+REMINDER_DIGEST_WEEKDAY = env.int("REMINDER_DIGEST_WEEKDAY", default=1)
+REMINDER_DIGEST_HOUR = env.int("REMINDER_DIGEST_HOUR", default=9)
+# Chat robots (WeCom, DingTalk: 20 a minute): messages a minute per channel, entries per message.
+REMINDER_CHAT_MESSAGES_PER_MINUTE = env.int("REMINDER_CHAT_MESSAGES_PER_MINUTE", default=20)
+REMINDER_CHAT_ENTRIES_PER_MESSAGE = env.int("REMINDER_CHAT_ENTRIES_PER_MESSAGE", default=20)
+# Unfollowed alerts: the team's channels once the follow-up window has passed, its managers after
+# this many seconds; alerts received longer ago than the look-back are never paged about.
+REMINDER_ALERT_ESCALATE_AFTER_SECONDS = env.int("REMINDER_ALERT_ESCALATE_AFTER_SECONDS", default=15 * 60)
+REMINDER_ALERT_LOOKBACK_SECONDS = env.int("REMINDER_ALERT_LOOKBACK_SECONDS", default=24 * 3600)
+# Delivery: attempts before a notification is failed, first retry delay (doubling, at most 1 h),
+# how long a worker's claim holds before another may take the notification over, HTTP timeout.
+REMINDER_MAX_ATTEMPTS = env.int("REMINDER_MAX_ATTEMPTS", default=5)
+REMINDER_RETRY_BACKOFF_SECONDS = env.int("REMINDER_RETRY_BACKOFF_SECONDS", default=30)
+REMINDER_CLAIM_LEASE_SECONDS = env.int("REMINDER_CLAIM_LEASE_SECONDS", default=300)
+REMINDER_HTTP_TIMEOUT_SECONDS = env.float("REMINDER_HTTP_TIMEOUT_SECONDS", default=10.0)

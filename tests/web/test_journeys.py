@@ -1,0 +1,188 @@
+"""Browser journeys: Playwright drives Debian's Chromium (/usr/bin/chromium, `apt-get install
+chromium`; no browser is downloaded) against pytest-django's live server.
+
+When a journey fails, a screenshot of the page as it was is saved under var/test-screenshots/
+(or SCREENSHOT_DIR) and its path printed. Skipped, with the reason, where Chromium is missing.
+"""
+
+import os
+import re
+import shutil
+from datetime import timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.conf import settings
+from django.utils import timezone
+
+from incidents.models import Incident, Status, TimelineEntry
+from stability.models import AlertOccurrence
+from stability.services import integration_create
+from tests.factories import UserFactory
+from tests.stability.test_follow_up import fire, generic_alert
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+ZONE = "Asia/Shanghai"
+PASSWORD = "journey-password"
+
+pytestmark = pytest.mark.skipif(
+    not shutil.which(CHROMIUM), reason=f"needs Chromium at {CHROMIUM} (apt-get install chromium; CI installs it)"
+)
+
+
+@pytest.fixture
+def screenshots_dir() -> Path:
+    folder = Path(os.environ.get("SCREENSHOT_DIR", settings.BASE_DIR / "var" / "test-screenshots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture
+def page(request, live_server, monkeypatch, screenshots_dir):
+    """A phone-sized or desktop page (parametrise `viewport`) in the organisation's zone."""
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are still
+    # plain synchronous code.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    viewport = getattr(request, "param", {"width": 1280, "height": 900})
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        context = browser.new_context(viewport=viewport, timezone_id=ZONE, locale="en-US")
+        context.set_default_timeout(10_000)
+        tab = context.new_page()
+        tab.base = live_server.url
+        yield tab
+        report = getattr(request.node, "report_call", None)
+        if report is not None and report.failed:
+            path = screenshots_dir / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', request.node.name)}.png"
+            tab.screenshot(path=str(path), full_page=True)
+            print(f"\nscreenshot of the failed journey: {path}")
+        context.close()
+        browser.close()
+
+
+@pytest.fixture
+def people(transactional_db):
+    from tests.factories import SystemFactory, TeamFactory
+
+    payments = TeamFactory(slug="payments", name="Payments")
+    SystemFactory(code="cashier", name="Cashier", tier="P0", team=payments)
+    SystemFactory(code="payout", name="Payout", tier="P0", team=payments)
+    return {
+        "engineer": UserFactory(username="lei", first_name="Lei", last_name="Wang", password=PASSWORD),
+        "manager": UserFactory(username="luna", role="manager", password=PASSWORD),
+    }
+
+
+def sign_in(page, username: str):
+    page.goto(page.base + "/")
+    assert "/accounts/login/" in page.url
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(page.base + "/")
+
+
+def local_input(moment) -> str:
+    return moment.astimezone(ZoneInfo(ZONE)).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def test_an_engineer_logs_an_incident_while_it_burns_recovers_it_and_completes_an_item(page, people):
+    sign_in(page, "lei")
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Log incident").click()
+
+    started = timezone.now().replace(microsecond=0) - timedelta(minutes=35)
+    page.get_by_label("Title").fill("收银台支付超时 / cashier payments timing out")
+    page.get_by_label("Cashier · P0").check()
+    page.get_by_label("Occurred at").fill(local_input(started))
+    page.get_by_label("Monitoring alert").check()
+    # P0 impacted for 35 minutes: B (>= 30 min), suggested before anything is saved
+    suggestion = page.locator("#level-suggestion")
+    suggestion.get_by_text(re.compile(r"B: P0 system impacted 3[56] min \(>= 30 min\)")).wait_for()
+    assert Incident.objects.count() == 0
+
+    page.get_by_role("button", name="Log incident").click()
+    page.wait_for_url(re.compile(r"/incidents/\d+/$"))
+    incident = Incident.objects.get()
+    assert incident.level == "B"
+    assert incident.occurred_at == started
+    assert (
+        page.get_by_role("heading", level=1).inner_text()
+        == f"#{incident.pk} 收银台支付超时 / cashier payments timing out"
+    )
+
+    for note in ("16:40 switched traffic to the backup channel", "bank confirmed the channel is healthy again"):
+        page.get_by_label("What happened").fill(note)
+        page.get_by_role("button", name="Add to timeline").click()
+        page.locator("#timeline").get_by_text(note).wait_for()
+    assert page.get_by_label("What happened").input_value() == ""
+    assert list(incident.timeline.filter(kind=TimelineEntry.Kind.NOTE).values_list("author__username", flat=True)) == [
+        "lei",
+        "lei",
+    ]
+
+    page.get_by_role("button", name="Mark recovered").click()
+    page.get_by_text("Status changed.").wait_for()
+    incident.refresh_from_db()
+    assert incident.status == Status.RECOVERED
+    assert page.locator(".incident-head .status").inner_text() == "Recovered"
+    assert page.locator("#timeline").get_by_text("Status: Open → Recovered").count() == 1
+
+    # the follow-up work: an item, added and then marked done by its owner
+    page.get_by_text("Add an action item").click()
+    new_item = page.locator("#items form[action$='/items/']")
+    new_item.get_by_label("Title").fill("Alert on DB pool exhaustion")
+    new_item.get_by_label("Owner").select_option(label="Lei Wang (lei)")
+    new_item.get_by_label("Due at").fill(local_input(timezone.now() + timedelta(days=7)))
+    new_item.get_by_role("button", name="Add item").click()
+    page.get_by_text("Action item #").first.wait_for()
+    item = incident.action_items.get()
+    row = page.locator(f"#item-{item.pk}")
+    assert row.locator(".tag").inner_text() == "Open"
+    row.get_by_role("button", name="Mark done").click()
+    page.locator(f"#item-{item.pk} .tag").get_by_text("Done, awaiting verification").wait_for()
+    item.refresh_from_db()
+    assert item.status == "done" and item.completed_at is not None
+
+
+def test_an_engineer_acknowledges_an_alert_within_the_window_and_sees_the_rate_move(page, people):
+    _hook, token = integration_create(kind="generic", name="prod")
+    now = timezone.now().replace(microsecond=0)
+    fire(token, [generic_alert("CashierLatency", starts_at="2026-11-01T00:00:00Z")], at=now - timedelta(minutes=10))
+    (fresh,) = fire(token, [generic_alert("PayoutErrors", system="payout")], at=now - timedelta(seconds=20))
+
+    sign_in(page, "lei")
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Alerts").click()
+    rate = page.locator("#follow-up-rate")
+    # the old one was missed, the new one is still within its window: 0 of 1
+    assert rate.locator("[data-rate]").inner_text() == "0.0 %"
+    row = page.locator(f"#alert-{fresh}")
+    assert re.fullmatch(r"4:[34]\d left", row.locator(".countdown").inner_text())
+
+    row.get_by_role("button", name="Acknowledge").click()
+    # in time: 1 of the 2 decided
+    page.locator("#follow-up-rate [data-rate]").get_by_text("50.0 %").wait_for()
+    assert page.locator(f"#alert-{fresh}").count() == 0
+    alert = AlertOccurrence.objects.get(pk=fresh)
+    assert alert.followed_up_by.username == "lei"
+    assert alert.followed_up_at - alert.received_at <= timedelta(seconds=settings.FOLLOW_UP_WINDOW_SECONDS)
+
+
+def test_a_user_switches_to_chinese_and_back(page, people):
+    sign_in(page, "luna")
+    switch = page.locator("form.language-switch")
+    assert page.locator("html").get_attribute("lang") == "en"
+
+    switch.locator("button[value=zh-hans]").click()
+    page.wait_for_load_state()
+    assert page.locator("html").get_attribute("lang") == "zh-hans"
+    assert switch.locator("button[value=zh-hans]").get_attribute("aria-pressed") == "true"
+    assert page.url == page.base + "/"
+
+    switch.locator("button[value=en]").click()
+    page.wait_for_load_state()
+    assert page.locator("html").get_attribute("lang") == "en"
+    assert switch.locator("button[value=en]").get_attribute("aria-pressed") == "true"
+    assert page.get_by_role("heading", level=1).inner_text() == "Hello, luna"

@@ -1,0 +1,288 @@
+"""Forms of the pages. They validate what a person typed and show errors next to each field; the
+writes go through the services (incidents.services, stability.services), never form.save()."""
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from accounts.models import User
+from incidents.models import ActionItem, Incident, Level, System, Team
+from incidents.services import ItemTransition, Transition
+
+# Facts the A-D policy reads (incidents.severity); the live suggestion posts them.
+IMPACT_FIELDS = (
+    "affected_users",
+    "affected_transactions",
+    "funds_loss",
+    "data_or_security_breach",
+    "regulatory_reportable",
+)
+
+
+class MomentInput(forms.DateTimeInput):
+    """A date and time to the second, typed in the reader's zone (the form field converts)."""
+
+    input_type = "datetime-local"
+
+    def __init__(self, attrs=None):
+        super().__init__(attrs={"step": 1, **(attrs or {})}, format="%Y-%m-%dT%H:%M:%S")
+
+
+class SystemChoiceField(forms.ModelMultipleChoiceField):
+    def label_from_instance(self, obj: System) -> str:
+        return f"{obj.name} · {obj.tier}"
+
+
+class PersonChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: User) -> str:
+        full_name = obj.get_full_name()
+        return f"{full_name} ({obj.username})" if full_name else obj.username
+
+
+def people() -> "forms.QuerySet[User]":
+    return User.objects.filter(is_active=True).order_by("username")
+
+
+def apply_service_errors(form: forms.Form, error: ValidationError, *, aliases: dict[str, str] | None = None) -> None:
+    """Put a service's ValidationError next to the fields it names (the rest above the form)."""
+    aliases = aliases or {}
+    if not hasattr(error, "error_dict"):
+        form.add_error(None, error)
+        return
+    for name, messages in error.message_dict.items():
+        name = aliases.get(name, name)
+        target = name if name in form.fields and not form.fields[name].disabled else None
+        for message in messages:
+            form.add_error(target, message)
+
+
+def _moment_widgets(*names: str) -> dict[str, forms.Widget]:
+    return {name: MomentInput() for name in names}
+
+
+class IncidentLogForm(forms.ModelForm):
+    """Logging an incident while it burns: what is needed first, impact facts optional."""
+
+    quick_fields = ("title", "systems", "occurred_at", "detected_at", "detection_source")
+
+    systems = SystemChoiceField(
+        label=_("Systems impacted"),
+        queryset=System.objects.select_related("team").order_by("tier", "name"),
+        widget=forms.CheckboxSelectMultiple,
+    )
+
+    class Meta:
+        model = Incident
+        fields = ["title", "systems", "occurred_at", "detected_at", "detection_source", *IMPACT_FIELDS]
+        widgets = {
+            **_moment_widgets("occurred_at", "detected_at"),
+            "detection_source": forms.RadioSelect,
+            "title": forms.TextInput(attrs={"autofocus": True, "autocomplete": "off"}),
+        }
+
+    def __init__(self, *args, now=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is None:
+            now = timezone.now().replace(microsecond=0) if now is None else now
+            self.fields["occurred_at"].initial = now
+            self.fields["detected_at"].initial = now
+        self.fields["detection_source"].choices = [
+            c for c in self.fields["detection_source"].choices if c[0]
+        ]  # radio buttons need no empty choice
+
+    def service_values(self) -> dict:
+        """The arguments of incidents.services.incident_create."""
+        values = {name: value for name, value in self.cleaned_data.items() if value is not None}
+        values["systems"] = list(self.cleaned_data["systems"])
+        return values
+
+
+class IncidentPastForm(IncidentLogForm):
+    """An incident entered after the fact: every timestamp and fact in one form."""
+
+    team = forms.ModelChoiceField(
+        label=_("Team"),
+        queryset=Team.objects.all(),
+        required=False,
+        help_text=_("Empty: the team of the first system."),
+    )
+    owner = PersonChoiceField(label=_("Owner"), queryset=people(), required=False)
+
+    class Meta(IncidentLogForm.Meta):
+        fields = [
+            "title",
+            "systems",
+            "team",
+            "owner",
+            "detection_source",
+            "occurred_at",
+            "detected_at",
+            "responded_at",
+            "recovered_at",
+            "resolved_at",
+            *IMPACT_FIELDS,
+            "availability_impact",
+            "cause_category",
+            "summary",
+            "cause",
+            "handling",
+        ]
+        widgets = {
+            **IncidentLogForm.Meta.widgets,
+            **_moment_widgets("responded_at", "recovered_at", "resolved_at"),
+            "summary": forms.Textarea(attrs={"rows": 3}),
+            "cause": forms.Textarea(attrs={"rows": 3}),
+            "handling": forms.Textarea(attrs={"rows": 3}),
+        }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["occurred_at"].initial = None
+        self.fields["detected_at"].initial = None
+
+
+class IncidentEditForm(forms.ModelForm):
+    """Correcting an incident's facts. Only changed fields are sent to incident_update, with the
+    version the reader saw (a concurrent change is refused, not overwritten)."""
+
+    expected_version = forms.IntegerField(widget=forms.HiddenInput)
+    systems = IncidentLogForm.base_fields["systems"]
+    team = forms.ModelChoiceField(label=_("Team"), queryset=Team.objects.all())
+    owner = PersonChoiceField(label=_("Owner"), queryset=people(), required=False)
+
+    class Meta:
+        model = Incident
+        fields = [*IncidentPastForm.Meta.fields, "review"]
+        widgets = {**IncidentPastForm.Meta.widgets, "review": forms.Textarea(attrs={"rows": 6})}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["expected_version"].initial = self.instance.version
+        self.fields["detection_source"].choices = [c for c in self.fields["detection_source"].choices if c[0]]
+        for name in ("recovered_at", "resolved_at"):
+            if getattr(self.instance, name) is None:
+                # Set by a status change (mark recovered / resolved), corrected here once set.
+                self.fields[name].disabled = True
+                self.fields[name].help_text = _("Set by changing the status; correct it here once set.")
+
+    def changes(self) -> dict:
+        """The fields the reader changed, as incident_update takes them."""
+        changed = {}
+        for name in self.changed_data:
+            if name == "expected_version":
+                continue
+            value = self.cleaned_data[name]
+            changed[name] = list(value) if name == "systems" else value
+        return changed
+
+
+class TimelineNoteForm(forms.Form):
+    text = forms.CharField(
+        label=_("What happened"),
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text=_("E.g. switched traffic to the backup channel."),
+    )
+    at = forms.DateTimeField(label=_("At"), required=False, widget=MomentInput, help_text=_("Empty: now."))
+
+
+class TransitionForm(forms.Form):
+    action = forms.ChoiceField(label=_("Status change"), choices=list(Transition.LABELS.items()))
+    at = forms.DateTimeField(label=_("When"), required=False, widget=MomentInput, help_text=_("Empty: now."))
+
+
+class OverrideForm(forms.Form):
+    level = forms.ChoiceField(label=_("Level"), choices=Level.choices)
+    reason = forms.CharField(
+        label=_("Reason"), widget=forms.Textarea(attrs={"rows": 2}), help_text=_("Required: why the level differs.")
+    )
+
+
+class AlertCommentForm(forms.Form):
+    # Optional on the inbox form, which also acknowledges and resolves; the comment action needs it.
+    text = forms.CharField(label=_("Comment"), max_length=2000, required=False)
+
+
+class IncidentImportForm(forms.Form):
+    file = forms.FileField(
+        label=_("CSV file"),
+        help_text=_("UTF-8 (or GB18030) with a header row; at most 1,000 rows and 2 MB."),
+        widget=forms.ClearableFileInput(attrs={"accept": ".csv,text/csv"}),
+    )
+
+    MAX_BYTES = 2 * 1024 * 1024
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        if upload.size > self.MAX_BYTES:
+            raise ValidationError(_("The file is larger than 2 MB; split it."))
+        raw = upload.read()
+        for encoding in ("utf-8-sig", "gb18030"):
+            try:
+                return raw.decode(encoding)
+            except UnicodeDecodeError:
+                continue
+        raise ValidationError(_("The file is neither UTF-8 nor GB18030 text."))
+
+
+class IncidentImportConfirmForm(forms.Form):
+    """The previewed CSV, sent again with the confirmation: it is checked again before anything is written."""
+
+    content = forms.CharField(widget=forms.HiddenInput, strip=False, max_length=IncidentImportForm.MAX_BYTES)
+
+
+def _https_by_default(model_field, **kwargs):
+    """A ticket link typed without a scheme is https (Django 6's default, chosen now)."""
+    if isinstance(model_field, models.URLField):
+        kwargs.setdefault("assume_scheme", "https")
+    return model_field.formfield(**kwargs)
+
+
+class ActionItemForm(forms.ModelForm):
+    """A new closed-loop item; incidents.services.action_item_create writes it."""
+
+    owner = PersonChoiceField(label=_("Owner"), queryset=people())
+    verifier = PersonChoiceField(
+        label=_("Verifier"),
+        queryset=people(),
+        required=False,
+        help_text=_("Empty: any manager, or anyone but the owner, verifies."),
+    )
+
+    class Meta:
+        model = ActionItem
+        formfield_callback = _https_by_default
+        fields = [
+            "title",
+            "owner",
+            "due_at",
+            "kind",
+            "priority",
+            "verifier",
+            "description",
+            "acceptance_criteria",
+            "ticket_url",
+        ]
+        widgets = {
+            "due_at": MomentInput(),
+            "description": forms.Textarea(attrs={"rows": 2}),
+            "acceptance_criteria": forms.Textarea(attrs={"rows": 2}),
+        }
+
+    def service_values(self) -> dict:
+        return {name: value for name, value in self.cleaned_data.items() if value is not None}
+
+
+class ActionItemStepForm(forms.Form):
+    action = forms.ChoiceField(label=_("Step"), choices=list(ItemTransition.LABELS.items()))
+    reason = forms.CharField(
+        label=_("Reason"), required=False, widget=forms.TextInput, help_text=_("Needed to waive an item.")
+    )
+    expected_version = forms.IntegerField(widget=forms.HiddenInput)
+
+
+class ActionItemAssignForm(forms.Form):
+    owner = PersonChoiceField(label=_("Owner"), queryset=people())
+    due_at = forms.DateTimeField(label=_("Due at"), widget=MomentInput)
+    expected_version = forms.IntegerField(widget=forms.HiddenInput)

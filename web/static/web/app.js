@@ -1,0 +1,88 @@
+// The few things the pages do in the browser: remember the reader's time zone, count down the
+// follow-up window of waiting alerts, and keep the alerts inbox selection usable while it refreshes.
+(function () {
+  "use strict";
+
+  // The server shows times in the zone this cookie names (web/middleware.py).
+  try {
+    var zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+    if (zone && document.cookie.indexOf("tz=" + encodeURIComponent(zone)) === -1) {
+      document.cookie = "tz=" + encodeURIComponent(zone) + "; path=/; max-age=31536000; SameSite=Lax";
+    }
+  } catch (e) { /* an old browser: the organisation's zone is shown, and named */ }
+
+  function clock(seconds) {
+    seconds = Math.abs(seconds);
+    var h = Math.floor(seconds / 3600), m = Math.floor((seconds % 3600) / 60), s = seconds % 60;
+    var mm = h ? String(m).padStart(2, "0") : String(m);
+    return (h ? h + ":" : "") + mm + ":" + String(s).padStart(2, "0");
+  }
+
+  // Each countdown knows the seconds left when the server rendered it; counting from when the
+  // browser first saw it keeps it right whatever the two clocks say.
+  function startCountdowns(root) {
+    var now = Date.now();
+    root.querySelectorAll("[data-remaining]").forEach(function (el) {
+      if (!el.dataset.deadline) {
+        el.dataset.deadline = String(now + Number(el.dataset.remaining) * 1000);
+      }
+    });
+  }
+
+  function tick() {
+    var now = Date.now();
+    document.querySelectorAll("[data-deadline]").forEach(function (el) {
+      var left = Math.floor((Number(el.dataset.deadline) - now) / 1000);
+      var late = left < 0;
+      el.textContent = (late ? el.dataset.late : el.dataset.left).replace("%(time)s", clock(left));
+      el.classList.toggle("late", late);
+      el.classList.toggle("urgent", !late && left <= 60);
+    });
+  }
+
+  function selectedAlerts() {
+    return document.querySelectorAll("#alerts-live input[name=ids]:checked");
+  }
+
+  function updateSelection() {
+    var label = document.querySelector(".selected-count");
+    if (!label) { return; }
+    var n = selectedAlerts().length;
+    label.textContent = n ? label.dataset.some.replace("%(count)s", n) : label.dataset.none;
+  }
+
+  // The inbox refreshes itself every 10 s, except while someone is choosing alerts or typing a
+  // comment: a refresh then would throw their selection away.
+  window.liveRefreshAllowed = function () {
+    var active = document.activeElement;
+    var typing = active && active.closest && active.closest(".bulk-bar") && active.tagName === "INPUT";
+    return selectedAlerts().length === 0 && !typing;
+  };
+
+  document.addEventListener("change", function (event) {
+    var target = event.target;
+    if (target.classList && target.classList.contains("select-all")) {
+      document.querySelectorAll("#alerts-live input[name=ids]").forEach(function (box) {
+        box.checked = target.checked;
+      });
+    }
+    updateSelection();
+  });
+
+  document.addEventListener("DOMContentLoaded", function () {
+    startCountdowns(document);
+    tick();
+    setInterval(tick, 1000);
+  });
+  document.addEventListener("htmx:afterSwap", function (event) {
+    startCountdowns(document);
+    tick();
+    updateSelection();
+    // A comment sent is cleared once the list came back without errors.
+    if (event.detail.xhr && event.detail.xhr.status === 200 && event.detail.requestConfig &&
+        event.detail.requestConfig.verb === "post") {
+      var comment = document.querySelector(".comment-row input[name=text]");
+      if (comment) { comment.value = ""; }
+    }
+  });
+})();

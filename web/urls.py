@@ -1,0 +1,36 @@
+from django.urls import path, re_path
+
+from web.views import alerts, configuration, home, incidents, items
+
+app_name = "web"
+SECTIONS = "|".join(configuration.SECTIONS)
+urlpatterns = [
+    path("", home.HomeView.as_view(), name="home"),
+    path("incidents/", incidents.IncidentListView.as_view(), name="incident-list"),
+    path("incidents/export.csv", incidents.IncidentExportView.as_view(), name="incident-export"),
+    path("incidents/import/", incidents.IncidentImportView.as_view(), name="incident-import"),
+    path("incidents/new/", incidents.IncidentLogView.as_view(), name="incident-log"),
+    path("incidents/new/past/", incidents.IncidentLogView.as_view(past=True), name="incident-log-past"),
+    path("incidents/level-suggestion/", incidents.SeverityPreviewView.as_view(), name="level-suggestion"),
+    path("incidents/<int:pk>/", incidents.IncidentDetailView.as_view(), name="incident-detail"),
+    path("incidents/<int:pk>/edit/", incidents.IncidentEditView.as_view(), name="incident-edit"),
+    path("incidents/<int:pk>/status/", incidents.IncidentTransitionView.as_view(), name="incident-transition"),
+    path("incidents/<int:pk>/notes/", incidents.IncidentNoteView.as_view(), name="incident-note"),
+    path("incidents/<int:pk>/level/", incidents.IncidentOverrideView.as_view(), name="incident-override"),
+    path("incidents/<int:pk>/items/", items.ItemCreateView.as_view(), name="item-create"),
+    path("items/<int:item_pk>/step/", items.ItemStepView.as_view(), name="item-step"),
+    path("items/<int:item_pk>/assign/", items.ItemAssignView.as_view(), name="item-assign"),
+    path("items/mine/", items.ItemListView.as_view(mine=True), name="items-mine"),
+    path("items/team/", items.ItemListView.as_view(mine=False), name="items-team"),
+    path("alerts/", alerts.AlertInboxView.as_view(), name="alert-inbox"),
+    path("alerts/follow-up/", alerts.AlertFollowUpView.as_view(), name="alert-follow-up"),
+    path("alerts/<int:pk>/", alerts.AlertDetailView.as_view(), name="alert-detail"),
+    path("settings/", configuration.ConfigurationIndexView.as_view(), name="configuration"),
+    path("settings/severity-policy/", configuration.SeverityPolicyView.as_view(), name="configuration-policy"),
+    re_path(rf"^settings/(?P<name>{SECTIONS})/$", configuration.SectionView.as_view(), name="configuration-section"),
+    re_path(
+        rf"^settings/(?P<name>{SECTIONS})/(?P<key>[-\w]+)/$",
+        configuration.ItemView.as_view(),
+        name="configuration-item",
+    ),
+]

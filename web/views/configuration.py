@@ -1,0 +1,257 @@
+"""Settings pages for administrators: teams, systems, integrations (the token shown once) and the
+A-D severity policy. Integrations and policy versions are created by their services; teams,
+systems and an integration's routing have no service (the API saves them as they are), so these
+pages save them through model forms in one transaction, as the API does."""
+
+import json
+
+from django import forms
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from accounts.permissions import CONFIGURE
+from incidents import selectors as incident_selectors
+from incidents import services as incident_services
+from incidents import severity
+from incidents.models import SeverityPolicy, System, Team
+from stability import services as stability_services
+from stability.models import Integration
+from web.forms import apply_service_errors, people
+from web.views.base import PageView
+
+
+class ConfigurationPage(PageView):
+    read_capability = CONFIGURE
+    write_capability = CONFIGURE
+
+
+class TeamForm(forms.ModelForm):
+    managers = forms.ModelMultipleChoiceField(
+        label=gettext_lazy("Managers"), queryset=people(), required=False, widget=forms.CheckboxSelectMultiple
+    )
+    members = forms.ModelMultipleChoiceField(
+        label=gettext_lazy("Members"), queryset=people(), required=False, widget=forms.CheckboxSelectMultiple
+    )
+
+    class Meta:
+        model = Team
+        fields = ["name", "slug", "managers", "members"]
+
+
+class SystemForm(forms.ModelForm):
+    class Meta:
+        model = System
+        fields = ["code", "name", "tier", "team", "availability_target", "description"]
+        widgets = {"description": forms.Textarea(attrs={"rows": 2})}
+
+
+class IntegrationForm(forms.ModelForm):
+    system_labels = forms.CharField(
+        label=gettext_lazy("System labels"),
+        initial="system, service",
+        help_text=gettext_lazy("Labels naming the system, tried in order, separated by commas."),
+    )
+
+    class Meta:
+        model = Integration
+        fields = [
+            "kind",
+            "name",
+            "enabled",
+            "is_test",
+            "default_team",
+            "default_system",
+            "team_label",
+            "system_labels",
+            "severity_label",
+            "rate_limit_per_minute",
+        ]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.fields["kind"].disabled = True  # another kind is another integration
+            self.initial["system_labels"] = ", ".join(self.instance.system_labels)
+
+    def clean_system_labels(self):
+        labels = [label.strip() for label in self.cleaned_data["system_labels"].split(",") if label.strip()]
+        if not labels:
+            raise ValidationError(_("Name at least one label."))
+        return labels
+
+
+# What each model's pages show and edit.
+SECTIONS = {
+    "teams": {
+        "model": Team,
+        "form": TeamForm,
+        "lookup": "slug",
+        "title": gettext_lazy("Teams"),
+        "columns": ("name", "slug"),
+        "queryset": lambda: Team.objects.prefetch_related("managers", "members"),
+    },
+    "systems": {
+        "model": System,
+        "form": SystemForm,
+        "lookup": "code",
+        "title": gettext_lazy("Systems"),
+        "columns": ("code", "name", "tier", "team", "availability_target"),
+        "queryset": lambda: System.objects.select_related("team"),
+    },
+    "integrations": {
+        "model": Integration,
+        "form": IntegrationForm,
+        "lookup": "pk",
+        "title": gettext_lazy("Integrations"),
+        "columns": ("name", "kind", "enabled", "is_test", "token_prefix", "default_team", "default_system"),
+        "queryset": lambda: Integration.objects.select_related("default_team", "default_system"),
+    },
+}
+
+
+class ConfigurationIndexView(ConfigurationPage):
+    def get(self, request):
+        return render(request, "web/configuration/index.html", {"sections": SECTIONS})
+
+
+def _table(section: dict) -> tuple[list[str], list[dict]]:
+    """Column heads and rows of a section's list."""
+    model = section["model"]
+    rows = []
+    for obj in section["queryset"]():
+        cells = []
+        for name in section["columns"]:
+            display = getattr(obj, f"get_{name}_display", None)
+            cells.append(display() if display else getattr(obj, name))
+        rows.append({"object": obj, "key": getattr(obj, section["lookup"]), "cells": cells})
+    return [model._meta.get_field(name).verbose_name for name in section["columns"]], rows
+
+
+class SectionView(ConfigurationPage):
+    """The list of one section with a form to add one; an integration's token is shown once here."""
+
+    template = "web/configuration/section.html"
+
+    def _render(self, request, name: str, form, *, status=200, token=None, created=None):
+        section = SECTIONS[name]
+        headers, rows = _table(section)
+        context = {"name": name, "section": section, "headers": headers, "rows": rows, "form": form}
+        context |= {"token": token, "created": created}
+        return render(request, self.template, context, status=status)
+
+    def get(self, request, name: str):
+        return self._render(request, name, SECTIONS[name]["form"]())
+
+    def post(self, request, name: str):
+        form = SECTIONS[name]["form"](request.POST)
+        if not form.is_valid():
+            return self._render(request, name, form, status=400)
+        if name == "integrations":
+            values = {k: v for k, v in form.cleaned_data.items() if v is not None}
+            integration, token = stability_services.integration_create(by=request.user, **values)
+            # The token is shown on this answer and never again (only a digest is stored).
+            return self._render(request, name, IntegrationForm(), token=token, created=integration)
+        with transaction.atomic():
+            form.save()
+        messages.success(request, _("Saved."))
+        return redirect("web:configuration-section", name)
+
+
+class ItemView(ConfigurationPage):
+    template = "web/configuration/item.html"
+
+    def _object(self, name: str, key: str):
+        section = SECTIONS[name]
+        return get_object_or_404(section["queryset"](), **{section["lookup"]: key})
+
+    def get(self, request, name: str, key: str):
+        obj = self._object(name, key)
+        context = {"name": name, "section": SECTIONS[name], "object": obj, "form": SECTIONS[name]["form"](instance=obj)}
+        return render(request, self.template, context)
+
+    def post(self, request, name: str, key: str):
+        obj = self._object(name, key)
+        if name == "integrations" and "rotate" in request.POST:
+            token = stability_services.integration_rotate_token(integration=obj)
+            form = IntegrationForm(instance=obj)
+            context = {"name": name, "section": SECTIONS[name], "object": obj, "form": form}
+            context |= {"token": token, "created": obj}
+            return render(request, self.template, context)
+        form = SECTIONS[name]["form"](request.POST, instance=obj)
+        if not form.is_valid():
+            context = {"name": name, "section": SECTIONS[name], "object": obj, "form": form}
+            return render(request, self.template, context, status=400)
+        with transaction.atomic():
+            form.save()
+        messages.success(request, _("Saved."))
+        return redirect("web:configuration-section", name)
+
+
+class PolicyForm(forms.Form):
+    rules = forms.CharField(
+        label=gettext_lazy("Rules (JSON)"),
+        widget=forms.Textarea(attrs={"rows": 14, "spellcheck": "false"}),
+        help_text=gettext_lazy("Per level A, B, C: the conditions, any of which matches (see the current version)."),
+    )
+    recovery_targets = forms.CharField(
+        label=gettext_lazy("Recovery targets (JSON, seconds)"),
+        widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
+    )
+    note = forms.CharField(label=gettext_lazy("Note"), required=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+    def _json(self, name: str):
+        try:
+            return json.loads(self.cleaned_data[name])
+        except json.JSONDecodeError as exc:
+            raise ValidationError(_("Not valid JSON: %(error)s") % {"error": exc}) from None
+
+    def clean_rules(self):
+        return self._json("rules")
+
+    def clean_recovery_targets(self):
+        return self._json("recovery_targets")
+
+
+class SeverityPolicyView(ConfigurationPage):
+    """The current A-D policy in words; a new version is made from an edited copy of it."""
+
+    template = "web/configuration/policy.html"
+
+    def _render(self, request, form, status=200):
+        policy = incident_selectors.current_severity_policy()
+        in_words = {
+            level: [severity.describe_condition(c) for c in policy.rules.get(level, [])]
+            for level in severity.CLASSIFIED_LEVELS
+        }
+        versions = SeverityPolicy.objects.select_related("created_by")[:10]
+        context = {"policy": policy, "in_words": in_words, "form": form, "versions": versions}
+        return render(request, self.template, context, status=status)
+
+    def get(self, request):
+        policy = incident_selectors.current_severity_policy()
+        form = PolicyForm(
+            initial={
+                "rules": json.dumps(policy.rules, indent=2, ensure_ascii=False),
+                "recovery_targets": json.dumps(policy.recovery_targets),
+            }
+        )
+        return self._render(request, form)
+
+    def post(self, request):
+        form = PolicyForm(request.POST)
+        if form.is_valid():
+            try:
+                policy = incident_services.severity_policy_create(by=request.user, **form.cleaned_data)
+            except ValidationError as exc:
+                apply_service_errors(form, exc)
+            else:
+                messages.success(
+                    request,
+                    _("Version %(version)s classifies new incidents from now on.") % {"version": policy.version},
+                )
+                return redirect("web:configuration-policy")
+        return self._render(request, form, status=400)
