@@ -36,11 +36,12 @@ from incidents.selectors import (
     in_period,
     on_time_completion_by_team,
     percentile,
+    period_bucket,
     rate,
 )
 from stability.models import AlertOccurrence
 
-GROUP_BY = ("team", "system", "severity", "day", "week", "month")
+GROUP_BY = ("team", "system", "severity", "alertname", "day", "week", "month")
 
 # Delays are whole microseconds and the fractions tenths, so an exact percentile lies on a 1e-7 s grid.
 # Rounding to it drops PostgreSQL's float error (5850.000000000001) and both paths agree to the bit.
@@ -147,10 +148,12 @@ def _aggregates(rules: _Rules, *, in_database_percentiles: bool) -> dict:
     return counts
 
 
-def _figures(row: dict, delays: list[float] | None) -> dict:
+def _figures(row: dict, delays: list[float] | None, *, percentiles: bool = True) -> dict:
     """One set's figures from its aggregate row; `delays` (sorted seconds) when the database has no
     percentile_cont."""
-    if delays is not None:
+    if not percentiles:
+        quantiles = {name: None for name in _PERCENTILES}
+    elif delays is not None:
         quantiles = {name: percentile(delays, fraction) for name, fraction in _PERCENTILES.items()}
     else:
         quantiles = {name: row[f"n_{name}"] for name in _PERCENTILES}
@@ -174,6 +177,7 @@ def _group_expression(group_by: str) -> Expression:
         "team": F("team__slug"),
         "system": F("system__code"),
         "severity": F("severity"),
+        "alertname": F("alertname"),
         "day": TruncDay("received_at", tzinfo=zone),
         "week": TruncWeek("received_at", tzinfo=zone),
         "month": TruncMonth("received_at", tzinfo=zone),
@@ -199,6 +203,7 @@ def follow_up_rate(
     period: Period,
     group_by: str | None = None,
     now: datetime | None = None,
+    percentiles: bool = True,
 ) -> dict:
     """The 5-minute follow-up rate of metrics.md over the occurrences received in `period`, as of `now`.
 
@@ -207,7 +212,9 @@ def follow_up_rate(
     followed up, received less than a window before `now`) and, when FOLLOW_UP_FLAPPING_SECONDS > 0,
     those the source resolved within that many seconds with no follow-up. None when the denominator is
     0. With the counts, and the median and p90 delay in seconds over the followed-up ones. `group_by`:
-    one of GROUP_BY, groups ordered by key (no team / system last).
+    one of GROUP_BY, groups ordered by key (no team / system last). `percentiles=False` leaves the
+    delay median and p90 out (None): the counts and the rate alone, for trends and scores over many
+    alerts.
     """
     if group_by is not None and group_by not in GROUP_BY:
         raise ValueError(f"group_by must be one of {', '.join(GROUP_BY)}, not {group_by!r}")
@@ -215,7 +222,7 @@ def follow_up_rate(
     rules = _rules(now)
     base = _received_in(occurrences, period)
     in_database = connections[base.db].vendor == "postgresql"
-    aggregates = _aggregates(rules, in_database_percentiles=in_database)
+    aggregates = _aggregates(rules, in_database_percentiles=in_database and percentiles)
 
     rows = []
     if group_by is not None:
@@ -228,7 +235,7 @@ def follow_up_rate(
     overall = base.aggregate(**aggregates)
 
     overall_delays = group_delays = None
-    if not in_database:
+    if percentiles and not in_database:
         # No percentile_cont (SQLite): one query for the delays of every group, interpolated here.
         keyed = base.filter(rules.followed_up).annotate(delay=_delay())
         if group_by is not None:
@@ -247,11 +254,15 @@ def follow_up_rate(
         "flapping_seconds": settings.FOLLOW_UP_FLAPPING_SECONDS,
         "as_of": now,
         "group_by": group_by,
-        "overall": _figures(overall, overall_delays),
+        "overall": _figures(overall, overall_delays, percentiles=percentiles),
         "groups": [
             {
                 "key": _group_key(group_by, row["group_key"]),
-                **_figures(row, None if in_database else sorted(group_delays.get(row["group_key"], []))),
+                **_figures(
+                    row,
+                    None if in_database or not percentiles else sorted(group_delays.get(row["group_key"], [])),
+                    percentiles=percentiles,
+                ),
             }
             for row in rows
         ],
@@ -435,7 +446,9 @@ def _team_scores(*, period: Period, now: datetime, teams: QuerySet[Team] | None,
         occurrences = occurrences.filter(team__in=teams.values("pk"))
     follow_up = {
         group["key"]: group
-        for group in follow_up_rate(occurrences=occurrences, period=period, group_by="team", now=now)["groups"]
+        for group in follow_up_rate(
+            occurrences=occurrences, period=period, group_by="team", now=now, percentiles=False
+        )["groups"]
     }
     on_time = on_time_completion_by_team(period=period, now=now)
 
@@ -523,3 +536,24 @@ def health_scores(*, period: Period, now: datetime, teams: QuerySet[Team] | None
             for rank, (pk, slug, name) in enumerate(ranked, start=1)
         ],
     }
+
+
+def follow_up_trend(
+    *, occurrences: QuerySet[AlertOccurrence], periods: list[Period], now: datetime | None = None
+) -> list[dict]:
+    """follow_up_rate's counts and rate (no delay percentiles) for each period of `periods`, back to
+    back, in one query: the same rules, bucketed by received_at."""
+    rules = _rules(now or timezone.now())
+    counts = _aggregates(rules, in_database_percentiles=False)
+    rows = {
+        row["bucket"]: row
+        for row in occurrences.filter(received_at__gte=periods[0].start, received_at__lt=periods[-1].end)
+        .annotate(bucket=period_bucket("received_at", periods))
+        .values("bucket")
+        .annotate(**counts)
+        .order_by()
+    }
+    empty = dict.fromkeys(counts, 0)
+    return [
+        {"period": p.label, **_figures(rows.get(i, empty), None, percentiles=False)} for i, p in enumerate(periods)
+    ]

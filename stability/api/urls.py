@@ -1,7 +1,7 @@
 from django.urls import path
 from rest_framework.routers import DefaultRouter
 
-from stability.api import alerts, integrations, notifications, webhooks
+from stability.api import alerts, integrations, notifications, reports, webhooks
 from stability.api.metrics import FollowUpMissedView, FollowUpRateView
 
 router = DefaultRouter()
@@ -18,5 +18,11 @@ urlpatterns = [
     path("integrations/generic/", webhooks.GenericWebhook.as_view(), name="webhook-generic"),
     path("metrics/follow-up/", FollowUpRateView.as_view(), name="follow-up-rate"),
     path("metrics/follow-up/missed/", FollowUpMissedView.as_view(), name="follow-up-missed"),
+    path("reports/stability/", reports.StabilityReportView.as_view(), name="report-stability"),
+    path("reports/stability/csv/", reports.StabilityReportCsvView.as_view(), name="report-stability-csv"),
+    path("reports/stability/zip/", reports.StabilityReportZipView.as_view(), name="report-stability-csv-zip"),
+    path(
+        "reports/stability/markdown/", reports.StabilityReportMarkdownView.as_view(), name="report-stability-markdown"
+    ),
     *router.urls,
 ]

@@ -1,0 +1,417 @@
+"""The stability report (稳定性报告) of a period and a scope: every figure from the selectors that define
+it (incidents.selectors, stability.selectors), gathered here and never recomputed.
+
+stability_report() returns plain data (numbers, strings, ISO times) in these sections:
+
+- period: label, kind, start, end, previous (label); scope: team / system or null; generated_at;
+- headline: incidents, a_b and c_d counts, unrecovered, mttr_seconds with its previous value and
+  change, follow_up_rate with previous and change, lowest availability of the P0 systems,
+  on_time_completion_rate, overdue_items;
+- incidents: by_level and the list in the weekly-report form (when, what, how found, handling,
+  cause, level, time to recover, closed-loop status);
+- recovery: MTTD / MTTA / MTTR (count, mean, median, p90 in seconds), recovery-target compliance
+  overall and per level;
+- trend: the last TREND_PERIODS periods of the same kind: incidents by level and MTTR
+  (`mttr`: [{period, value}]), follow-up rate (`follow_up_rate`: [{period, value, ...counts}]);
+- alerts: follow-up rate overall, per team (ranked, best first), per system, worst-missed alert
+  rules (most missed first);
+- availability: per system against its target, error budget and share consumed;
+- closed_loop: closed_loop_metrics (on-time completion, overdue by owner and team, incident
+  closed-loop rate);
+- health: health_scores (each term, rank, change), for the teams in scope;
+- detection: share detected by monitoring, counts by detection source and by cause category.
+
+The query count depends on the sections, never on how many incidents, alerts or teams there are.
+"""
+
+import csv
+import io
+import json
+import zipfile
+from datetime import datetime
+from decimal import Decimal
+
+from django.db.models import Count, Q
+from django.utils import timezone, translation
+from django.utils.translation import gettext
+
+from incidents.models import ActionItem, DetectionSource, Incident, System, Team, Tier
+from incidents.periods import Period
+from incidents.selectors import closed_loop_metrics, in_period, incident_metrics, incident_trend
+from stability.models import AlertOccurrence
+from stability.selectors import follow_up_rate, follow_up_trend, health_scores, system_availability
+
+TREND_PERIODS = 12
+WORST_RULES = 10
+
+
+def trailing_periods(period: Period, count: int = TREND_PERIODS) -> list[Period]:
+    """`count` periods of the same kind back to back, oldest first, ending with `period`."""
+    periods = [period]
+    while len(periods) < count:
+        periods.append(periods[-1].previous())
+    return periods[::-1]
+
+
+def _change(current, previous):
+    return None if current is None or previous is None else current - previous
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def _plain(value):
+    """Decimals as JSON numbers would lose digits: keep them as strings of the exact value."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {key: _plain(v) for key, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _incident_rows(incidents) -> list[dict]:
+    """The period's incidents as the weekly report lists them, with each one's closed-loop status."""
+    final = Q(action_items__status__in=ActionItem.FINAL_STATUSES)
+    rows = (
+        incidents.select_related("team")
+        .annotate(items=Count("action_items"), items_closed=Count("action_items", filter=final))
+        .order_by("occurred_at", "pk")
+    )
+    return [
+        {
+            "id": incident.pk,
+            "occurred_at": _iso(incident.occurred_at),
+            "detected_at": _iso(incident.detected_at),
+            "recovered_at": _iso(incident.recovered_at),
+            "title": incident.title,
+            "team": incident.team.slug,
+            "level": incident.level,
+            "detection_source": incident.detection_source,
+            "handling": incident.handling,
+            "cause": incident.cause,
+            "cause_category": incident.cause_category,
+            "time_to_recover_seconds": (
+                incident.time_to_recover.total_seconds() if incident.time_to_recover is not None else None
+            ),
+            "status": incident.status,
+            "closed_at": _iso(incident.closed_at),
+            "action_items": incident.items,
+            "action_items_closed": incident.items_closed,
+        }
+        for incident in rows
+    ]
+
+
+def stability_report(
+    *, period: Period, now: datetime | None = None, team: Team | None = None, system: System | None = None
+) -> dict:
+    """The report of `period` for everyone, one team or one system, as of `now` (see the module)."""
+    now = now or timezone.now()
+    previous = period.previous()
+    incidents = Incident.objects.all()
+    occurrences = AlertOccurrence.objects.all()
+    systems = System.objects.all()
+    teams = Team.objects.all()
+    if team is not None:
+        incidents = incidents.filter(team=team)
+        occurrences = occurrences.filter(team=team)
+        systems = systems.filter(team=team)
+        teams = teams.filter(pk=team.pk)
+    if system is not None:
+        incidents = incidents.filter(pk__in=Incident.objects.filter(systems=system).values("pk"))
+        occurrences = occurrences.filter(system=system)
+        systems = systems.filter(pk=system.pk)
+        teams = teams.filter(pk=system.team_id)
+
+    metrics = incident_metrics(incidents=in_period(incidents, period))
+    metrics_before = incident_metrics(incidents=in_period(incidents, previous))
+    follow_up = follow_up_rate(occurrences=occurrences, period=period, now=now)["overall"]
+    per_team = follow_up_rate(occurrences=occurrences, period=period, group_by="team", now=now, percentiles=False)
+    per_system = follow_up_rate(occurrences=occurrences, period=period, group_by="system", now=now, percentiles=False)
+    per_rule = follow_up_rate(occurrences=occurrences, period=period, group_by="alertname", now=now, percentiles=False)
+    periods = trailing_periods(period)
+    recovery_trend = incident_trend(incidents=incidents, periods=periods)
+    alert_trend = follow_up_trend(occurrences=occurrences, periods=periods, now=now)
+    follow_up_before = alert_trend[-2]["rate"] if len(alert_trend) > 1 else None
+    availability = system_availability(period=period, now=now, systems=systems)
+    closed_loop = closed_loop_metrics(period=period, team=team, system=system, now=now)
+    health = health_scores(period=period, now=now, teams=teams)
+
+    by_level = metrics["by_level"]
+    mttr = metrics["time_to_recover"]["mean"]
+    mttr_before = metrics_before["time_to_recover"]["mean"]
+    p0 = [row for row in availability if row["tier"] == Tier.P0]
+    lowest_p0 = min(p0, key=lambda row: row["availability"]) if p0 else None
+
+    report = {
+        "period": {
+            "label": period.label,
+            "kind": period.kind,
+            "start": period.start,
+            "end": period.end,
+            "previous": previous.label,
+        },
+        "scope": {
+            "team": {"slug": team.slug, "name": team.name} if team else None,
+            "system": {"code": system.code, "name": system.name} if system else None,
+        },
+        "generated_at": now,
+        "headline": {
+            "incidents": metrics["incidents"],
+            "a_b": by_level["A"] + by_level["B"],
+            "c_d": by_level["C"] + by_level["D"],
+            "unrecovered": metrics["unrecovered"],
+            "mttr_seconds": mttr,
+            "previous_mttr_seconds": mttr_before,
+            "mttr_change_seconds": _change(mttr, mttr_before),
+            "follow_up_rate": follow_up["rate"],
+            "previous_follow_up_rate": follow_up_before,
+            "follow_up_rate_change": _change(follow_up["rate"], follow_up_before),
+            "lowest_p0_availability": lowest_p0["availability"] if lowest_p0 else None,
+            "lowest_p0_system": lowest_p0["system"] if lowest_p0 else None,
+            "on_time_completion_rate": closed_loop["on_time_completion"]["rate"],
+            "overdue_items": closed_loop["overdue"]["count"],
+        },
+        "incidents": {"by_level": by_level, "list": _incident_rows(in_period(incidents, period))},
+        "recovery": {
+            "time_to_detect": metrics["time_to_detect"],
+            "time_to_respond": metrics["time_to_respond"],
+            "time_to_recover": metrics["time_to_recover"],
+            "recovery_target_compliance": metrics["recovery_target_compliance"],
+        },
+        "trend": {
+            "periods": [p.label for p in periods],
+            "incidents": recovery_trend,
+            "mttr": [{"period": row["period"], "value": row["mttr"]} for row in recovery_trend],
+            "follow_up_rate": [{"value": row["rate"], **row} for row in alert_trend],
+        },
+        "alerts": {
+            "window_seconds": per_team["window_seconds"],
+            "overall": follow_up,
+            "by_team": sorted(per_team["groups"], key=lambda g: (g["rate"] is None, -(g["rate"] or 0), str(g["key"]))),
+            "by_system": per_system["groups"],
+            "worst_missed_rules": sorted(
+                (g for g in per_rule["groups"] if g["missed"]), key=lambda g: (-g["missed"], str(g["key"]))
+            )[:WORST_RULES],
+        },
+        "availability": {"systems": availability},
+        "closed_loop": closed_loop,
+        "health": health,
+        "detection": {
+            "monitoring_share": metrics["detected_by_monitoring"]["rate"],
+            "by_detection_source": metrics["by_detection_source"],
+            "by_cause_category": metrics["by_cause_category"],
+        },
+    }
+    return _plain(report)
+
+
+# --- exports -------------------------------------------------------------------------------------
+
+
+def _rate_text(value) -> str:
+    return "–" if value is None else f"{float(value) * 100:.1f}%"
+
+
+def report_csv_tables(report: dict) -> dict[str, str]:
+    """The report's tables as CSV texts, by file name stem (the page and the zip use the same)."""
+    overdue = report["closed_loop"]["overdue"]
+    tables = {
+        "headline": [{"figure": key, "value": value} for key, value in report["headline"].items()],
+        "incidents": report["incidents"]["list"],
+        "incidents_by_level": [
+            {"level": level, "incidents": n} for level, n in report["incidents"]["by_level"].items()
+        ],
+        "recovery": [
+            {"measure": name, **{k: report["recovery"][name][k] for k in ("count", "mean", "median", "p90")}}
+            for name in ("time_to_detect", "time_to_respond", "time_to_recover")
+        ],
+        "recovery_compliance_by_level": [
+            {"level": level, **figures}
+            for level, figures in report["recovery"]["recovery_target_compliance"]["by_level"].items()
+        ],
+        "trend": [
+            {
+                "period": incidents["period"],
+                "incidents": incidents["incidents"],
+                **{f"level_{level}": n for level, n in incidents["by_level"].items()},
+                "mttr_seconds": incidents["mttr"],
+                "follow_up_rate": alerts["rate"],
+                "follow_up_denominator": alerts["denominator"],
+            }
+            for incidents, alerts in zip(report["trend"]["incidents"], report["trend"]["follow_up_rate"], strict=True)
+        ],
+        "alerts_by_team": [{"team": g["key"], **g} for g in report["alerts"]["by_team"]],
+        "alerts_by_system": [{"system": g["key"], **g} for g in report["alerts"]["by_system"]],
+        "worst_missed_rules": [{"alertname": g["key"], **g} for g in report["alerts"]["worst_missed_rules"]],
+        "availability": report["availability"]["systems"],
+        "overdue_items": overdue["items"],
+        "health_scores": [
+            {
+                "rank": row["rank"],
+                "team": row["team"],
+                "name": row["name"],
+                "score": row["score"],
+                "previous_score": row["previous_score"],
+                "change": row["change"],
+                **{f"{term}_points": figures.get("points") for term, figures in row["terms"].items()},
+            }
+            for row in report["health"]["teams"]
+        ],
+    }
+    texts = {}
+    for name, rows in tables.items():
+        buffer = io.StringIO()
+        columns = list(dict.fromkeys(k for row in rows for k in row if k != "key")) or ["(none)"]
+        writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: _csv_cell(v) for k, v in row.items()})
+        texts[name] = buffer.getvalue()
+    return texts
+
+
+def _csv_cell(value):
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False)
+    return value
+
+
+def report_csv_zip(report: dict) -> bytes:
+    """Every table of report_csv_tables as <name>.csv in one zip (UTF-8 with a BOM, so that Excel reads
+    Chinese right)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, text in report_csv_tables(report).items():
+            archive.writestr(f"{name}.csv", "\ufeff" + text)
+    return buffer.getvalue()
+
+
+def _duration_text(seconds) -> str:
+    if seconds is None:
+        return "–"
+    seconds = int(round(float(seconds)))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [
+        (days, gettext("%(n)d d")),
+        (hours, gettext("%(n)d h")),
+        (minutes, gettext("%(n)d min")),
+    ]
+    text = " ".join(template % {"n": n} for n, template in parts if n)
+    return text or gettext("%(n)d s") % {"n": secs}
+
+
+def report_markdown(report: dict, *, language: str) -> str:
+    """The report in the form of the team's weekly and monthly reports, ready to paste."""
+    with translation.override(language):
+        return _markdown(report)
+
+
+def _local(moment: str | None, pattern: str) -> str:
+    if moment is None:
+        return "–"
+    return timezone.localtime(datetime.fromisoformat(moment)).strftime(pattern)
+
+
+def _markdown(report: dict) -> str:
+    head = report["headline"]
+    scope = report["scope"]
+    whom = (scope["team"] or {}).get("name") or (scope["system"] or {}).get("name") or gettext("all teams")
+    lines = [
+        "# "
+        + gettext("Stability report %(period)s (%(scope)s)") % {"period": report["period"]["label"], "scope": whom},
+        "",
+        "## " + gettext("Headline"),
+        "",
+        "- "
+        + gettext("A/B-level incidents %(ab)d, C/D-level %(cd)d (%(open)d not yet recovered).")
+        % {"ab": head["a_b"], "cd": head["c_d"], "open": head["unrecovered"]},
+        "- "
+        + gettext("MTTR %(mttr)s (previous period %(before)s).")
+        % {"mttr": _duration_text(head["mttr_seconds"]), "before": _duration_text(head["previous_mttr_seconds"])},
+        "- "
+        + gettext("5-minute alert follow-up rate %(rate)s (%(in_time)d of %(denominator)d).")
+        % {
+            "rate": _rate_text(head["follow_up_rate"]),
+            "in_time": report["alerts"]["overall"]["in_time"],
+            "denominator": report["alerts"]["overall"]["denominator"],
+        },
+    ]
+    if head["lowest_p0_system"]:
+        lines.append(
+            "- "
+            + gettext("Lowest availability of a P0 system: %(system)s %(availability)s%%.")
+            % {"system": head["lowest_p0_system"], "availability": head["lowest_p0_availability"]}
+        )
+    lines.append(
+        "- "
+        + gettext("Closed-loop items done on time %(rate)s; %(overdue)d overdue.")
+        % {"rate": _rate_text(head["on_time_completion_rate"]), "overdue": head["overdue_items"]}
+    )
+    for row in report["health"]["teams"]:
+        lines.append(
+            "- "
+            + gettext("Health score %(team)s: %(score)s, rank %(rank)d.")
+            % {"team": row["name"], "score": row["score"], "rank": row["rank"]}
+        )
+
+    lines += ["", "## " + gettext("Incidents"), ""]
+    if not report["incidents"]["list"]:
+        lines.append(gettext("No incident in this period."))
+    sources = dict(DetectionSource.choices)
+    for number, row in enumerate(report["incidents"]["list"], start=1):
+        found = sources.get(row["detection_source"], row["detection_source"])
+        text = gettext("%(when)s %(title)s [level %(level)s, found by %(found)s].") % {
+            "when": _local(row["occurred_at"], gettext("%m-%d %H:%M")),
+            "title": row["title"],
+            "level": row["level"],
+            "found": found,
+        }
+        if row["handling"]:
+            text += " " + gettext("Handling: %(handling)s.") % {"handling": row["handling"].rstrip("。.")}
+        if row["cause"]:
+            text += " " + gettext("Cause: %(cause)s.") % {"cause": row["cause"].rstrip("。.")}
+        if row["recovered_at"]:
+            text += " " + gettext("Recovered at %(at)s, after %(ttr)s.") % {
+                "at": _local(row["recovered_at"], "%H:%M"),
+                "ttr": _duration_text(row["time_to_recover_seconds"]),
+            }
+        else:
+            text += " " + gettext("Not yet recovered.")
+        text += " " + gettext("Closed loop: %(closed)d of %(items)d items done.") % {
+            "closed": row["action_items_closed"],
+            "items": row["action_items"],
+        }
+        lines.append(f"{number}. {text}")
+
+    overdue = report["closed_loop"]["overdue"]["items"]
+    if overdue:
+        lines += ["", "## " + gettext("Overdue closed-loop items"), ""]
+        for item in overdue:
+            lines.append(
+                "- "
+                + gettext("%(title)s (owner %(owner)s, %(days)d days overdue, incident #%(incident)d)")
+                % {
+                    "title": item["title"],
+                    "owner": item["owner"],
+                    "days": item["days_overdue"],
+                    "incident": item["incident"],
+                }
+            )
+    worst = report["alerts"]["worst_missed_rules"]
+    if worst:
+        lines += ["", "## " + gettext("Alert rules most often missed"), ""]
+        for rule in worst:
+            lines.append(
+                "- "
+                + gettext("%(rule)s: %(missed)d of %(denominator)d not followed up within 5 minutes")
+                % {"rule": rule["key"] or "–", "missed": rule["missed"], "denominator": rule["denominator"]}
+            )
+    return "\n".join(lines) + "\n"
