@@ -216,6 +216,8 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = TIME_ZONE
+# Local hour of the 1st at which the previous month's report goes out.
+MONTHLY_REPORT_HOUR = env.int("MONTHLY_REPORT_HOUR", default=9)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "reevaluate-unrecovered-incidents": {
@@ -230,6 +232,14 @@ CELERY_BEAT_SCHEDULE = {
         "task": "stability.tasks.sweep_reminders",
         "schedule": crontab(minute="*"),
         "options": {"expires": 55},
+    },
+    # The previous month's report to each team's managers and chat channels (docs/report.md), on the 1st
+    # at MONTHLY_REPORT_HOUR local (CELERY_TIMEZONE). Recorded once per key, so a doubled beat sends once;
+    # a run held up while the workers were down still goes out that day, not later.
+    "monthly-reports": {
+        "task": "stability.tasks.send_monthly_reports",
+        "schedule": crontab(minute=0, hour=MONTHLY_REPORT_HOUR, day_of_month=1),
+        "options": {"expires": 12 * 3600},
     },
 }
 

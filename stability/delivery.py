@@ -30,11 +30,12 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from incidents import periods
 from incidents.models import ActionItem
 from stability import channels
 from stability.channels import DeliveryError, Entry
 from stability.models import Event, Notification, NotificationChannel, OutboundMessage
-from stability.reminders import EMAIL_DESTINATION, absolute_url, alert_path, item_path
+from stability.reminders import EMAIL_DESTINATION, absolute_url, alert_path, item_path, report_path
 
 logger = logging.getLogger(__name__)
 
@@ -140,6 +141,20 @@ def _digest_entry(notification: Notification, items: list[ActionItem], *, now: d
     return Entry(title=title, url=absolute_url("/"), details=tuple(details), links=tuple(links))
 
 
+def _report_entry(notification: Notification) -> Entry:
+    """The monthly report's summary: its headline figures and the link to the page (the email adds the PDF)."""
+    from stability import report_pdf
+
+    team = notification.team
+    period = periods.parse(notification.step)
+    title = _("Stability report %(period)s: %(team)s") % {"period": period.label, "team": team.name}
+    report = report_pdf.team_report(team=team, period=period, now=notification.fire_at)
+    details = tuple(report_pdf.summary_lines(report))
+    return Entry(
+        title=title, url=absolute_url(report_path(period_label=period.label, team_slug=team.slug)), details=details
+    )
+
+
 def _webhook_payload(notification: Notification, entry: Entry) -> dict:
     item, alert = notification.action_item, notification.alert
     return {
@@ -155,6 +170,7 @@ def _webhook_payload(notification: Notification, entry: Entry) -> dict:
             "action_item": item.pk if item else None,
             "incident": item.incident_id if item else None,
             "alert": alert.pk if alert else None,
+            "team": notification.team_id,
             "recipient": notification.recipient_id,
         },
     }
@@ -194,6 +210,7 @@ class _Message:
     secret: str = ""
     addresses: list[str] = field(default_factory=list)
     payload: dict | None = None
+    report: Notification | None = None  # a monthly report's email: the PDF is attached when it is sent
     row: OutboundMessage | None = None
 
 
@@ -236,6 +253,8 @@ def _render(rows: list[Notification], *, now: datetime) -> tuple[list[tuple[Noti
         with translation.override(notification.language):
             if notification.event == Event.DIGEST:
                 entry = _digest_entry(notification, open_items.get(notification.recipient_id, []), now=now)
+            elif notification.event == Event.MONTHLY_REPORT:
+                entry = _report_entry(notification)
             elif notification.alert_id is not None:
                 entry = _alert_entry(notification)
             else:
@@ -281,7 +300,13 @@ def _claim(destination: str, *, now: datetime) -> _Plan:
             .filter(destination=destination, status=Notification.Status.PENDING, deliver_after__lte=now)
             .filter(Q(claimed_at__isnull=True) | Q(claimed_at__lt=now - lease))
             .select_related(
-                "channel", "recipient", "action_item__incident", "action_item__owner", "alert__team", "alert__system"
+                "channel",
+                "recipient",
+                "team",
+                "action_item__incident",
+                "action_item__owner",
+                "alert__team",
+                "alert__system",
             )
             .order_by("id")[:limit]
         )
@@ -342,6 +367,8 @@ def _claim(destination: str, *, now: datetime) -> _Plan:
                     if not message.addresses:
                         no_address.append(notification.pk)
                         continue
+                    if notification.event == Event.MONTHLY_REPORT:
+                        message.report = notification
                 plan.messages.append(message)
             if no_address:
                 plan.failed += Notification.objects.filter(pk__in=no_address).update(
@@ -375,6 +402,19 @@ def _claim(destination: str, *, now: datetime) -> _Plan:
 # --- sending and recording -------------------------------------------------------------------------
 
 
+def _report_attachment(notification: Notification) -> tuple[str, bytes, str]:
+    """The monthly report as a PDF in the notification's language (drawn now, holding no lock)."""
+    from stability import report_pdf
+
+    period = periods.parse(notification.step)
+    report = report_pdf.team_report(team=notification.team, period=period, now=notification.fire_at)
+    try:
+        content = report_pdf.render_pdf(report)
+    except Exception as error:  # a missing library or font: say so on the notification, and retry
+        raise DeliveryError(_("Cannot draw the report PDF: %(error)s") % {"error": error}) from error
+    return report_pdf.filename(report), content, "application/pdf"
+
+
 def _send(message: _Message, connection) -> None:
     with translation.override(message.language):
         if message.kind in channels.CHAT_SENDERS:
@@ -390,6 +430,8 @@ def _send(message: _Message, connection) -> None:
                 to=message.addresses,
                 connection=connection,
             )
+            if message.report is not None:
+                email.attach(*_report_attachment(message.report))
             try:
                 email.send()
             except Exception as error:  # SMTP and socket errors alike: the reason is what matters

@@ -285,6 +285,7 @@ class Event(models.TextChoices):
     DIGEST = "digest", _("Weekly digest")
     ALERT_UNFOLLOWED = "alert_unfollowed", _("Alert not followed up")
     ALERT_ESCALATION = "alert_escalation", _("Unfollowed alert escalated")
+    MONTHLY_REPORT = "monthly_report", _("Monthly stability report")
 
 
 def default_channel_events() -> list[str]:
@@ -346,7 +347,7 @@ class NotificationChannel(models.Model):
         blank=True,
         help_text=_(
             "Events this channel carries; empty: a person's channel carries all of theirs, a team's the "
-            "alert notices and escalations."
+            "alert notices, escalations and the monthly report."
         ),
     )
     language = models.CharField(
@@ -515,6 +516,15 @@ class Notification(models.Model):
         related_name="notifications",
         verbose_name=_("channel"),
         help_text=_("Empty: email to the recipient's address."),
+    )
+    team = models.ForeignKey(
+        Team,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="report_notifications",
+        verbose_name=_("team"),
+        help_text=_("The team a monthly report is about."),
     )
     # Deliveries are grouped by destination: "email" (every email) or "channel:<id>".
     destination = models.CharField(_("destination"), max_length=40)

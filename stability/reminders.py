@@ -38,7 +38,9 @@ DAY = timedelta(days=1)
 ITEM_EVENTS = (Event.ITEM_BEFORE_DUE, Event.ITEM_DUE, Event.ITEM_OVERDUE, Event.ITEM_ESCALATION)
 ALERT_EVENTS = (Event.ALERT_UNFOLLOWED, Event.ALERT_ESCALATION)
 # What a team channel carries when its `events` list is empty; a person's carries everything of theirs.
-TEAM_DEFAULT_EVENTS = frozenset({Event.ALERT_UNFOLLOWED, Event.ALERT_ESCALATION, Event.ITEM_ESCALATION})
+TEAM_DEFAULT_EVENTS = frozenset(
+    {Event.ALERT_UNFOLLOWED, Event.ALERT_ESCALATION, Event.ITEM_ESCALATION, Event.MONTHLY_REPORT}
+)
 EMAIL_DESTINATION = "email"
 
 
@@ -51,6 +53,10 @@ def item_path(*, incident_id: int, item_id: int) -> str:
 
 def alert_path(*, alert_id: int) -> str:
     return f"/alerts/{alert_id}/"
+
+
+def report_path(*, period_label: str, team_slug: str) -> str:
+    return f"/reports/?period={period_label}&team={team_slug}"
 
 
 def absolute_url(path: str) -> str:
@@ -302,6 +308,7 @@ class _Recorder:
         policy: Policy | None,
         action_item_id: int | None = None,
         alert_id: int | None = None,
+        team_id: int | None = None,
         due_at: datetime | None = None,
     ) -> None:
         for destination in destinations:
@@ -315,6 +322,7 @@ class _Recorder:
                 step=step.name,
                 action_item_id=action_item_id,
                 alert_id=alert_id,
+                team_id=team_id,
                 recipient_id=destination.recipient_id,
                 channel_id=destination.channel_id,
                 destination=destination.destination,
@@ -454,6 +462,55 @@ def _skip_what_the_state_no_longer_calls_for(*, now: datetime, keys: set[str], i
             status=Notification.Status.SKIPPED, last_error=_("Stale: the alert was followed up.")
         )
     return skipped
+
+
+def monthly_report_slot(now: datetime) -> tuple[str, datetime] | None:
+    """The previous month's label and its sending time when `now` lies on the 1st, from
+    MONTHLY_REPORT_HOUR local to the end of that day; else None (a later run sends nothing)."""
+    local = timezone.localtime(now)
+    at = datetime.combine(
+        local.date().replace(day=1), time(settings.MONTHLY_REPORT_HOUR), tzinfo=timezone.get_default_timezone()
+    )
+    if local.day != 1 or now < at:
+        return None
+    previous = local.date() - DAY
+    return f"{previous:%Y-%m}", at
+
+
+def send_monthly_reports(
+    *, now: datetime | None = None, enqueue: Callable[[Iterable[str]], int] | None = None
+) -> SweepResult:
+    """Record the previous month's report of every team once per destination, on the 1st from
+    MONTHLY_REPORT_HOUR local: to each of the team's active managers (their channels that carry
+    monthly_report, else email with the PDF) and to the team's channels that carry it (by default all
+    of them). Key: report:team:<id>:<YYYY-MM>:<destination>, so a second run records nothing new.
+    Delivery (stability.delivery) renders the report when it sends."""
+    now = (now or timezone.now()).replace(microsecond=0)
+    slot = monthly_report_slot(now)
+    if slot is None:
+        return SweepResult(considered=0, skipped=0, destinations=())
+    label, at = slot
+    policies, fallback = team_policies(), default_policy()
+    teams = list(Team.objects.order_by("pk").values_list("pk", flat=True))
+    recorder = _Recorder(now=now, directory=Directory.load(teams))
+    step = Step(label, Event.MONTHLY_REPORT, at)
+    for team_id in teams:
+        managers = [m for m in recorder.directory.managers.get(team_id, ()) if m.is_active]
+        destinations = [d for manager in managers for d in recorder.directory.for_person(manager, step.event)]
+        destinations += recorder.directory.for_team(team_id, step.event, by_default=True)
+        recorder.add(
+            prefix=f"report:team:{team_id}",
+            step=step,
+            destinations=destinations,
+            policy=policies.get(team_id, fallback),
+            team_id=team_id,
+        )
+    with transaction.atomic():
+        Notification.objects.bulk_create(sorted(recorder.rows.values(), key=lambda n: n.key), ignore_conflicts=True)
+        destinations = tuple(ready_destinations(now=now))
+        if destinations:
+            transaction.on_commit(lambda: (enqueue or enqueue_deliveries)(destinations))
+    return SweepResult(considered=len(recorder.rows), skipped=0, destinations=destinations)
 
 
 def ready_destinations(*, now: datetime) -> list[str]:

@@ -1,4 +1,5 @@
-"""Background work of the stability app: the reminder sweep (beat, every minute) and deliveries."""
+"""Background work of the stability app: the reminder sweep (beat, every minute), the monthly report
+(beat, the 1st) and deliveries."""
 
 import logging
 
@@ -20,6 +21,14 @@ def sweep_reminders() -> dict:
     """Beat, every minute: record the notifications due now and hand what is ready to delivery."""
     result = reminders.sweep()
     return {"considered": result.considered, "skipped": result.skipped, "destinations": len(result.destinations)}
+
+
+@shared_task
+def send_monthly_reports() -> dict:
+    """Beat, the 1st at MONTHLY_REPORT_HOUR local: record the previous month's report notifications
+    (once per key: a second run records nothing) and hand them to delivery."""
+    result = reminders.send_monthly_reports()
+    return {"considered": result.considered, "destinations": len(result.destinations)}
 
 
 @shared_task(

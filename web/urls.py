@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from web.views import alerts, configuration, home, incidents, items
+from web.views import alerts, configuration, home, incidents, items, reports
 
 app_name = "web"
 SECTIONS = "|".join(configuration.SECTIONS)
@@ -25,6 +25,8 @@ urlpatterns = [
     path("alerts/", alerts.AlertInboxView.as_view(), name="alert-inbox"),
     path("alerts/follow-up/", alerts.AlertFollowUpView.as_view(), name="alert-follow-up"),
     path("alerts/<int:pk>/", alerts.AlertDetailView.as_view(), name="alert-detail"),
+    path("reports/", reports.ReportView.as_view(), name="reports"),
+    path("reports/pdf/", reports.ReportPdfView.as_view(), name="report-pdf"),
     path("settings/", configuration.ConfigurationIndexView.as_view(), name="configuration"),
     path("settings/severity-policy/", configuration.SeverityPolicyView.as_view(), name="configuration-policy"),
     re_path(rf"^settings/(?P<name>{SECTIONS})/$", configuration.SectionView.as_view(), name="configuration-section"),

@@ -407,11 +407,11 @@ def test_the_sweep_makes_the_same_number_of_queries_for_5_or_40_items(db):
     many, many_inserts, considered = queries("2026-11-23 09:10")
     assert considered == 40 * 2 + 40 + 40 * 2
     assert many == few == 11  # savepoint, 6 reads, the stale check (a read, an update), destinations, release
-    # One INSERT for the lot on PostgreSQL; SQLite splits it at its 999 parameters (15 a row).
+    # One INSERT for the lot on PostgreSQL; SQLite splits it at its 999 parameters (20 a row).
     if connection.vendor == "postgresql":
         assert few_inserts == many_inserts == 1
     else:
-        assert (few_inserts, many_inserts) == (1, -(-200 // (999 // 15)))
+        assert (few_inserts, many_inserts) == (1, -(-200 // (999 // 20)))
 
 
 def test_when_the_broker_refuses_the_next_sweep_hands_over_again(

@@ -186,3 +186,26 @@ def test_a_user_switches_to_chinese_and_back(page, people):
     assert page.locator("html").get_attribute("lang") == "en"
     assert switch.locator("button[value=en]").get_attribute("aria-pressed") == "true"
     assert page.get_by_role("heading", level=1).inner_text() == "Hello, luna"
+
+
+def test_a_manager_opens_last_months_report_and_downloads_the_pdf(page, people):
+    from tests.factories import IncidentFactory, SystemFactory
+
+    now = timezone.now().replace(microsecond=0)
+    last_month = (timezone.localtime(now).replace(day=1) - timedelta(days=1)).replace(hour=12)
+    IncidentFactory(
+        title="收银台支付超时", systems=[SystemFactory(code="cashier")], occurred_at=last_month, detected_at=last_month
+    )
+
+    sign_in(page, "luna")
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Reports").click()
+    label = f"{last_month:%Y-%m}"
+    page.get_by_role("heading", level=1, name=f"Stability report {label}").wait_for()
+    assert page.locator(".report-charts svg").count() >= 1
+
+    with page.expect_download() as download_info:
+        page.locator(".report-exports").get_by_role("link", name="PDF").click()
+    download = download_info.value
+    assert download.suggested_filename == f"stability-report-{label}.pdf"
+    with open(download.path(), "rb") as pdf:
+        assert pdf.read(5) == b"%PDF-"
