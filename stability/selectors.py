@@ -232,7 +232,11 @@ def follow_up_rate(
             .annotate(**aggregates)
             .order_by(F("group_key").asc(nulls_last=True))
         )
-    overall = base.aggregate(**aggregates)
+    if group_by is not None and not percentiles:
+        # Every occurrence is in exactly one group (no team: the None group), so the counts add up.
+        overall = {name: sum(row[name] for row in rows) for name in aggregates}
+    else:
+        overall = base.aggregate(**aggregates)
 
     overall_delays = group_delays = None
     if percentiles and not in_database:

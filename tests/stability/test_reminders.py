@@ -166,15 +166,16 @@ def test_one_item_from_three_days_before_due_to_done(world, robot_posts, django_
     assert len(robot_posts) == 9
     assert [m.to for m in mail.outbox].count(["lei@example.com"]) == 10
     escalations = [m for m in mail.outbox if m.to == ["luna@example.com"]]
+    # Luna reads Chinese: her escalations are in it.
     assert [m.subject for m in escalations] == [
-        "Escalation, overdue by 3 days: Add a timeout alarm",
-        "Escalation, overdue by 10 days: Add a timeout alarm",
+        "升级提醒，已逾期 3 天：Add a timeout alarm",
+        "升级提醒，已逾期 10 天：Add a timeout alarm",
     ]
     assert Notification.objects.filter(recipient__username="luna").values_list(
         "language", flat=True
     ).distinct().get() == ("zh-hans")
     assert f"http://127.0.0.1:8000/incidents/{item.incident_id}/#item-{item.pk}" in escalations[0].body
-    assert "Owner Lei Wang, due 2026-11-25 21:30+08:00" in escalations[0].body
+    assert "负责人 Lei Wang，截止 2026-11-25 21:30+08:00" in escalations[0].body
 
 
 def test_an_item_created_two_days_before_due_gets_before_1_not_a_late_before_3(

@@ -122,3 +122,19 @@ def test_the_api_and_its_downloads(dataset, manager_client, engineer_client):
         chinese = manager_client.get("/api/v1/reports/stability/markdown/?period=2026-11&lang=zh-hans")
         assert chinese["Content-Type"].startswith("text/markdown")
         assert "收银台支付失败" in chinese.content.decode()
+
+
+def test_grouped_counts_add_up_to_the_overall_figures(dataset):
+    from stability.models import AlertOccurrence
+    from stability.selectors import follow_up_rate
+
+    occurrences = AlertOccurrence.objects.all()
+    whole = follow_up_rate(occurrences=occurrences, period=NOVEMBER, now=AFTER)["overall"]
+    summed = follow_up_rate(occurrences=occurrences, period=NOVEMBER, now=AFTER, group_by="team", percentiles=False)
+    assert {k: v for k, v in summed["overall"].items() if k not in ("median_delay", "p90_delay")} == {
+        k: v for k, v in whole.items() if k not in ("median_delay", "p90_delay")
+    }
+    # Delays of the followed-up ones: 60, 300, 301 s. Median 300 s; p90 at rank (3 - 1) x 0.9 = 1.8:
+    # 300 + 0.8 x (301 - 300) = 300.8 s. The summed figures carry none.
+    assert (whole["median_delay"], whole["p90_delay"]) == (300.0, 300.8)
+    assert (summed["overall"]["median_delay"], summed["overall"]["p90_delay"]) == (None, None)
