@@ -13,6 +13,7 @@ from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from incidents.models import System, Team
 from incidents.periods import Period
@@ -61,8 +62,73 @@ def cell(key: str, value) -> dict:
     return {"kind": _kind(str(key), value), "value": value}
 
 
+# Headings of the report's keys in the reader's language; other keys read as their words.
+LABELS = {
+    "incidents": gettext_lazy("Incidents"),
+    "a_b": gettext_lazy("A/B-level incidents"),
+    "c_d": gettext_lazy("C/D-level incidents"),
+    "unrecovered": gettext_lazy("Not yet recovered"),
+    "mttr_seconds": gettext_lazy("MTTR"),
+    "previous_mttr_seconds": gettext_lazy("MTTR, previous period"),
+    "mttr_change_seconds": gettext_lazy("MTTR change"),
+    "follow_up_rate": gettext_lazy("5-minute follow-up rate"),
+    "previous_follow_up_rate": gettext_lazy("Follow-up rate, previous period"),
+    "follow_up_rate_change": gettext_lazy("Follow-up rate change"),
+    "lowest_p0_availability": gettext_lazy("Lowest P0 availability (%)"),
+    "lowest_p0_system": gettext_lazy("Lowest P0 system"),
+    "on_time_completion_rate": gettext_lazy("Items done on time"),
+    "overdue_items": gettext_lazy("Overdue items"),
+    "by_level": gettext_lazy("By level"),
+    "list": gettext_lazy("List"),
+    "recovery": gettext_lazy("Recovery"),
+    "time_to_detect": gettext_lazy("Time to detect"),
+    "time_to_respond": gettext_lazy("Time to respond"),
+    "time_to_recover": gettext_lazy("Time to recover"),
+    "recovery_target_compliance": gettext_lazy("Recovery-target compliance"),
+    "alerts": gettext_lazy("Alerts"),
+    "overall": gettext_lazy("Overall"),
+    "by_team": gettext_lazy("By team"),
+    "by_system": gettext_lazy("By system"),
+    "worst_missed_rules": gettext_lazy("Alert rules most often missed"),
+    "availability": gettext_lazy("Availability"),
+    "systems": gettext_lazy("Systems"),
+    "closed_loop": gettext_lazy("Closed loop"),
+    "on_time_completion": gettext_lazy("On-time completion"),
+    "overdue": gettext_lazy("Overdue"),
+    "incident_closed_loop": gettext_lazy("Incident closed-loop rate"),
+    "health": gettext_lazy("Health score"),
+    "detection": gettext_lazy("Detection"),
+    "monitoring_share": gettext_lazy("Found by monitoring"),
+    "by_detection_source": gettext_lazy("By detection source"),
+    "by_cause_category": gettext_lazy("By cause category"),
+    "rate": gettext_lazy("Rate"),
+    "count": gettext_lazy("Count"),
+    "mean": gettext_lazy("Mean"),
+    "median": gettext_lazy("Median"),
+    "p90": gettext_lazy("p90"),
+    "title": gettext_lazy("Title"),
+    "level": gettext_lazy("Level"),
+    "team": gettext_lazy("Team"),
+    "system": gettext_lazy("System"),
+    "owner": gettext_lazy("Owner"),
+    "score": gettext_lazy("Score"),
+    "rank": gettext_lazy("Rank"),
+    "change": gettext_lazy("Change"),
+    "occurred_at": gettext_lazy("Occurred at"),
+    "recovered_at": gettext_lazy("Recovered at"),
+    "handling": gettext_lazy("Handling"),
+    "cause": gettext_lazy("Cause"),
+    "time_to_recover_seconds": gettext_lazy("Time to recover"),
+    "denominator": gettext_lazy("Counted"),
+    "in_time": gettext_lazy("In time"),
+    "missed": gettext_lazy("Missed"),
+}
+
+
 def label(key) -> str:
-    """A key as a heading: `time_to_recover` -> `Time to recover` (keys are the JSON API's own)."""
+    """A key as a heading: its label in the reader's language, else its words (`time_to_x` -> `Time to x`)."""
+    if str(key) in LABELS:
+        return str(LABELS[str(key)])
     text = str(key).replace("_", " ").strip()
     return text[:1].upper() + text[1:]
 
