@@ -122,9 +122,18 @@ def test_every_download_link_answers_with_its_file(manager, november):
     links = [href.replace("&amp;", "&") for href in re.findall(r'href="([^"]+)"', exports)]
     expected_types = {
         "/reports/pdf/": "application/pdf",
+        "/api/v1/reports/stability/": "application/json",
+        "/api/v1/reports/stability/zip/": "application/zip",
+        "/api/v1/reports/stability/markdown/": "text/markdown; charset=utf-8",
     }
-    assert any(link.startswith("/reports/pdf/") for link in links)
-    assert len(links) >= 2
+    assert {link.split("?")[0] for link in links} == set(expected_types)
+    markdown = [link for link in links if "/markdown/" in link]
+    assert len(markdown) == 2
+    with time_machine.travel(NOW, tick=False):
+        # One link per language: the titles say so.
+        titles = sorted(manager.get(link).content.decode().splitlines()[0] for link in markdown)
+    assert titles[0].startswith("# Stability report 2026-11")
+    assert titles[1].startswith("# 稳定性报告 2026-11")
     for link in links:
         with time_machine.travel(NOW, tick=False):
             answer = manager.get(link)

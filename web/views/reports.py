@@ -90,12 +90,12 @@ def exports(query: str) -> list[dict]:
         {"label": _("CSV tables (zip)"), "url": f"{reverse('report-stability-csv-zip')}?{query}", "download": True},
         {
             "label": _("Markdown (中文)"),
-            "url": f"{reverse('report-stability-markdown')}?{query}&language=zh-hans",
+            "url": f"{reverse('report-stability-markdown')}?{query}&lang=zh-hans",
             "download": True,
         },
         {
             "label": _("Markdown (English)"),
-            "url": f"{reverse('report-stability-markdown')}?{query}&language=en",
+            "url": f"{reverse('report-stability-markdown')}?{query}&lang=en",
             "download": True,
         },
     ]
