@@ -217,6 +217,7 @@ def test_a_real_worker_delivers_to_every_kind_of_robot_and_by_email(tmp_path):
             "action_item": None,
             "incident": None,
             "alert": alert.pk,
+            "team": None,  # set on monthly reports only
             "recipient": None,
         },
     }
