@@ -1138,7 +1138,9 @@ class _History:
         self.counts["alerts"] = writer.write(
             AlertOccurrence,
             self.ALERT_FIELDS,
-            self.alert_rows(teams, incidents),
+            # In the order of received_at, as ingestion writes them: a month's alerts then lie together on
+            # disk, as in a real installation (in generation order a month's scan read 3 times the pages).
+            sorted(self.alert_rows(teams, incidents), key=lambda row: row[self.ALERT_FIELDS.index("received_at")]),
             phase="alerts",
             total=self.scale.alerts,
         )
