@@ -123,3 +123,77 @@ def test_a_wrong_policy_is_explained_and_not_saved(administrator, world):
     assert response.status_code == 400
     assert field_errors(response, "id_rules") == ["A[0]: tier must be one of P0, P1, P2, P3"]
     assert SeverityPolicy.objects.count() == 1
+
+
+def test_notification_channels_are_written_through_their_service_and_never_show_the_secret(
+    engineer, administrator, world
+):
+    from stability.models import NotificationChannel
+
+    assert engineer.get("/settings/channels/").status_code == 403
+    robot = "https://oapi.dingtalk.com/robot/send?access_token=abc"
+    added = administrator.post(
+        "/settings/channels/",
+        {
+            "kind": "dingtalk",
+            "name": "Payments DingTalk",
+            "target": robot,
+            "secret": "SEC-top",
+            "team": world["payments"].pk,
+            "enabled": "on",
+        },
+    )
+    assert added.status_code == 302
+    channel = NotificationChannel.objects.get()
+    assert (channel.kind, channel.team, channel.secret) == ("dingtalk", world["payments"], "SEC-top")
+    page = administrator.get(f"/settings/channels/{channel.pk}/")
+    assert "SEC-top" not in page.content.decode()
+    assert "SEC-top" not in administrator.get("/settings/channels/").content.decode()
+
+    # An edit with the secret left empty keeps it.
+    edited = administrator.post(
+        f"/settings/channels/{channel.pk}/",
+        {"kind": "dingtalk", "name": "Payments robot", "target": robot, "secret": "", "team": world["payments"].pk},
+    )
+    assert edited.status_code == 302
+    channel.refresh_from_db()
+    assert (channel.name, channel.secret, channel.enabled) == ("Payments robot", "SEC-top", False)
+
+    # The service's checks show next to the fields: a channel needs a team or a person, one only.
+    nobody = administrator.post(
+        "/settings/channels/", {"kind": "slack", "name": "x", "target": "https://hooks.slack.com/x"}
+    )
+    assert nobody.status_code == 400
+    assert NotificationChannel.objects.count() == 1
+
+    assert administrator.post(f"/settings/channels/{channel.pk}/", {"delete": "1"}).status_code == 302
+    assert not NotificationChannel.objects.exists()
+
+
+def test_a_team_reminder_policy_with_errors_next_to_the_fields(engineer, administrator, world):
+    from stability.models import ReminderPolicy
+
+    assert engineer.get("/settings/reminder-policies/").status_code == 403
+    page = administrator.get("/settings/reminder-policies/").content.decode()
+    assert "remind 3, 1 days before due" in text_of(page)
+    values = {
+        "team": world["payments"].pk,
+        "days_before": "7, x",
+        "escalate_after_days": "2",
+        "escalate_every_days": "0",
+        "quiet_hours_start": "23:00",
+        "quiet_hours_end": "07:30",
+    }
+    refused = administrator.post("/settings/reminder-policies/", values)
+    assert refused.status_code == 400
+    assert field_errors(refused, "id_days_before") == ["Write whole numbers of days, separated by commas."]
+    assert field_errors(refused, "id_escalate_every_days") == ["Escalate at most once a day."]
+    assert not ReminderPolicy.objects.exists()
+
+    saved = administrator.post(
+        "/settings/reminder-policies/", values | {"days_before": "1, 7", "escalate_every_days": "5"}
+    )
+    assert saved.status_code == 302
+    policy = ReminderPolicy.objects.get()
+    assert (policy.team, policy.days_before, policy.escalate_every_days) == (world["payments"], [7, 1], 5)
+    assert str(policy.quiet_hours_end) == "07:30:00"

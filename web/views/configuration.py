@@ -1,11 +1,13 @@
-"""Settings pages for administrators: teams, systems, integrations (the token shown once) and the
-A-D severity policy. Integrations and policy versions are created by their services; teams,
-systems and an integration's routing have no service (the API saves them as they are), so these
-pages save them through model forms in one transaction, as the API does."""
+"""Settings pages for administrators: teams, systems, integrations (the token shown once),
+notification channels (the secret never shown), reminder policies and the A-D severity policy.
+Integrations, channels and policy versions are written by their services (stability.channels for
+channels, as the API does); teams, systems, an integration's routing and reminder policies have no
+service, so these pages save them through model forms in one transaction, as the API and the admin do."""
 
 import json
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -18,8 +20,9 @@ from incidents import selectors as incident_selectors
 from incidents import services as incident_services
 from incidents import severity
 from incidents.models import SeverityPolicy, System, Team
+from stability import channels as stability_channels
 from stability import services as stability_services
-from stability.models import Integration
+from stability.models import Integration, NotificationChannel, ReminderPolicy
 from web.forms import apply_service_errors, people
 from web.views.base import PageView
 
@@ -84,6 +87,77 @@ class IntegrationForm(forms.ModelForm):
         return labels
 
 
+class ChannelForm(forms.ModelForm):
+    # Write-only: never rendered back; left empty on an edit, the stored secret stays.
+    secret = forms.CharField(
+        label=gettext_lazy("Secret"),
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text=gettext_lazy(
+            "DingTalk or Feishu signing secret, or the webhook's HMAC key. Empty on an edit: unchanged."
+        ),
+    )
+
+    class Meta:
+        model = NotificationChannel
+        fields = ["kind", "name", "target", "secret", "team", "user", "language", "messages_per_minute", "enabled"]
+        widgets = {"target": forms.TextInput()}
+
+    def save_through_service(self) -> NotificationChannel:
+        """Create or change the channel through stability.channels; its checks become field errors."""
+        values = {name: self.cleaned_data[name] for name in self.Meta.fields}
+        if self.instance.pk and not values["secret"]:
+            values.pop("secret")
+        try:
+            if self.instance.pk:
+                return stability_channels.channel_update(channel_id=self.instance.pk, changes=values)
+            return stability_channels.channel_create(**values)
+        except ValidationError as exc:
+            apply_service_errors(self, exc)
+            return None
+
+
+class ReminderPolicyForm(forms.ModelForm):
+    days_before = forms.CharField(
+        label=gettext_lazy("Days before due"),
+        initial="3, 1",
+        help_text=gettext_lazy("Whole days, separated by commas, e.g. 3, 1."),
+    )
+
+    class Meta:
+        model = ReminderPolicy
+        fields = [
+            "team",
+            "days_before",
+            "escalate_after_days",
+            "escalate_every_days",
+            "quiet_hours_start",
+            "quiet_hours_end",
+        ]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial["days_before"] = ", ".join(str(d) for d in self.instance.days_before)
+
+    def clean_days_before(self):
+        try:
+            days = sorted(
+                {int(part) for part in self.cleaned_data["days_before"].split(",") if part.strip()}, reverse=True
+            )
+        except ValueError:
+            raise ValidationError(_("Write whole numbers of days, separated by commas.")) from None
+        if any(day < 1 for day in days):
+            raise ValidationError(_("Each number of days must be at least 1."))
+        return days
+
+    def clean_escalate_every_days(self):
+        value = self.cleaned_data["escalate_every_days"]
+        if value < 1:
+            raise ValidationError(_("Escalate at most once a day."))
+        return value
+
+
 # What each model's pages show and edit.
 SECTIONS = {
     "teams": {
@@ -110,7 +184,40 @@ SECTIONS = {
         "columns": ("name", "kind", "enabled", "is_test", "token_prefix", "default_team", "default_system"),
         "queryset": lambda: Integration.objects.select_related("default_team", "default_system"),
     },
+    "channels": {
+        "model": NotificationChannel,
+        "form": ChannelForm,
+        "lookup": "pk",
+        "title": gettext_lazy("Notification channels"),
+        "columns": ("name", "kind", "team", "user", "language", "enabled"),
+        "queryset": lambda: NotificationChannel.objects.select_related("team", "user"),
+    },
+    "reminder-policies": {
+        "model": ReminderPolicy,
+        "form": ReminderPolicyForm,
+        "lookup": "pk",
+        "title": gettext_lazy("Reminder policies"),
+        "columns": (
+            "team",
+            "days_before",
+            "escalate_after_days",
+            "escalate_every_days",
+            "quiet_hours_start",
+            "quiet_hours_end",
+        ),
+        "queryset": lambda: ReminderPolicy.objects.select_related("team"),
+    },
 }
+
+
+def _save(form) -> bool:
+    """Save a section's form: channels through their service, the rest as the API saves them."""
+    if isinstance(form, ChannelForm):
+        with transaction.atomic():
+            return form.save_through_service() is not None
+    with transaction.atomic():
+        form.save()
+    return True
 
 
 class ConfigurationIndexView(ConfigurationPage):
@@ -141,6 +248,13 @@ class SectionView(ConfigurationPage):
         headers, rows = _table(section)
         context = {"name": name, "section": section, "headers": headers, "rows": rows, "form": form}
         context |= {"token": token, "created": created}
+        if name == "reminder-policies":
+            context["reminder_defaults"] = {
+                "days_before": ", ".join(str(d) for d in settings.REMINDER_DAYS_BEFORE),
+                "escalate_after_days": settings.REMINDER_ESCALATE_AFTER_DAYS,
+                "escalate_every_days": settings.REMINDER_ESCALATE_EVERY_DAYS,
+                "quiet_hours": f"{settings.REMINDER_QUIET_HOURS_START}-{settings.REMINDER_QUIET_HOURS_END}",
+            }
         return render(request, self.template, context, status=status)
 
     def get(self, request, name: str):
@@ -155,8 +269,8 @@ class SectionView(ConfigurationPage):
             integration, token = stability_services.integration_create(by=request.user, **values)
             # The token is shown on this answer and never again (only a digest is stored).
             return self._render(request, name, IntegrationForm(), token=token, created=integration)
-        with transaction.atomic():
-            form.save()
+        if not _save(form):
+            return self._render(request, name, form, status=400)
         messages.success(request, _("Saved."))
         return redirect("web:configuration-section", name)
 
@@ -181,12 +295,14 @@ class ItemView(ConfigurationPage):
             context = {"name": name, "section": SECTIONS[name], "object": obj, "form": form}
             context |= {"token": token, "created": obj}
             return render(request, self.template, context)
+        if "delete" in request.POST and name in ("channels", "reminder-policies"):
+            obj.delete()
+            messages.success(request, _("Deleted."))
+            return redirect("web:configuration-section", name)
         form = SECTIONS[name]["form"](request.POST, instance=obj)
-        if not form.is_valid():
+        if not form.is_valid() or not _save(form):
             context = {"name": name, "section": SECTIONS[name], "object": obj, "form": form}
             return render(request, self.template, context, status=400)
-        with transaction.atomic():
-            form.save()
         messages.success(request, _("Saved."))
         return redirect("web:configuration-section", name)
 
