@@ -20,7 +20,7 @@ class Period:
 
     @property
     def label(self) -> str:
-        local_start = timezone.localtime(self.start)
+        local_start = _organisation_time(self.start)
         if self.kind == "month":
             return f"{local_start:%Y-%m}"
         if self.kind == "week":
@@ -30,7 +30,7 @@ class Period:
             return f"{local_start.year}-Q{(local_start.month - 1) // 3 + 1}"
         if self.kind == "year":
             return f"{local_start.year}"
-        last_day = timezone.localtime(self.end) - timedelta(days=1)
+        last_day = _organisation_time(self.end) - timedelta(days=1)
         return f"{local_start:%Y-%m-%d}..{last_day:%Y-%m-%d}"
 
     @property
@@ -39,7 +39,7 @@ class Period:
 
     def previous(self) -> "Period":
         """The period of the same kind just before (a range: the same number of days before)."""
-        local_start = timezone.localtime(self.start).date()
+        local_start = _organisation_time(self.start).date()
         if self.kind == "month":
             prev = (local_start.replace(day=1) - timedelta(days=1)).replace(day=1)
             return month(prev.year, prev.month)
@@ -50,8 +50,13 @@ class Period:
             return quarter(prev.year, (prev.month - 1) // 3 + 1)
         if self.kind == "year":
             return year(local_start.year - 1)
-        days = (timezone.localtime(self.end).date() - local_start).days
+        days = (_organisation_time(self.end).date() - local_start).days
         return Period(self.kind, _local_midnight(local_start - timedelta(days=days)), self.start)
+
+
+def _organisation_time(moment: datetime) -> datetime:
+    """Periods are cut in the organisation's zone (TIME_ZONE), whatever zone a page shows times in."""
+    return timezone.localtime(moment, timezone.get_default_timezone())
 
 
 def _local_midnight(day: date) -> datetime:
@@ -85,7 +90,7 @@ def date_range(first: date, last: date) -> Period:
 
 
 def containing(kind: str, moment: datetime) -> Period:
-    local = timezone.localtime(moment).date()
+    local = _organisation_time(moment).date()
     if kind == "month":
         return month(local.year, local.month)
     if kind == "week":

@@ -317,7 +317,7 @@ def report_markdown(report: dict, *, language: str) -> str:
 def _local(moment: str | None, pattern: str) -> str:
     if moment is None:
         return "–"
-    return timezone.localtime(datetime.fromisoformat(moment)).strftime(pattern)
+    return timezone.localtime(datetime.fromisoformat(moment), timezone.get_default_timezone()).strftime(pattern)
 
 
 def _markdown(report: dict) -> str:

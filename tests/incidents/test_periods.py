@@ -42,3 +42,16 @@ def test_containing():
 def test_bad_periods_are_refused(text):
     with pytest.raises(ValueError, match="Not a period"):
         periods.parse(text)
+
+
+def test_periods_are_cut_in_the_organisation_zone_whatever_zone_a_page_shows():
+    from zoneinfo import ZoneInfo
+
+    from django.utils import timezone
+
+    november = periods.month(2026, 11)
+    with timezone.override(ZoneInfo("UTC")):  # a reader whose browser says UTC
+        assert november.label == "2026-11"
+        october = november.previous()
+        assert (october.label, october.end) == ("2026-10", november.start)
+        assert periods.containing("month", november.start).label == "2026-11"
