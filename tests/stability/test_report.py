@@ -138,3 +138,37 @@ def test_grouped_counts_add_up_to_the_overall_figures(dataset):
     # 300 + 0.8 x (301 - 300) = 300.8 s. The summed figures carry none.
     assert (whole["median_delay"], whole["p90_delay"]) == (300.0, 300.8)
     assert (summed["overall"]["median_delay"], summed["overall"]["p90_delay"]) == (None, None)
+
+
+def test_availability_in_the_report_merges_overlaps_weights_partial_impact_and_runs_unrecovered_to_the_end():
+    from decimal import Decimal
+
+    from incidents.models import Tier
+    from tests.factories import IncidentFactory
+
+    payments = TeamFactory(slug="payments", name="Payments")
+    payout = SystemFactory(code="payout", tier=Tier.P0, team=payments)
+    # Nov 10 02:00-03:00Z fully down, and 02:30-04:00Z 30 % of requests failing: the overlap counts once,
+    # at the larger impact: 3,600 s x 1 + 3,600 s x 0.3 = 3,600 + 1,080 = 4,680 s.
+    incident(payout, utc(2026, 11, 10, 2), 60, availability_impact=Decimal("1"))
+    incident(payout, utc(2026, 11, 10, 2, 30), 90, availability_impact=Decimal("0.3"))
+    # Not recovered by December 10, half the requests failing since Nov 30 15:00Z: counted to the end of
+    # November (Nov 30 16:00Z, midnight local): 3,600 s x 0.5 = 1,800 s.
+    with time_machine.travel(AFTER, tick=False):
+        IncidentFactory(
+            systems=[payout],
+            occurred_at=utc(2026, 11, 30, 15),
+            detected_at=utc(2026, 11, 30, 15),
+            availability_impact=Decimal("0.5"),
+        )
+    report = stability_report(period=NOVEMBER, now=AFTER)
+    (row,) = report["availability"]["systems"]
+    # Downtime 4,680 + 1,800 = 6,480 s of 2,592,000 s: 100 - 100 x 6,480 / 2,592,000 = 99.75 %.
+    assert Decimal(row["downtime_seconds"]) == 6480
+    assert Decimal(row["availability"]) == Decimal("99.75")
+    # Error budget at 99.99 %: 2,592,000 x 0.0001 = 259.2 s, consumed 6,480 / 259.2 = 25 times over.
+    assert Decimal(row["error_budget_seconds"]) == Decimal("259.2")
+    assert Decimal(row["budget_consumed"]) == 25
+    assert row["met"] is False
+    assert report["headline"]["lowest_p0_system"] == "payout"
+    assert report["headline"]["unrecovered"] == 1
