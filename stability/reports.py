@@ -35,6 +35,7 @@ from django.db.models import Count, Q
 from django.utils import timezone, translation
 from django.utils.translation import gettext
 
+from incidents.durations import human_duration
 from incidents.models import ActionItem, DetectionSource, Incident, System, Team, Tier
 from incidents.periods import Period
 from incidents.selectors import closed_loop_metrics, in_period, incident_metrics, incident_trend
@@ -292,22 +293,6 @@ def report_csv_zip(report: dict) -> bytes:
     return buffer.getvalue()
 
 
-def _duration_text(seconds) -> str:
-    if seconds is None:
-        return "–"
-    seconds = int(round(float(seconds)))
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = [
-        (days, gettext("%(n)d d")),
-        (hours, gettext("%(n)d h")),
-        (minutes, gettext("%(n)d min")),
-    ]
-    text = " ".join(template % {"n": n} for n, template in parts if n)
-    return text or gettext("%(n)d s") % {"n": secs}
-
-
 def report_markdown(report: dict, *, language: str) -> str:
     """The report in the form of the team's weekly and monthly reports, ready to paste."""
     with translation.override(language):
@@ -335,7 +320,7 @@ def _markdown(report: dict) -> str:
         % {"ab": head["a_b"], "cd": head["c_d"], "open": head["unrecovered"]},
         "- "
         + gettext("MTTR %(mttr)s (previous period %(before)s).")
-        % {"mttr": _duration_text(head["mttr_seconds"]), "before": _duration_text(head["previous_mttr_seconds"])},
+        % {"mttr": human_duration(head["mttr_seconds"]), "before": human_duration(head["previous_mttr_seconds"])},
         "- "
         + gettext("5-minute alert follow-up rate %(rate)s (%(in_time)d of %(denominator)d).")
         % {
@@ -381,7 +366,7 @@ def _markdown(report: dict) -> str:
         if row["recovered_at"]:
             text += " " + gettext("Recovered at %(at)s, after %(ttr)s.") % {
                 "at": _local(row["recovered_at"], "%H:%M"),
-                "ttr": _duration_text(row["time_to_recover_seconds"]),
+                "ttr": human_duration(row["time_to_recover_seconds"]),
             }
         else:
             text += " " + gettext("Not yet recovered.")

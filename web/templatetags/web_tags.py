@@ -12,6 +12,7 @@ from django.utils.formats import number_format
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
 
+from incidents.durations import human_duration
 from incidents.models import TIMESTAMP_FIELDS, Incident, Status
 
 register = template.Library()
@@ -60,24 +61,7 @@ def local_input(value) -> str:
 @register.filter
 def duration(value) -> str:
     """Seconds or a timedelta in human units: 45 s, 12 min, 1 h 05 min, 3 d 4 h."""
-    if value is None or value == "":
-        return "–"
-    seconds = int(value.total_seconds() if isinstance(value, timedelta) else float(value))
-    sign, seconds = ("-", -seconds) if seconds < 0 else ("", seconds)
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    units = [
-        (days, _("%(count)d d")),
-        (hours, _("%(count)d h")),
-        (minutes, _("%(count)d min")),
-        (secs, _("%(count)d s")),
-    ]
-    # The two largest units that matter: 3 d 4 h, 1 h 5 min, 12 min 30 s, 45 s.
-    first = next((i for i, (amount, _label) in enumerate(units) if amount), len(units) - 1)
-    shown = [label % {"count": amount} for amount, label in units[first : first + 2] if amount]
-    text = " ".join(shown) or units[-1][1] % {"count": 0}
-    return sign + text
+    return human_duration(value)
 
 
 @register.filter
