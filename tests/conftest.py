@@ -81,13 +81,24 @@ def _fresh_rate_limits():
             client.delete(key)
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """A reused test database (--reuse-db) may have been left empty by a transactional test of an
+    earlier run: seed the policy once when the session starts."""
+    with django_db_blocker.unblock():
+        seed_severity_policy()
+
+
 @pytest.fixture(autouse=True)
 def _seeded_severity_policy(request, django_db_blocker):
-    """Transactional tests (live_server, real workers) empty every table when they end, the rows of
-    incidents' data migration included: put the seeded policy back before and after them."""
+    """Transactional tests (live_server, real workers, django_db(transaction=True)) empty every table when
+    they end, the rows of incidents' data migration included: put the seeded policy back before and
+    after them."""
 
     def transactional() -> bool:
-        return bool({"transactional_db", "live_server"} & set(request.fixturenames))
+        marker = request.node.get_closest_marker("django_db")
+        by_marker = marker is not None and (marker.kwargs.get("transaction") or (marker.args[:1] == (True,)))
+        return by_marker or bool({"transactional_db", "live_server"} & set(request.fixturenames))
 
     if transactional():
         seed_severity_policy()
