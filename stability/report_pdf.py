@@ -99,6 +99,8 @@ LABELS = {
     "health": gettext_lazy("Health score"),
     "detection": gettext_lazy("Detection"),
     "monitoring_share": gettext_lazy("Found by monitoring"),
+    "customer_share": gettext_lazy("Found by customers"),
+    "by_cause_category_and_source": gettext_lazy("By cause category and detection source"),
     "by_detection_source": gettext_lazy("By detection source"),
     "by_cause_category": gettext_lazy("By cause category"),
     "rate": gettext_lazy("Rate"),

@@ -19,7 +19,12 @@ stability_report() returns plain data (numbers, strings, ISO times) in these sec
 - closed_loop: closed_loop_metrics (on-time completion, overdue by owner and team, incident
   closed-loop rate);
 - health: health_scores (each term, rank, change), for the teams in scope;
-- detection: share detected by monitoring, counts by detection source and by cause category.
+- detection: share detected by monitoring (monitoring_share) and by customers (customer_share),
+  counts by detection source and by cause category, and per cause category the counts by source
+  with both shares (by_cause_category_and_source).
+
+Per team and per system, the alerts section lists every team and system of the scope, those without
+alerts with zero counts and rate null.
 
 The query count depends on the sections, never on how many incidents, alerts or teams there are.
 """
@@ -31,6 +36,7 @@ import zipfile
 from datetime import datetime
 from decimal import Decimal
 
+from django.conf import settings
 from django.db.models import Count, Q
 from django.utils import timezone, translation
 from django.utils.translation import gettext
@@ -40,7 +46,14 @@ from incidents.models import ActionItem, DetectionSource, Incident, System, Team
 from incidents.periods import Period
 from incidents.selectors import closed_loop_metrics, in_period, incident_metrics, incident_trend
 from stability.models import AlertOccurrence
-from stability.selectors import follow_up_rate, follow_up_trend, health_scores, system_availability
+from stability.selectors import (
+    detection_by_cause_category,
+    follow_up_breakdown,
+    follow_up_rate,
+    follow_up_trend,
+    health_scores,
+    system_availability,
+)
 
 TREND_PERIODS = 12
 WORST_RULES = 10
@@ -76,35 +89,53 @@ def _plain(value):
 
 
 def _incident_rows(incidents) -> list[dict]:
-    """The period's incidents as the weekly report lists them, with each one's closed-loop status."""
+    """The period's incidents as the weekly report lists them, with each one's closed-loop status, in one
+    query (plain rows: a busy month lists a couple of thousand)."""
     final = Q(action_items__status__in=ActionItem.FINAL_STATUSES)
     rows = (
-        incidents.select_related("team")
-        .annotate(items=Count("action_items"), items_closed=Count("action_items", filter=final))
+        incidents.annotate(items=Count("action_items"), items_closed=Count("action_items", filter=final))
         .order_by("occurred_at", "pk")
+        .values(
+            "pk",
+            "occurred_at",
+            "detected_at",
+            "recovered_at",
+            "title",
+            "team__slug",
+            "level",
+            "detection_source",
+            "handling",
+            "cause",
+            "cause_category",
+            "status",
+            "closed_at",
+            "items",
+            "items_closed",
+        )
     )
     return [
         {
-            "id": incident.pk,
-            "occurred_at": _iso(incident.occurred_at),
-            "detected_at": _iso(incident.detected_at),
-            "recovered_at": _iso(incident.recovered_at),
-            "title": incident.title,
-            "team": incident.team.slug,
-            "level": incident.level,
-            "detection_source": incident.detection_source,
-            "handling": incident.handling,
-            "cause": incident.cause,
-            "cause_category": incident.cause_category,
+            "id": row["pk"],
+            "occurred_at": _iso(row["occurred_at"]),
+            "detected_at": _iso(row["detected_at"]),
+            "recovered_at": _iso(row["recovered_at"]),
+            "title": row["title"],
+            "team": row["team__slug"],
+            "level": row["level"],
+            "detection_source": row["detection_source"],
+            "handling": row["handling"],
+            "cause": row["cause"],
+            "cause_category": row["cause_category"],
+            # Incident.time_to_recover
             "time_to_recover_seconds": (
-                incident.time_to_recover.total_seconds() if incident.time_to_recover is not None else None
+                (row["recovered_at"] - row["occurred_at"]).total_seconds() if row["recovered_at"] else None
             ),
-            "status": incident.status,
-            "closed_at": _iso(incident.closed_at),
-            "action_items": incident.items,
-            "action_items_closed": incident.items_closed,
+            "status": row["status"],
+            "closed_at": _iso(row["closed_at"]),
+            "action_items": row["items"],
+            "action_items_closed": row["items_closed"],
         }
-        for incident in rows
+        for row in rows
     ]
 
 
@@ -130,22 +161,30 @@ def stability_report(
         teams = teams.filter(pk=system.team_id)
 
     metrics = incident_metrics(incidents=in_period(incidents, period))
-    metrics_before = incident_metrics(incidents=in_period(incidents, previous))
+    availability = system_availability(period=period, now=now, systems=systems)
+    health = health_scores(period=period, now=now, teams=teams)
     follow_up = follow_up_rate(occurrences=occurrences, period=period, now=now)["overall"]
-    per_team = follow_up_rate(occurrences=occurrences, period=period, group_by="team", now=now, percentiles=False)
-    per_system = follow_up_rate(occurrences=occurrences, period=period, group_by="system", now=now, percentiles=False)
-    per_rule = follow_up_rate(occurrences=occurrences, period=period, group_by="alertname", now=now, percentiles=False)
+    # Every team and system of the scope, those without alerts too (rate None), read from the sections
+    # above rather than queried again.
+    breakdown = follow_up_breakdown(
+        occurrences=occurrences,
+        period=period,
+        dimensions=("team", "system", "alertname"),
+        now=now,
+        all_keys={"team": [row["team"] for row in health["teams"]], "system": [row["system"] for row in availability]},
+    )
     periods = trailing_periods(period)
     recovery_trend = incident_trend(incidents=incidents, periods=periods)
     alert_trend = follow_up_trend(occurrences=occurrences, periods=periods, now=now)
     follow_up_before = alert_trend[-2]["rate"] if len(alert_trend) > 1 else None
-    availability = system_availability(period=period, now=now, systems=systems)
     closed_loop = closed_loop_metrics(period=period, team=team, system=system, now=now)
-    health = health_scores(period=period, now=now, teams=teams)
 
     by_level = metrics["by_level"]
+    detected = metrics["detected_by_monitoring"]
+    detection = detection_by_cause_category(incidents=in_period(incidents, period))
     mttr = metrics["time_to_recover"]["mean"]
-    mttr_before = metrics_before["time_to_recover"]["mean"]
+    # The trend's previous period is period.previous(); its MTTR is incident_metrics' mean, in the same query.
+    mttr_before = recovery_trend[-2]["mttr"] if len(recovery_trend) > 1 else None
     p0 = [row for row in availability if row["tier"] == Tier.P0]
     lowest_p0 = min(p0, key=lambda row: row["availability"]) if p0 else None
 
@@ -192,21 +231,23 @@ def stability_report(
             "follow_up_rate": [{"value": row["rate"], **row} for row in alert_trend],
         },
         "alerts": {
-            "window_seconds": per_team["window_seconds"],
+            "window_seconds": settings.FOLLOW_UP_WINDOW_SECONDS,
             "overall": follow_up,
-            "by_team": sorted(per_team["groups"], key=lambda g: (g["rate"] is None, -(g["rate"] or 0), str(g["key"]))),
-            "by_system": per_system["groups"],
+            "by_team": sorted(breakdown["team"], key=lambda g: (g["rate"] is None, -(g["rate"] or 0), str(g["key"]))),
+            "by_system": breakdown["system"],
             "worst_missed_rules": sorted(
-                (g for g in per_rule["groups"] if g["missed"]), key=lambda g: (-g["missed"], str(g["key"]))
+                (g for g in breakdown["alertname"] if g["missed"]), key=lambda g: (-g["missed"], str(g["key"]))
             )[:WORST_RULES],
         },
         "availability": {"systems": availability},
         "closed_loop": closed_loop,
         "health": health,
         "detection": {
-            "monitoring_share": metrics["detected_by_monitoring"]["rate"],
+            "monitoring_share": detected["rate"],
             "by_detection_source": metrics["by_detection_source"],
             "by_cause_category": metrics["by_cause_category"],
+            "customer_share": detection["overall"]["customer_share"],
+            "by_cause_category_and_source": detection["by_cause_category"],
         },
     }
     return _plain(report)
@@ -252,6 +293,16 @@ def report_csv_tables(report: dict) -> dict[str, str]:
         "worst_missed_rules": [{"alertname": g["key"], **g} for g in report["alerts"]["worst_missed_rules"]],
         "availability": report["availability"]["systems"],
         "overdue_items": overdue["items"],
+        "detection_by_cause": [
+            {
+                "cause_category": row["cause_category"],
+                "incidents": row["incidents"],
+                **row["by_detection_source"],
+                "monitoring_share": row["monitoring_share"],
+                "customer_share": row["customer_share"],
+            }
+            for row in report["detection"]["by_cause_category_and_source"]
+        ],
         "health_scores": [
             {
                 "rank": row["rank"],
@@ -335,6 +386,14 @@ def _markdown(report: dict) -> str:
             + gettext("Lowest availability of a P0 system: %(system)s %(availability)s%%.")
             % {"system": head["lowest_p0_system"], "availability": head["lowest_p0_availability"]}
         )
+    lines.append(
+        "- "
+        + gettext("Found by monitoring %(monitoring)s, by customers %(customer)s.")
+        % {
+            "monitoring": _rate_text(report["detection"]["monitoring_share"]),
+            "customer": _rate_text(report["detection"]["customer_share"]),
+        }
+    )
     lines.append(
         "- "
         + gettext("Closed-loop items done on time %(rate)s; %(overdue)d overdue.")

@@ -37,6 +37,7 @@ TABLES = (
     "availability",
     "overdue_items",
     "health_scores",
+    "detection_by_cause",
 )
 
 
