@@ -4,8 +4,10 @@ Every consumer (API, pages, reports, health score) calls these; none recomputes 
 """
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from fractions import Fraction
 
 from django.core.exceptions import ValidationError
@@ -14,6 +16,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import User
+from incidents import severity
 from incidents.models import (
     ActionItem,
     CauseCategory,
@@ -32,6 +35,61 @@ from incidents.periods import Period
 def current_severity_policy() -> SeverityPolicy:
     """The newest policy version; it classifies new incidents."""
     return SeverityPolicy.objects.order_by("-version").first()
+
+
+@dataclass(frozen=True)
+class SeverityPreview:
+    level: str
+    explanation: str
+    matches: list[dict]
+    policy: SeverityPolicy
+    recovery_target: int  # seconds, the policy's target for `level`
+
+
+def severity_preview(
+    *,
+    systems: Iterable[System] = (),
+    tier: str | None = None,
+    occurred_at: datetime | None = None,
+    recovered_at: datetime | None = None,
+    impact: timedelta | None = None,
+    affected_users: int = 0,
+    affected_transactions: int = 0,
+    funds_loss: Decimal = Decimal(0),
+    data_or_security_breach: bool = False,
+    regulatory_reportable: bool = False,
+    now: datetime,
+) -> SeverityPreview:
+    """The level the current policy would give these facts, nothing saved. The tier is the most
+    critical of the systems' and `tier`; the impact is `impact` if given, else occurred_at to
+    recovered_at (or `now`), else none."""
+    tiers = [system.tier for system in systems] + ([tier] if tier else [])
+    if impact is None:
+        impact = (
+            severity.impact_of(occurred_at=occurred_at, recovered_at=recovered_at, now=now)
+            if occurred_at
+            else timedelta(0)
+        )
+    policy = current_severity_policy()
+    result = severity.classify(
+        severity.ImpactFacts(
+            tier=severity.most_critical_tier(tiers),
+            impact=impact,
+            affected_users=affected_users,
+            affected_transactions=affected_transactions,
+            funds_loss=funds_loss,
+            data_or_security_breach=data_or_security_breach,
+            regulatory_reportable=regulatory_reportable,
+        ),
+        policy.rules,
+    )
+    return SeverityPreview(
+        level=result.level,
+        explanation=severity.explain(result.level, result.matches),
+        matches=result.matches,
+        policy=policy,
+        recovery_target=policy.recovery_targets[result.level],
+    )
 
 
 def incident_list() -> QuerySet[Incident]:

@@ -22,7 +22,7 @@ from accounts.permissions import (
     ReportAccess,
     user_can,
 )
-from incidents import periods, selectors, services, severity
+from incidents import periods, selectors, services
 from incidents.api import serializers as s
 from incidents.api.filters import ActionItemFilter, IncidentFilter
 from incidents.models import Incident, SeverityPolicy, System, Team
@@ -275,37 +275,18 @@ class SeverityPreviewView(APIView):
     def post(self, request):
         serializer = s.SeverityPreviewSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        facts = serializer.validated_data
-        now = timezone.now()
-        if "impact_minutes" in facts:
-            impact = timedelta(minutes=facts["impact_minutes"])
-        elif "occurred_at" in facts:
-            impact = severity.impact_of(
-                occurred_at=facts["occurred_at"], recovered_at=facts.get("recovered_at"), now=now
-            )
-        else:
-            impact = timedelta(0)
-        tiers = [system.tier for system in facts.get("systems", [])] + ([facts["tier"]] if "tier" in facts else [])
-        policy = selectors.current_severity_policy()
-        result = severity.classify(
-            severity.ImpactFacts(
-                tier=severity.most_critical_tier(tiers),
-                impact=impact,
-                affected_users=facts["affected_users"],
-                affected_transactions=facts["affected_transactions"],
-                funds_loss=facts["funds_loss"],
-                data_or_security_breach=facts["data_or_security_breach"],
-                regulatory_reportable=facts["regulatory_reportable"],
-            ),
-            policy.rules,
+        facts = dict(serializer.validated_data)
+        minutes = facts.pop("impact_minutes", None)
+        preview = selectors.severity_preview(
+            **facts, impact=None if minutes is None else timedelta(minutes=minutes), now=timezone.now()
         )
         return Response(
             {
-                "level": result.level,
-                "explanation": severity.explain(result.level, result.matches),
-                "matches": result.matches,
-                "policy_version": policy.version,
-                "recovery_target": policy.recovery_targets[result.level],
+                "level": preview.level,
+                "explanation": preview.explanation,
+                "matches": preview.matches,
+                "policy_version": preview.policy.version,
+                "recovery_target": preview.recovery_target,
             }
         )
 

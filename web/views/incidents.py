@@ -2,8 +2,6 @@
 after the fact, the live A-D suggestion, and the incident page with its status changes, timeline,
 level override, linked alerts and closed-loop items."""
 
-from datetime import timedelta
-
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
@@ -135,7 +133,7 @@ class IncidentLogView(PageView):
 
 class SeverityPreviewView(PageView):
     """The level the facts typed so far would get (nothing saved); an htmx fragment. Classifies with
-    incidents.severity under the current policy, as the API's severity preview does."""
+    incidents.selectors.severity_preview, as the API's severity preview does."""
 
     write_capability = READ_RECORD
 
@@ -143,30 +141,22 @@ class SeverityPreviewView(PageView):
         form = forms.IncidentPastForm(request.POST)
         form.is_valid()  # what is valid so far counts; errors are the form's business, not the suggestion's
         facts = form.cleaned_data
-        occurred_at = facts.get("occurred_at")
-        impact = (
-            severity.impact_of(occurred_at=occurred_at, recovered_at=facts.get("recovered_at"), now=timezone.now())
-            if occurred_at
-            else timedelta(0)
-        )
-        policy = selectors.current_severity_policy()
-        result = severity.classify(
-            severity.ImpactFacts(
-                tier=severity.most_critical_tier(system.tier for system in facts.get("systems") or []),
-                impact=impact,
-                affected_users=facts.get("affected_users") or 0,
-                affected_transactions=facts.get("affected_transactions") or 0,
-                funds_loss=facts.get("funds_loss") or 0,
-                data_or_security_breach=bool(facts.get("data_or_security_breach")),
-                regulatory_reportable=bool(facts.get("regulatory_reportable")),
-            ),
-            policy.rules,
+        preview = selectors.severity_preview(
+            systems=facts.get("systems") or [],
+            occurred_at=facts.get("occurred_at"),
+            recovered_at=facts.get("recovered_at"),
+            affected_users=facts.get("affected_users") or 0,
+            affected_transactions=facts.get("affected_transactions") or 0,
+            funds_loss=facts.get("funds_loss") or 0,
+            data_or_security_breach=bool(facts.get("data_or_security_breach")),
+            regulatory_reportable=bool(facts.get("regulatory_reportable")),
+            now=timezone.now(),
         )
         context = {
-            "level": result.level,
-            "explanation": severity.explain(result.level, result.matches),
-            "recovery_target": policy.recovery_targets[result.level],
-            "policy": policy,
+            "level": preview.level,
+            "explanation": preview.explanation,
+            "recovery_target": preview.recovery_target,
+            "policy": preview.policy,
             "has_systems": bool(facts.get("systems")),
         }
         return render(request, "web/incidents/_level_suggestion.html", context)
