@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from web.views import alerts, configuration, home, incidents, items, reports
+from web.views import alerts, configuration, home, incidents, items, notifications, reports
 
 app_name = "web"
 SECTIONS = "|".join(configuration.SECTIONS)
@@ -27,6 +27,8 @@ urlpatterns = [
     path("alerts/<int:pk>/", alerts.AlertDetailView.as_view(), name="alert-detail"),
     path("reports/", reports.ReportView.as_view(), name="reports"),
     path("reports/pdf/", reports.ReportPdfView.as_view(), name="report-pdf"),
+    path("notifications/", notifications.NotificationLogView.as_view(), name="notification-log"),
+    path("notifications/<int:pk>/retry/", notifications.NotificationRetryView.as_view(), name="notification-retry"),
     path("settings/", configuration.ConfigurationIndexView.as_view(), name="configuration"),
     path("settings/severity-policy/", configuration.SeverityPolicyView.as_view(), name="configuration-policy"),
     re_path(rf"^settings/(?P<name>{SECTIONS})/$", configuration.SectionView.as_view(), name="configuration-section"),

@@ -1,5 +1,6 @@
 """Settings pages for administrators (web/views/configuration.py): teams, systems, integrations with
-their token shown once, and new versions of the severity policy."""
+their token shown once, notification channels (written by stability.channels, the secret never shown),
+each team's reminder policy, and new versions of the severity policy."""
 
 import json
 
@@ -197,3 +198,126 @@ def test_a_team_reminder_policy_with_errors_next_to_the_fields(engineer, adminis
     policy = ReminderPolicy.objects.get()
     assert (policy.team, policy.days_before, policy.escalate_every_days) == (world["payments"], [7, 1], 5)
     assert str(policy.quiet_hours_end) == "07:30:00"
+
+
+def test_a_channel_is_disabled_and_enabled_through_its_service_and_its_secret_only_said_to_be_set(
+    engineer, administrator, world, monkeypatch
+):
+    from stability import channels
+    from stability.models import NotificationChannel
+
+    robot = "https://open.feishu.cn/open-apis/bot/v2/hook/xyz"
+    channel = channels.channel_create(
+        kind="feishu", name="Accounts Feishu", target=robot, secret="FS-secret", team=world["accounts"]
+    )
+    channels.channel_create(kind="email", name="Lead mail", target="", user=administrator.user)
+    listing = text_of(administrator.get("/settings/channels/").content.decode())
+    assert "Accounts Feishu Feishu" in listing and " set " in f" {listing} " and "not set" in listing
+    assert "FS-secret" not in listing
+
+    calls = []
+    real_update = channels.channel_update
+    monkeypatch.setattr(channels, "channel_update", lambda **kw: calls.append(kw) or real_update(**kw))
+    assert engineer.post(f"/settings/channels/{channel.pk}/", {"toggle": "1"}).status_code == 403
+    off = administrator.post(f"/settings/channels/{channel.pk}/", {"toggle": "1"}, follow=True)
+    assert "Channel Accounts Feishu disabled." in text_of(off.content.decode())
+    assert NotificationChannel.objects.get(pk=channel.pk).enabled is False
+    administrator.post(f"/settings/channels/{channel.pk}/", {"toggle": "1"})
+    assert NotificationChannel.objects.get(pk=channel.pk).enabled is True
+    assert calls == [{"channel_id": channel.pk, "changes": {"enabled": False}}] + [
+        {"channel_id": channel.pk, "changes": {"enabled": True}}
+    ]
+
+
+def test_a_refused_channel_keeps_nothing_and_never_echoes_the_secret(administrator, world):
+    from stability.models import NotificationChannel
+
+    refused = administrator.post(
+        "/settings/channels/",
+        {
+            "kind": "webhook",
+            "name": "Ops hook",
+            "target": "ftp://ops.example.com/hook",
+            "secret": "HOOK-KEY-123",
+            "team": world["payments"].pk,
+            "user": administrator.user.pk,
+            "events": ["item_overdue", "alert_escalation"],
+            "language": "en",
+            "messages_per_minute": "20",
+        },
+    )
+    assert refused.status_code == 400
+    assert field_errors(refused, "id_target") == ["The robot's or webhook's URL, starting with https://."]
+    assert field_errors(refused, "id_team") == ["A channel belongs to a team or to a person: choose exactly one."]
+    assert "HOOK-KEY-123" not in refused.content.decode()
+    assert not NotificationChannel.objects.exists()
+
+    saved = administrator.post(
+        "/settings/channels/",
+        {
+            "kind": "webhook",
+            "name": "Ops hook",
+            "target": "https://ops.example.com/hook",
+            "secret": "HOOK-KEY-123",
+            "team": world["payments"].pk,
+            "events": ["item_overdue", "alert_escalation"],
+            "language": "en",
+            "messages_per_minute": "20",
+            "enabled": "on",
+        },
+    )
+    assert saved.status_code == 302
+    channel = NotificationChannel.objects.get()
+    assert (channel.events, channel.secret) == (["item_overdue", "alert_escalation"], "HOOK-KEY-123")
+    edit_page = administrator.get(f"/settings/channels/{channel.pk}/").content.decode()
+    assert "HOOK-KEY-123" not in edit_page
+    assert "A secret is set." in text_of(edit_page)
+
+
+def test_each_teams_effective_reminder_policy_is_shown(administrator, world):
+    from datetime import time
+
+    from stability.models import ReminderPolicy
+
+    own = ReminderPolicy.objects.create(
+        team=world["payments"],
+        days_before=[5, 2],
+        escalate_after_days=1,
+        escalate_every_days=3,
+        quiet_hours_start=time(22),
+        quiet_hours_end=time(22),
+    )
+    response = administrator.get("/settings/reminder-policies/")
+    rows = {row["team"].slug: row for row in response.context["teams"]}
+    assert rows["payments"]["key"] == own.pk
+    assert rows["payments"]["policy"].days_before == (2, 5)
+    assert rows["accounts"]["key"] is None
+    assert rows["accounts"]["policy"].days_before == (1, 3)  # the settings' REMINDER_DAYS_BEFORE
+    text = text_of(response.content.decode())
+    # Team, days before, escalate after, then every, quiet hours, source
+    assert "Accounts 3, 1 3 7 22:00–08:00 the defaults Set its own Accounts" in text
+    assert "Payments 5, 2 1 3 none its own policy Edit Payments" in text
+
+    form = administrator.get(f"/settings/reminder-policies/?team={world['accounts'].pk}").context["form"]
+    assert form["team"].value() == str(world["accounts"].pk)
+
+    wrong = administrator.post(
+        "/settings/reminder-policies/",
+        {
+            "team": world["accounts"].pk,
+            "days_before": "0, 2",
+            "escalate_after_days": "2",
+            "escalate_every_days": "1",
+            "quiet_hours_start": "25:00",
+            "quiet_hours_end": "7:30",
+        },
+    )
+    assert wrong.status_code == 400
+    assert field_errors(wrong, "id_days_before") == ["Each number of days must be at least 1."]
+    assert field_errors(wrong, "id_quiet_hours_start") == ["Enter a valid time."]
+    assert ReminderPolicy.objects.count() == 1
+
+    deleted = administrator.post(f"/settings/reminder-policies/{own.pk}/", {"delete": "1"})
+    assert deleted.status_code == 302
+    rows = {row["team"].slug: row for row in administrator.get("/settings/reminder-policies/").context["teams"]}
+    assert (rows["payments"]["key"], rows["payments"]["policy"].days_before) == (None, (1, 3))

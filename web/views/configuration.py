@@ -21,8 +21,9 @@ from incidents import services as incident_services
 from incidents import severity
 from incidents.models import SeverityPolicy, System, Team
 from stability import channels as stability_channels
+from stability import reminders as stability_reminders
 from stability import services as stability_services
-from stability.models import Integration, NotificationChannel, ReminderPolicy
+from stability.models import Event, Integration, NotificationChannel, ReminderPolicy
 from web.forms import apply_service_errors, people
 from web.views.base import PageView
 
@@ -98,10 +99,45 @@ class ChannelForm(forms.ModelForm):
         ),
     )
 
+    events = forms.MultipleChoiceField(
+        label=gettext_lazy("Events"),
+        choices=Event.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text=gettext_lazy("None ticked: all of a person's notifications, a team's alert notices and escalations."),
+    )
+
     class Meta:
         model = NotificationChannel
-        fields = ["kind", "name", "target", "secret", "team", "user", "language", "messages_per_minute", "enabled"]
+        fields = [
+            "kind",
+            "name",
+            "target",
+            "secret",
+            "team",
+            "user",
+            "events",
+            "language",
+            "messages_per_minute",
+            "enabled",
+        ]
         widgets = {"target": forms.TextInput()}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.fields["secret"].help_text = (
+                _("A secret is set; leave this empty to keep it.")
+                if self.instance.secret
+                else _("No secret is set; leave this empty for none.")
+            )
+
+    def _post_clean(self):
+        # No model validation here: stability.channels.validate_channel makes it, with the channel's
+        # own rules (a team or a person, a target that suits the kind), and save_through_service puts
+        # its errors next to the fields. Checked here too, a broken rule would show as "constraint
+        # violated" and hide the rest.
+        pass
 
     def save_through_service(self) -> NotificationChannel:
         """Create or change the channel through stability.channels; its checks become field errors."""
@@ -134,6 +170,10 @@ class ReminderPolicyForm(forms.ModelForm):
             "quiet_hours_start",
             "quiet_hours_end",
         ]
+        widgets = {
+            "quiet_hours_start": forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
+            "quiet_hours_end": forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
+        }
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -189,7 +229,16 @@ SECTIONS = {
         "form": ChannelForm,
         "lookup": "pk",
         "title": gettext_lazy("Notification channels"),
-        "columns": ("name", "kind", "team", "user", "language", "enabled"),
+        "columns": (
+            "name",
+            "kind",
+            "team",
+            "user",
+            "language",
+            "enabled",
+            # Write-only: whether there is one, never what it is.
+            (gettext_lazy("Secret"), lambda channel: _("set") if channel.secret else _("not set")),
+        ),
         "queryset": lambda: NotificationChannel.objects.select_related("team", "user"),
     },
     "reminder-policies": {
@@ -225,17 +274,35 @@ class ConfigurationIndexView(ConfigurationPage):
         return render(request, "web/configuration/index.html", {"sections": SECTIONS})
 
 
+def _cell(obj, column):
+    if isinstance(column, tuple):  # (heading, function of the object)
+        return column[1](obj)
+    display = getattr(obj, f"get_{column}_display", None)
+    return display() if display else getattr(obj, column)
+
+
 def _table(section: dict) -> tuple[list[str], list[dict]]:
-    """Column heads and rows of a section's list."""
+    """Column heads and rows of a section's list: a column is a field's name or (heading, function)."""
     model = section["model"]
-    rows = []
-    for obj in section["queryset"]():
-        cells = []
-        for name in section["columns"]:
-            display = getattr(obj, f"get_{name}_display", None)
-            cells.append(display() if display else getattr(obj, name))
-        rows.append({"object": obj, "key": getattr(obj, section["lookup"]), "cells": cells})
-    return [model._meta.get_field(name).verbose_name for name in section["columns"]], rows
+    rows = [
+        {"object": obj, "key": getattr(obj, section["lookup"]), "cells": [_cell(obj, c) for c in section["columns"]]}
+        for obj in section["queryset"]()
+    ]
+    headers = [c[0] if isinstance(c, tuple) else model._meta.get_field(c).verbose_name for c in section["columns"]]
+    return headers, rows
+
+
+def _effective_reminder_policies() -> list[dict]:
+    """Each team with the schedule its items follow (stability.reminders, as the sweep reads it): its own
+    policy, or the settings' defaults."""
+    default = stability_reminders.default_policy()
+    own = stability_reminders.team_policies()
+    keys = dict(ReminderPolicy.objects.values_list("team_id", "pk"))
+    return [
+        {"team": team, "policy": policy, "days_before": ", ".join(map(str, reversed(policy.days_before))), "key": key}
+        for team in Team.objects.order_by("name")
+        for policy, key in [(own.get(team.pk, default), keys.get(team.pk))]
+    ]
 
 
 class SectionView(ConfigurationPage):
@@ -249,6 +316,7 @@ class SectionView(ConfigurationPage):
         context = {"name": name, "section": section, "headers": headers, "rows": rows, "form": form}
         context |= {"token": token, "created": created}
         if name == "reminder-policies":
+            context["teams"] = _effective_reminder_policies()
             context["reminder_defaults"] = {
                 "days_before": ", ".join(str(d) for d in settings.REMINDER_DAYS_BEFORE),
                 "escalate_after_days": settings.REMINDER_ESCALATE_AFTER_DAYS,
@@ -258,7 +326,10 @@ class SectionView(ConfigurationPage):
         return render(request, self.template, context, status=status)
 
     def get(self, request, name: str):
-        return self._render(request, name, SECTIONS[name]["form"]())
+        initial = {}
+        if name == "reminder-policies" and request.GET.get("team", "").isdigit():
+            initial["team"] = request.GET["team"]  # "set its own policy" from the team's row
+        return self._render(request, name, SECTIONS[name]["form"](initial=initial))
 
     def post(self, request, name: str):
         form = SECTIONS[name]["form"](request.POST)
@@ -295,6 +366,8 @@ class ItemView(ConfigurationPage):
             context = {"name": name, "section": SECTIONS[name], "object": obj, "form": form}
             context |= {"token": token, "created": obj}
             return render(request, self.template, context)
+        if name == "channels" and "toggle" in request.POST:
+            return self._toggle(request, obj)
         if "delete" in request.POST and name in ("channels", "reminder-policies"):
             obj.delete()
             messages.success(request, _("Deleted."))
@@ -305,6 +378,19 @@ class ItemView(ConfigurationPage):
             return render(request, self.template, context, status=400)
         messages.success(request, _("Saved."))
         return redirect("web:configuration-section", name)
+
+    def _toggle(self, request, channel: NotificationChannel):
+        """Disable or enable a channel through stability.channels, as the API's update does."""
+        try:
+            channel = stability_channels.channel_update(channel_id=channel.pk, changes={"enabled": not channel.enabled})
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+            return redirect("web:configuration-item", "channels", channel.pk)
+        if channel.enabled:
+            messages.success(request, _("Channel %(name)s enabled.") % {"name": channel.name})
+        else:
+            messages.success(request, _("Channel %(name)s disabled.") % {"name": channel.name})
+        return redirect("web:configuration-section", "channels")
 
 
 class PolicyForm(forms.Form):
