@@ -233,6 +233,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(minute="*"),
         "options": {"expires": 55},
     },
+    # The follow-up day counts (stability.day_counts) kept current, so a report has little to count.
+    "day-counts-refresh": {
+        "task": "stability.tasks.day_counts_refresh",
+        "schedule": timedelta(minutes=5),
+        "options": {"expires": 290},
+    },
     # The previous month's report to each team's managers and chat channels (docs/report.md), on the 1st
     # at MONTHLY_REPORT_HOUR local (CELERY_TIMEZONE). Recorded once per key, so a doubled beat sends once;
     # a run held up while the workers were down still goes out that day, not later.

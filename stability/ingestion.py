@@ -241,6 +241,7 @@ _COLUMNS = (
     "excluded",
     "ends_at",
     "resolved_at",
+    "changed_at",
 )
 _JSON_COLUMNS = {"labels", "annotations"}
 
@@ -260,7 +261,10 @@ def _upsert_sql(rows: int) -> str:
         "alertname = excluded.alertname, severity = excluded.severity, "
         f"status = CASE WHEN {table}.status = 'resolved' THEN 'resolved' ELSE excluded.status END, "
         f"ends_at = COALESCE({table}.ends_at, excluded.ends_at), "
-        f"resolved_at = COALESCE({table}.resolved_at, excluded.resolved_at) "
+        f"resolved_at = COALESCE({table}.resolved_at, excluded.resolved_at), "
+        # Stamped when a figure could change (stability.day_counts): a first resolution, a renamed rule.
+        f"changed_at = CASE WHEN ({table}.resolved_at IS NULL AND excluded.resolved_at IS NOT NULL) "
+        f"OR {table}.alertname <> excluded.alertname THEN excluded.changed_at ELSE {table}.changed_at END "
         "RETURNING notifications"
     )
 
@@ -277,6 +281,7 @@ _PG_TYPES = {
     "notifications": "integer",
     "ends_at": "timestamptz",
     "resolved_at": "timestamptz",
+    "changed_at": "timestamptz",
 }
 
 
@@ -359,6 +364,7 @@ def alerts_ingest(*, route: IntegrationRoute, alerts: list[IncomingAlert], now: 
                 "excluded": excluded,
                 "ends_at": alert.ends_at if resolved else None,
                 "resolved_at": now if resolved else None,
+                "changed_at": now,
             }
         )
     write = _write_postgresql if connection.vendor == "postgresql" else _write_portable

@@ -3,6 +3,7 @@ from datetime import time
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from incidents.models import Incident, System, Team
@@ -189,6 +190,9 @@ class AlertOccurrence(models.Model):
     incident = models.ForeignKey(
         Incident, on_delete=models.SET_NULL, null=True, blank=True, related_name="alerts", verbose_name=_("incident")
     )
+    # When anything the follow-up figures read last changed (a receipt, a follow-up, a resolution, a
+    # renamed rule): stability.day_counts recounts the days of the occurrences changed since it last ran.
+    changed_at = models.DateTimeField(_("changed at"), default=timezone.now, editable=False)
 
     class Meta:
         ordering = ["-received_at", "-id"]
@@ -209,6 +213,7 @@ class AlertOccurrence(models.Model):
             ),
             models.Index(fields=["team", "received_at"]),
             models.Index(fields=["system", "received_at"]),
+            models.Index(fields=["changed_at"], name="alert_changed"),
         ]
 
     def __str__(self) -> str:
@@ -251,6 +256,51 @@ class AlertActivity(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class AlertDayCount(models.Model):
+    """The follow-up counts of one day (organisation zone) of alert occurrences, per team, system and
+    alert name, kept by stability.day_counts for the days whose figures no longer depend on the clock.
+    Each count is the count of stability.selectors' rules over those occurrences, summed as they are."""
+
+    day = models.DateField(_("day"))
+    team = models.ForeignKey(
+        Team, on_delete=models.SET_NULL, null=True, related_name="+", verbose_name=_("team"), db_index=False
+    )
+    system = models.ForeignKey(
+        System, on_delete=models.SET_NULL, null=True, related_name="+", verbose_name=_("system"), db_index=False
+    )
+    alertname = models.CharField(_("alert name"), max_length=200, blank=True)
+    received = models.PositiveIntegerField(_("received"))
+    excluded = models.PositiveIntegerField(_("excluded"))
+    flapping = models.PositiveIntegerField(_("flapping"))
+    denominator = models.PositiveIntegerField(_("denominator"))
+    in_time = models.PositiveIntegerField(_("in time"))
+    followed_up = models.PositiveIntegerField(_("followed up"))
+
+    class Meta:
+        verbose_name = _("alert day count")
+        verbose_name_plural = _("alert day counts")
+        indexes = [models.Index(fields=["day"], name="alert_day_count_day")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.alertname}"
+
+
+class AlertDayCountState(models.Model):
+    """The one row saying how far AlertDayCount goes: every day before `counted_until` is counted, as of
+    the occurrences changed before `checked_at`, under the rules in `rules`."""
+
+    counted_until = models.DateField(_("counted until"), null=True)
+    checked_at = models.DateTimeField(_("checked at"), null=True)
+    rules = models.JSONField(_("rules"), default=dict)
+
+    class Meta:
+        verbose_name = _("alert day count state")
+        verbose_name_plural = _("alert day count states")
+
+    def __str__(self) -> str:
+        return f"counted until {self.counted_until}"
 
 
 class RejectedDelivery(models.Model):

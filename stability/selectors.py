@@ -37,7 +37,6 @@ from incidents.selectors import (
     in_period,
     on_time_completion_by_team,
     percentile,
-    period_bucket,
     rate,
 )
 from stability.models import AlertOccurrence
@@ -279,38 +278,33 @@ def follow_up_rate(
 
 def follow_up_breakdown(
     *,
-    occurrences: QuerySet[AlertOccurrence],
+    scope: Q | None = None,
     period: Period,
     dimensions: tuple[str, ...],
     now: datetime | None = None,
     all_keys: dict[str, Iterable] | None = None,
 ) -> dict[str, list[dict]]:
     """follow_up_rate(group_by=d, percentiles=False)["groups"] for each d of `dimensions` (team, system,
-    severity, alertname), from ONE scan: the counts grouped by all the dimensions at once, then added
-    up per dimension (every occurrence is in exactly one group of each). `all_keys`: per dimension,
-    keys listed even when they received nothing (as follow_up_rate's all_keys). Same rules, same
-    figures, one query instead of one per dimension."""
-    if not dimensions or any(d not in GROUP_BY[:4] for d in dimensions):
-        raise ValueError(f"dimensions must be among {', '.join(GROUP_BY[:4])}, not {dimensions!r}")
-    rules = _rules(now or timezone.now())
-    aggregates = _aggregates(rules, in_database_percentiles=False)
-    rows = (
-        _received_in(occurrences, period)
-        .annotate(**{f"key_{d}": _group_expression(d) for d in dimensions})
-        .values(*(f"key_{d}" for d in dimensions))
-        .annotate(**aggregates)
-        .order_by()
+    alertname) over the occurrences matching `scope` (a condition on team, system or alertname), from
+    the counts grouped by all the dimensions at once (stability.day_counts: settled days read as day
+    counts), added up per dimension: every occurrence is in exactly one group of each. `all_keys`: per
+    dimension, keys listed even when they received nothing (as follow_up_rate's all_keys)."""
+    from stability import day_counts
+
+    totals = day_counts.period_counts(
+        scope=scope or Q(), periods=[period], dimensions=dimensions, now=now or timezone.now()
     )
+    names = list(_aggregates(_rules(now or timezone.now()), in_database_percentiles=False))
     sums: dict[str, dict] = {d: {} for d in dimensions}
-    for row in rows:
-        for d in dimensions:
-            total = sums[d].setdefault(row[f"key_{d}"], dict.fromkeys(aggregates, 0))
-            for name in aggregates:
-                total[name] += row[name]
+    for key, counts in totals.items():
+        for i, d in enumerate(dimensions, start=1):
+            total = sums[d].setdefault(key[i], dict.fromkeys(names, 0))
+            for name in names:
+                total[name] += counts[name]
     result = {}
     for d in dimensions:
         for key in (all_keys or {}).get(d, ()):
-            sums[d].setdefault(key, dict.fromkeys(aggregates, 0))
+            sums[d].setdefault(key, dict.fromkeys(names, 0))
         ordered = sorted(sums[d].items(), key=lambda item: (item[0] is None, str(item[0] or "")))
         result[d] = [{"key": key, **_figures(total, None, percentiles=False)} for key, total in ordered]
     return result
@@ -517,19 +511,13 @@ def _share_of(weight: int, numerator: int, denominator: int) -> Decimal:
     return _points(Fraction(weight) * Fraction(numerator, denominator) if denominator else Fraction(weight))
 
 
-def _team_scores(*, period: Period, now: datetime, teams: QuerySet[Team] | None, team_slugs: dict) -> dict:
+def _team_scores(
+    *, period: Period, now: datetime, teams: QuerySet[Team] | None, team_slugs: dict, follow_up: dict
+) -> dict:
+    """`follow_up`: the period's follow-up counts by team slug (day_counts.period_counts)."""
     config = settings.HEALTH_SCORE
     weights, penalties = config["weights"], config["penalties"]
     incidents = incident_figures_by_team(period=period, teams=teams)
-    occurrences = AlertOccurrence.objects.all()
-    if teams is not None:
-        occurrences = occurrences.filter(team__in=teams.values("pk"))
-    follow_up = {
-        group["key"]: group
-        for group in follow_up_rate(
-            occurrences=occurrences, period=period, group_by="team", now=now, percentiles=False
-        )["groups"]
-    }
     on_time = on_time_completion_by_team(period=period, now=now)
 
     scores = {}
@@ -540,7 +528,7 @@ def _team_scores(*, period: Period, now: datetime, teams: QuerySet[Team] | None,
         within = figures["within_target"] if figures else 0
         penalty = sum(n * penalties[level] for level, n in by_level.items())
         alerts = follow_up.get(slug)
-        in_time, counted = (alerts["in_time"], alerts["denominator"]) if alerts else (0, 0)
+        in_time, counted = (alerts["n_in_time"], alerts["n_denominator"]) if alerts else (0, 0)
         on_time_items, due_items, _rate = on_time.get(team_id, (0, 0, None))
         terms = {
             "incidents": {
@@ -591,8 +579,18 @@ def health_scores(*, period: Period, now: datetime, teams: QuerySet[Team] | None
     )
     team_slugs = {pk: slug for pk, slug, _name in teams_read}
     previous_period = period.previous()
-    current = _team_scores(period=period, now=now, teams=teams, team_slugs=team_slugs)
-    previous = _team_scores(period=previous_period, now=now, teams=teams, team_slugs=team_slugs)
+    from stability import day_counts
+
+    # Both periods' follow-up counts by team at once (previous_period ends where period starts).
+    follow_up = day_counts.period_counts(
+        scope=Q() if teams is None else Q(team__in=teams.values("pk")),
+        periods=[previous_period, period],
+        dimensions=("team",),
+        now=now,
+    )
+    by_period = [{slug: counts for (i, slug), counts in follow_up.items() if i == index} for index in (0, 1)]
+    current = _team_scores(period=period, now=now, teams=teams, team_slugs=team_slugs, follow_up=by_period[1])
+    previous = _team_scores(period=previous_period, now=now, teams=teams, team_slugs=team_slugs, follow_up=by_period[0])
     # Sorting is stable and teams_read is in name order: equal scores stay ranked by name.
     ranked = sorted(teams_read, key=lambda team: -current[team[0]]["score"])
     return {
@@ -618,20 +616,15 @@ def health_scores(*, period: Period, now: datetime, teams: QuerySet[Team] | None
     }
 
 
-def follow_up_trend(
-    *, occurrences: QuerySet[AlertOccurrence], periods: list[Period], now: datetime | None = None
-) -> list[dict]:
+def follow_up_trend(*, scope: Q | None = None, periods: list[Period], now: datetime | None = None) -> list[dict]:
     """follow_up_rate's counts and rate (no delay percentiles) for each period of `periods`, back to
-    back, in one query: the same rules, bucketed by received_at."""
-    rules = _rules(now or timezone.now())
-    counts = _aggregates(rules, in_database_percentiles=False)
-    rows = {
-        row["bucket"]: row
-        for row in occurrences.filter(received_at__gte=periods[0].start, received_at__lt=periods[-1].end)
-        .annotate(bucket=period_bucket("received_at", periods))
-        .values("bucket")
-        .annotate(**counts)
-        .order_by()
-    }
-    empty = dict.fromkeys(counts, 0)
-    return [{"period": p.label, **_figures(rows.get(i, empty), None, percentiles=False)} for i, p in enumerate(periods)]
+    back, over the occurrences matching `scope` (a condition on team, system or alertname): the same
+    rules, settled days read as day counts (stability.day_counts)."""
+    from stability import day_counts
+
+    now = now or timezone.now()
+    totals = day_counts.period_counts(scope=scope or Q(), periods=periods, dimensions=(), now=now)
+    empty = dict.fromkeys(_aggregates(_rules(now), in_database_percentiles=False), 0)
+    return [
+        {"period": p.label, **_figures(totals.get((i,), empty), None, percentiles=False)} for i, p in enumerate(periods)
+    ]

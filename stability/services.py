@@ -111,9 +111,9 @@ def alerts_follow_up(
         return occurrences
     changed_ids = [o.pk for o in changed]
     if fields:
-        AlertOccurrence.objects.filter(pk__in=changed_ids).update(**fields)
+        AlertOccurrence.objects.filter(pk__in=changed_ids).update(**fields, changed_at=now)
     AlertOccurrence.objects.filter(pk__in=changed_ids, followed_up_at__isnull=True).update(
-        followed_up_at=now, followed_up_by=by
+        followed_up_at=now, followed_up_by=by, changed_at=now
     )
     AlertActivity.objects.bulk_create(
         AlertActivity(

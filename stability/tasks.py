@@ -1,5 +1,5 @@
-"""Background work of the stability app: the reminder sweep (beat, every minute), the monthly report
-(beat, the 1st) and deliveries."""
+"""Background work of the stability app: the reminder sweep (beat, every minute), the follow-up day
+counts (beat, every 5 minutes), the monthly report (beat, the 1st) and deliveries."""
 
 import logging
 
@@ -7,7 +7,7 @@ from celery import shared_task
 from django.conf import settings
 from django.db import DatabaseError
 
-from stability import delivery, reminders
+from stability import day_counts, delivery, reminders
 
 logger = logging.getLogger(__name__)
 
@@ -21,6 +21,13 @@ def sweep_reminders() -> dict:
     """Beat, every minute: record the notifications due now and hand what is ready to delivery."""
     result = reminders.sweep()
     return {"considered": result.considered, "skipped": result.skipped, "destinations": len(result.destinations)}
+
+
+@shared_task
+def day_counts_refresh() -> dict:
+    """Beat, every 5 minutes: count the days settled since and recount those with changed alerts, so
+    a report's own refresh has little left to do (stability.day_counts)."""
+    return {"counted_until": day_counts.refresh().isoformat()}
 
 
 @shared_task
