@@ -83,11 +83,13 @@ def main() -> int:
     client = Client()
     client.force_login(manager)
 
-    print(f"Database {connection.settings_dict['NAME']}: {alerts:,} alerts, "
-          f"{django.apps.apps.get_model('incidents', 'Incident').objects.count():,} incidents, "
-          f"{django.apps.apps.get_model('incidents', 'ActionItem').objects.count():,} action items, "
-          f"{django.apps.apps.get_model('incidents', 'Team').objects.count()} teams, "
-          f"{django.apps.apps.get_model('incidents', 'System').objects.count()} systems")
+    print(
+        f"Database {connection.settings_dict['NAME']}: {alerts:,} alerts, "
+        f"{django.apps.apps.get_model('incidents', 'Incident').objects.count():,} incidents, "
+        f"{django.apps.apps.get_model('incidents', 'ActionItem').objects.count():,} action items, "
+        f"{django.apps.apps.get_model('incidents', 'Team').objects.count()} teams, "
+        f"{django.apps.apps.get_model('incidents', 'System').objects.count()} systems"
+    )
     print(f"busiest month {busy_month}: {busiest['n']:,} alerts received\n")
     print(f"{'month':<16} {'cold ms':>8} {'median ms':>10} {'queries':>8} {'JSON bytes':>11}  target")
     results = {}
