@@ -195,18 +195,7 @@ class NotificationChannelForm(forms.ModelForm):
 
     class Meta:
         model = NotificationChannel
-        fields = (
-            "kind",
-            "name",
-            "target",
-            "secret",
-            "team",
-            "user",
-            "events",
-            "language",
-            "messages_per_minute",
-            "enabled",
-        )
+        fields = channels.CHANNEL_FIELDS
 
     def clean(self):
         cleaned = super().clean()

@@ -109,18 +109,7 @@ class ChannelForm(forms.ModelForm):
 
     class Meta:
         model = NotificationChannel
-        fields = [
-            "kind",
-            "name",
-            "target",
-            "secret",
-            "team",
-            "user",
-            "events",
-            "language",
-            "messages_per_minute",
-            "enabled",
-        ]
+        fields = stability_channels.CHANNEL_FIELDS
         widgets = {"target": forms.TextInput()}
 
     def __init__(self, *args, **kwargs):
