@@ -101,6 +101,18 @@ def incident_timeline(*, incident: Incident) -> QuerySet[TimelineEntry]:
     return incident.timeline.select_related("author").order_by("at", "id")
 
 
+def each_once(incidents: QuerySet[Incident]) -> QuerySet[Incident]:
+    """`incidents` with every incident once. A filter across a many-valued relation (systems__code=...)
+    repeats an incident per match: then by id, through a subquery. Otherwise the rows are distinct
+    already and the queryset is used as it is (the subquery would cost a scan of every incident)."""
+    repeats = any(
+        join.join_field.one_to_many or join.join_field.many_to_many
+        for join in incidents.query.alias_map.values()
+        if getattr(join, "join_field", None) is not None
+    )
+    return Incident.objects.filter(pk__in=incidents.values("pk")) if repeats else incidents
+
+
 def in_period(incidents: QuerySet[Incident], period: Period) -> QuerySet[Incident]:
     """A period selects incidents by occurred_at, half-open."""
     return incidents.filter(occurred_at__gte=period.start, occurred_at__lt=period.end)
@@ -135,14 +147,22 @@ _DURATIONS = {
 }
 
 
-def _duration_stats(incidents: QuerySet[Incident], name: str, aggregates: dict) -> dict:
-    expression, has_it = _DURATIONS[name]
-    values = sorted(
-        d.total_seconds()
-        for d in incidents.filter(has_it)
-        .annotate(d=ExpressionWrapper(expression, output_field=DurationField()))
-        .values_list("d", flat=True)
-    )
+def _durations(incidents: QuerySet[Incident]) -> dict[str, list[float]]:
+    """Every duration of _DURATIONS over `incidents`, sorted seconds, in one query: a duration is null
+    exactly where the incident lacks the timestamp (its `which incidents have it`), and left out."""
+    columns = {
+        f"duration_{name}": ExpressionWrapper(expression, output_field=DurationField())
+        for name, (expression, _has_it) in _DURATIONS.items()
+    }
+    values: dict[str, list[float]] = {name: [] for name in _DURATIONS}
+    for row in incidents.annotate(**columns).values_list(*columns).order_by():
+        for name, duration in zip(_DURATIONS, row, strict=True):
+            if duration is not None:
+                values[name].append(duration.total_seconds())
+    return {name: sorted(seconds) for name, seconds in values.items()}
+
+
+def _duration_stats(values: list[float], name: str, aggregates: dict) -> dict:
     return {
         "count": aggregates[f"{name}_count"],
         "mean": _seconds(aggregates[f"{name}_mean"]),
@@ -161,8 +181,7 @@ def incident_metrics(*, incidents: QuerySet[Incident]) -> dict:
     - detected-by-monitoring share = detected by a monitoring alert / incidents with a source.
     Rates with a zero denominator are None.
     """
-    # Filters across systems may repeat an incident; count each once.
-    base = Incident.objects.filter(pk__in=incidents.values("pk"))
+    base = each_once(incidents)
     recovered = Q(recovered_at__isnull=False)
     # time to recover <= target, i.e. recovered_at <= occurred_at + target
     within_target = recovered & Q(recovered_at__lte=F("occurred_at") + F("recovery_target"))
@@ -221,7 +240,7 @@ def incident_metrics(*, incidents: QuerySet[Incident]) -> dict:
         "by_cause_category": by_cause,
         "by_team": by_team,
         "by_system": by_system,
-        **{name: _duration_stats(base, name, aggregates) for name in _DURATIONS},
+        **{name: _duration_stats(values, name, aggregates) for name, values in _durations(base).items()},
         "recovery_target_compliance": {
             "rate": rate(aggregates["within_target"], aggregates["recovered"]),
             "within_target": aggregates["within_target"],
@@ -479,7 +498,7 @@ def incident_trend(*, incidents: QuerySet[Incident], periods: Sequence[Period]) 
     the recovered ones, as incident_metrics defines it), in one query."""
     expression, recovered = _DURATIONS["time_to_recover"]
     rows = (
-        Incident.objects.filter(pk__in=incidents.values("pk"))
+        each_once(incidents)
         .filter(occurred_at__gte=periods[0].start, occurred_at__lt=periods[-1].end)
         .annotate(bucket=period_bucket("occurred_at", periods))
         .values_list("bucket", "level")

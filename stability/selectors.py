@@ -4,7 +4,7 @@ Every consumer (API, pages, reports, health score) calls these; none recomputes 
 """
 
 import math
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -34,6 +34,7 @@ from incidents.periods import Period
 from incidents.selectors import (
     RECOVERED,
     WITHIN_RECOVERY_TARGET,
+    each_once,
     in_period,
     on_time_completion_by_team,
     percentile,
@@ -342,7 +343,7 @@ def detection_by_cause_category(*, incidents: QuerySet[Incident]) -> dict:
     found by monitoring and by customers over the incidents with a detection source (the
     detected-by-monitoring share of incident_metrics; None when there are none), overall and per cause
     category. One query; categories in CauseCategory order, those without incidents left out."""
-    base = Incident.objects.filter(pk__in=incidents.values("pk"))
+    base = each_once(incidents)
     counts: dict[str, dict[str, int]] = {}
     for cause, source, n in base.values_list("cause_category", "detection_source").annotate(n=Count("pk")).order_by():
         counts.setdefault(cause, {"": 0, **dict.fromkeys(DetectionSource.values, 0)})[source or ""] += n
@@ -387,18 +388,22 @@ def _effective_impact(availability_impact: Decimal | None, level: str) -> Decima
 def _downtime(intervals: list[tuple[datetime, datetime, Decimal]]) -> Decimal:
     """Integral over time of the largest impact among the intervals [start, end) covering each instant
     (a sweep over the endpoints): overlapping incidents are never counted twice."""
-    events: dict[datetime, Counter] = defaultdict(Counter)
+    events: dict[datetime, dict[Decimal, int]] = defaultdict(dict)
     for start, end, impact in intervals:
-        events[start][impact] += 1
-        events[end][impact] -= 1
-    active: Counter = Counter()
+        events[start][impact] = events[start].get(impact, 0) + 1
+        events[end][impact] = events[end].get(impact, 0) - 1
+    active: dict[Decimal, int] = {}  # impact: how many intervals with it cover the instant
     downtime = Decimal(0)
     previous = None
     for moment in sorted(events):
         if previous is not None and active:
             downtime += max(active) * _exact_seconds(moment - previous)
-        active.update(events[moment])
-        active = +active  # drop impacts no longer active
+        for impact, change in events[moment].items():
+            covering = active.get(impact, 0) + change
+            if covering:
+                active[impact] = covering
+            else:
+                active.pop(impact, None)  # no longer active
         previous = moment
     return downtime
 
