@@ -1120,3 +1120,48 @@ INCIDENTS = (
         notes=(Note(12, "刷新CDN缓存，部分商户恢复 / purged the CDN cache, some merchants recovered"),),
     ),
 )
+
+
+# -- Alerts (stability app) ---------------------------------------------------------------------------
+# The last ALERT_DAYS days of each system's alert rules, as one Alertmanager per team delivered them,
+# so the 5-minute follow-up rate, its trend and the rules most often missed have something to show.
+# Each team has a habit: the share of its alerts followed up within the window and the share followed
+# up late; the rest are never followed up. Alerts of the last RECENT_UNFOLLOWED_HOURS are left open
+# and unfollowed, for the engineer's inbox.
+ALERT_DAYS = 100
+RECENT_UNFOLLOWED_HOURS = 6
+
+
+@dataclass(frozen=True)
+class DemoAlertRule:
+    system: str
+    alertname: str
+    severity: str
+    summary: str
+    per_day: float  # alerts a day on average
+
+
+ALERT_RULES = (
+    DemoAlertRule("cashier", "PaymentSuccessRateDrop", "critical", "收银台支付成功率下跌 / success rate dropped", 0.6),
+    DemoAlertRule("cashier", "HTTP5xxSpike", "warning", "收银台5xx升高 / 5xx rising on the cashier", 1.0),
+    DemoAlertRule("payout", "PayoutTimeout", "critical", "代付超时 / payouts timing out", 0.5),
+    DemoAlertRule("collection", "DBPoolUsageHigh", "warning", "数据库连接池使用率高 / DB pool usage high", 0.8),
+    DemoAlertRule("account-core", "LedgerPostingLag", "critical", "账户记账延迟 / ledger posting lag", 0.4),
+    DemoAlertRule("bill-service", "BillJobFailed", "warning", "账单任务失败 / bill job failed", 0.3),
+    DemoAlertRule("bank-gateway", "BankChannelTimeout", "critical", "银行通道超时 / bank channel timeouts", 1.2),
+    DemoAlertRule(
+        "bank-statement", "StatementFetchFailed", "warning", "银行流水获取失败 / statements not fetched", 0.6
+    ),
+    DemoAlertRule("settlement", "SettlementBatchLate", "critical", "清算批次延迟 / settlement batch late", 0.3),
+    DemoAlertRule("reconciliation", "ReconMismatch", "warning", "对账差异 / reconciliation mismatch", 0.5),
+    DemoAlertRule("merchant-portal", "PortalLatencyHigh", "warning", "商户门户延迟高 / portal latency high", 0.4),
+    DemoAlertRule("pos", "TerminalOfflineRate", "warning", "POS终端离线率高 / terminals offline", 0.3),
+)
+
+# team: (followed up in time, followed up late); the rest never.
+FOLLOW_UP_HABITS = {
+    "payments": (0.9, 0.06),
+    "accounts": (0.82, 0.1),
+    "bank-channels": (0.68, 0.17),
+    "settlement": (0.78, 0.12),
+}

@@ -9,7 +9,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import Role, User
-from incidents import demo
+from incidents import demo, periods
 from incidents.models import (
     ActionItem,
     CauseCategory,
@@ -21,6 +21,8 @@ from incidents.models import (
     Team,
     TimelineEntry,
 )
+from stability.models import AlertActivity, AlertOccurrence
+from stability.selectors import follow_up_rate
 
 pytestmark = pytest.mark.django_db
 
@@ -64,6 +66,24 @@ def test_output_names_the_counts_and_logins(loaded):
     assert f"Created {len(demo.INCIDENTS)} incidents (A: 1, B: 2, C: 12, D: 21)" in loaded
     assert "Created 28 action items (open: 5, in_progress: 3, done: 2, verified: 17, waived: 1)" in loaded
     assert "engineer" in loaded and "manager" in loaded and "demo-password" in loaded
+
+
+def test_alerts_give_the_report_its_follow_up_figures(loaded):
+    now = timezone.now()
+    last_month = periods.containing("month", now).previous()
+    rate = follow_up_rate(occurrences=AlertOccurrence.objects.all(), period=last_month, group_by="team", now=now)
+    # About 7 alerts a day (200 a month); the teams' habits (demo.FOLLOW_UP_HABITS) put the rate between 68 and 90 %.
+    assert rate["overall"]["denominator"] > 150
+    assert 0.6 < rate["overall"]["rate"] < 0.95
+    by_team = {group["key"]: group["rate"] for group in rate["groups"]}
+    assert by_team["payments"] > by_team["bank-channels"]  # 90 % in time against 68 %
+    # The last hours' alerts wait in the inbox; every follow-up has its acknowledgement.
+    assert AlertOccurrence.objects.filter(
+        followed_up_at__isnull=True, received_at__gte=now - timedelta(hours=5)
+    ).exists()
+    followed = AlertOccurrence.objects.filter(followed_up_at__isnull=False)
+    assert AlertActivity.objects.filter(kind=AlertActivity.Kind.ACKNOWLEDGED).count() == followed.count()
+    assert f"Created {AlertOccurrence.objects.count()} alerts over {demo.ALERT_DAYS} days" in loaded
 
 
 def test_users_and_roles(loaded):

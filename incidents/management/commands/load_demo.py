@@ -11,6 +11,8 @@ from accounts.models import User
 from incidents import demo, services
 from incidents.models import ActionItem, Incident, Level, Status, System, Team
 from incidents.services import ItemTransition
+from stability.models import AlertActivity, AlertOccurrence
+from stability.services import integration_create
 
 ItemStatus = ActionItem.Status
 
@@ -18,8 +20,8 @@ ItemStatus = ActionItem.Status
 class Command(BaseCommand):
     help = (
         "Load the demo data set: users (password demo-password), four teams, twelve systems, about "
-        "36 incidents over the last four months and their closed-loop items. Does nothing when the demo is "
-        "already loaded."
+        "36 incidents over the last four months and their closed-loop items, and about 690 alerts over the "
+        "last 100 days. Does nothing when the demo is already loaded."
     )
 
     def handle(self, *args, **options):
@@ -34,6 +36,7 @@ class Command(BaseCommand):
             if kept:
                 self.stdout.write(f"Kept existing users unchanged: {', '.join(kept)}")
             ids = self._incidents(users, teams, systems)
+            alerts = self._alerts(users, teams, systems)
 
         levels = Counter(Incident.objects.filter(pk__in=ids).values_list("level", flat=True))
         counts = ", ".join(f"{level}: {levels[level]}" for level in Level.values)
@@ -43,6 +46,9 @@ class Command(BaseCommand):
             f"Created {sum(statuses.values())} action items ("
             + ", ".join(f"{status}: {statuses[status]}" for status in ItemStatus.values)
             + ")"
+        )
+        self.stdout.write(
+            f"Created {alerts['alerts']} alerts over {demo.ALERT_DAYS} days ({alerts['followed_up']} followed up)"
         )
         logins = ", ".join(f"{username} ({users[username].effective_role})" for username in demo.LOGINS)
         self.stdout.write(self.style.SUCCESS(f'Demo loaded. Log in as {logins}; password "{demo.PASSWORD}".'))
@@ -97,6 +103,87 @@ class Command(BaseCommand):
             created_count += created
             systems[spec.code] = system
         return systems, created_count
+
+    # -- alerts -------------------------------------------------------------------------------
+
+    def _alerts(self, users: dict[str, User], teams: dict[str, Team], systems: dict[str, System]) -> Counter:
+        """demo.ALERT_RULES over the last demo.ALERT_DAYS days: one Alertmanager integration per team;
+        each occurrence resolved by the source a few minutes later, followed up (acknowledged, with the
+        activity a person's acknowledgement writes) as the team's habit has it."""
+        now = timezone.now().replace(microsecond=0)
+        rng = random.Random(demo.SEED + 1)
+        members = {spec.slug: spec.members for spec in demo.TEAMS}
+        integrations = {
+            slug: integration_create(kind="alertmanager", name=f"Alertmanager {team.name}", default_team=team)[0]
+            for slug, team in teams.items()
+        }
+        recent = now - timedelta(hours=demo.RECENT_UNFOLLOWED_HOURS)
+        counts: Counter = Counter()
+        occurrences, followers = [], []
+        for rule in demo.ALERT_RULES:
+            system = systems[rule.system]
+            slug = system.team.slug
+            in_time_share, late_share = demo.FOLLOW_UP_HABITS[slug]
+            moments = sorted(
+                now - timedelta(seconds=rng.randrange(600, demo.ALERT_DAYS * 86400))
+                for _ in range(round(rule.per_day * demo.ALERT_DAYS))
+            )
+            for n, received in enumerate(moments):
+                starts = received - timedelta(seconds=rng.randrange(30, 90))
+                ends = received + timedelta(seconds=rng.randrange(120, 1800))
+                draw = rng.random()
+                if received >= recent:
+                    followed = None
+                elif draw < in_time_share:
+                    followed = received + timedelta(seconds=rng.randrange(20, 300))
+                else:
+                    late = draw < in_time_share + late_share
+                    followed = received + timedelta(seconds=rng.randrange(301, 3600)) if late else None
+                resolved = ends if ends <= now and received < recent else None
+                by = users[rng.choice(members[slug])] if followed else None
+                labels = {"alertname": rule.alertname, "severity": rule.severity, "system": rule.system}
+                occurrences.append(
+                    AlertOccurrence(
+                        integration=integrations[slug],
+                        fingerprint=f"demo-{rule.system}-{rule.alertname}-{n}",
+                        starts_at=starts,
+                        status=AlertOccurrence.Status.RESOLVED if resolved else AlertOccurrence.Status.FIRING,
+                        alertname=rule.alertname,
+                        severity=rule.severity,
+                        summary=rule.summary,
+                        labels=labels,
+                        annotations={"summary": rule.summary},
+                        team=teams[slug],
+                        system=system,
+                        received_at=received,
+                        last_received_at=received,
+                        ends_at=resolved,
+                        resolved_at=resolved,
+                        acknowledged_at=followed,
+                        acknowledged_by=by,
+                        followed_up_at=followed,
+                        followed_up_by=by,
+                        changed_at=max(t for t in (received, followed, resolved) if t is not None),
+                    )
+                )
+                followers.append(by)
+                counts["alerts"] += 1
+                counts["followed_up"] += followed is not None
+        AlertOccurrence.objects.bulk_create(occurrences, batch_size=500)
+        AlertActivity.objects.bulk_create(
+            [
+                AlertActivity(
+                    occurrence=occurrence,
+                    kind=AlertActivity.Kind.ACKNOWLEDGED,
+                    at=occurrence.followed_up_at,
+                    by=by,
+                )
+                for occurrence, by in zip(occurrences, followers, strict=True)
+                if by is not None
+            ],
+            batch_size=500,
+        )
+        return counts
 
     # -- incidents ----------------------------------------------------------------------------
 
