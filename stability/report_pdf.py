@@ -13,9 +13,9 @@ from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, pgettext_lazy
 
-from incidents.models import System, Team
+from incidents.models import ActionItem, CauseCategory, DetectionSource, Status, System, Team, Tier
 from incidents.periods import Period
 from stability import report_charts
 
@@ -51,8 +51,25 @@ def _kind(key: str, value) -> str:
     return "text"
 
 
+# Columns holding a choice's value, shown as the choice's label in the reader's language. An incident's
+# and an item's statuses share the column "status" (and agree on "open").
+CHOICES = {
+    "detection_source": dict(DetectionSource.choices),
+    "cause_category": dict(CauseCategory.choices),
+    "status": {**dict(ActionItem.Status.choices), **dict(Status.choices)},
+    "priority": dict(ActionItem.Priority.choices),
+    "tier": dict(Tier.choices),
+}
+
+
 def cell(key: str, value) -> dict:
-    """A value as the template shows it: `kind` picks the filter (duration, rate, moment, number, text)."""
+    """A value as the template shows it: `kind` picks the filter (duration, rate, moment, number, label,
+    text)."""
+    # "label": a short word (a choice, yes or no) the table keeps on one line.
+    if isinstance(value, bool):
+        return {"kind": "label", "value": _("Yes") if value else _("No")}
+    if isinstance(value, str) and value in CHOICES.get(str(key), {}):
+        return {"kind": "label", "value": str(CHOICES[str(key)][value])}
     if isinstance(value, list):
         if all(not isinstance(v, dict | list) for v in value):
             return {"kind": "text", "value": ", ".join(str(v) for v in value)}
@@ -124,6 +141,72 @@ LABELS = {
     "denominator": gettext_lazy("Counted"),
     "in_time": gettext_lazy("In time"),
     "missed": gettext_lazy("Missed"),
+    "action_items": gettext_lazy("Items"),
+    "action_items_closed": gettext_lazy("Items closed"),
+    "as_of": gettext_lazy("As of"),
+    "budget_consumed": gettext_lazy("Error budget consumed"),
+    "by_owner": gettext_lazy("By owner"),
+    "cause_category": gettext_lazy("Cause category"),
+    "closed_at": gettext_lazy("Closed at"),
+    "completed": gettext_lazy("Completed"),
+    "completed_late": gettext_lazy("Completed late"),
+    "days_overdue": gettext_lazy("Days overdue"),
+    "detected_at": gettext_lazy("Detected at"),
+    "detection_source": gettext_lazy("Detection source"),
+    "downtime_seconds": gettext_lazy("Downtime"),
+    "due_at": gettext_lazy("Due"),
+    "due_in_period": gettext_lazy("Due in the period"),
+    "end": gettext_lazy("End"),
+    "error_budget_seconds": gettext_lazy("Error budget"),
+    "excluded": gettext_lazy("Excluded"),
+    "flapping_excluded": gettext_lazy("Flapping, excluded"),
+    "follow_up": gettext_lazy("Alert follow-up"),
+    "followed_up": pgettext_lazy("report column", "Followed up"),
+    "generated_at": gettext_lazy("Generated at"),
+    "headline": gettext_lazy("Headline"),
+    "id": gettext_lazy("No."),
+    "incident": gettext_lazy("Incident"),
+    "incident_title": gettext_lazy("Incident title"),
+    "items": gettext_lazy("Items"),
+    "key": gettext_lazy("Name"),
+    "kind": gettext_lazy("Kind"),
+    "label": gettext_lazy("Period"),
+    "max": gettext_lazy("Maximum"),
+    "measured_seconds": gettext_lazy("Measured"),
+    "median_delay": gettext_lazy("Median delay"),
+    "met": gettext_lazy("Target met"),
+    "mttr": gettext_lazy("MTTR"),
+    "name": gettext_lazy("Name"),
+    "not_yet_due": gettext_lazy("Not yet due"),
+    "numerator": gettext_lazy("Numerator"),
+    "on_time": gettext_lazy("On time"),
+    "p90_delay": gettext_lazy("p90 delay"),
+    "penalties": gettext_lazy("Penalties"),
+    "penalty": gettext_lazy("Penalty"),
+    "pending": pgettext_lazy("report column", "Pending"),
+    "period": gettext_lazy("Period"),
+    "period_seconds": gettext_lazy("Period length"),
+    "periods": gettext_lazy("Periods"),
+    "points": gettext_lazy("Points"),
+    "previous": gettext_lazy("Previous period"),
+    "previous_period": gettext_lazy("Previous period"),
+    "previous_score": gettext_lazy("Previous score"),
+    "priority": gettext_lazy("Priority"),
+    "received": pgettext_lazy("report column", "Received"),
+    "recovered": gettext_lazy("Recovered"),
+    "scope": gettext_lazy("Scope"),
+    "settings": gettext_lazy("Settings"),
+    "start": gettext_lazy("Start"),
+    "status": gettext_lazy("Status"),
+    "target": gettext_lazy("Target"),
+    "teams": gettext_lazy("Teams"),
+    "terms": gettext_lazy("Terms"),
+    "trend": gettext_lazy("Trend"),
+    "value": gettext_lazy("Value"),
+    "waived": gettext_lazy("Waived"),
+    "weights": gettext_lazy("Weights"),
+    "window_seconds": gettext_lazy("Window"),
+    "within_target": gettext_lazy("Within target"),
 }
 
 
@@ -131,6 +214,9 @@ def label(key) -> str:
     """A key as a heading: its label in the reader's language, else its words (`time_to_x` -> `Time to x`)."""
     if str(key) in LABELS:
         return str(LABELS[str(key)])
+    for choices in CHOICES.values():  # a choice's value as a row's heading (counts by detection source, ...)
+        if str(key) in choices:
+            return str(choices[str(key)])
     text = str(key).replace("_", " ").strip()
     return text[:1].upper() + text[1:]
 
@@ -147,7 +233,7 @@ def tables(value, *, key: str = "", depth: int = 0) -> list[dict]:
     """Readable tables of any part of the report: a flat mapping is a two-column table, a list of
     mappings a table with a column per key, a mapping of flat mappings one row per entry; deeper
     nesting gets a table of its own, titled by its path."""
-    title = label(key) if key else ""
+    title = " · ".join(label(part) for part in str(key).split(" · ")) if key else ""
     if isinstance(value, list):
         if not value:
             return [{"title": title, "empty": True, "head": [], "rows": []}]
@@ -223,12 +309,20 @@ def _ranking(report: dict) -> list[tuple[str, float]]:
 
 def context(report: dict) -> dict:
     """What the report templates need: the dict itself, its charts and its sections as tables."""
+    from stability.reports import incident_line
+
     skip = {"period", "scope", "generated_at", "headline", "trend", "trends"}
-    sections = [
-        {"key": key, "title": label(key), "tables": tables(value, key="")}
-        for key, value in report.items()
-        if key not in skip
-    ]
+    sections = []
+    for key, value in report.items():
+        if key in skip:
+            continue
+        if key == "incidents":
+            # The list in the weekly report's words (as the Markdown has it), not a table of 17 columns.
+            rest = {k: v for k, v in value.items() if k != "list"}
+            entries = [{"id": row["id"], "text": incident_line(row)} for row in value["list"]]
+            sections.append({"key": key, "title": label(key), "tables": tables(rest, key=""), "entries": entries})
+        else:
+            sections.append({"key": key, "title": label(key), "tables": tables(value, key="")})
     return {
         "report": report,
         "report_period": period_label(report),

@@ -375,6 +375,33 @@ def _local(moment: str | None, pattern: str) -> str:
     return timezone.localtime(datetime.fromisoformat(moment), timezone.get_default_timezone()).strftime(pattern)
 
 
+def incident_line(row: dict) -> str:
+    """One incident of the report's list as the weekly report writes it (the Markdown, the page and the
+    PDF): when, what, level and how it was found, handling, cause, recovery, closed loop."""
+    text = gettext("%(when)s %(title)s [level %(level)s, found by %(found)s].") % {
+        "when": _local(row["occurred_at"], gettext("%m-%d %H:%M")),
+        "title": row["title"],
+        "level": row["level"],
+        "found": dict(DetectionSource.choices).get(row["detection_source"], row["detection_source"]),
+    }
+    if row["handling"]:
+        text += " " + gettext("Handling: %(handling)s.") % {"handling": row["handling"].rstrip("。.")}
+    if row["cause"]:
+        text += " " + gettext("Cause: %(cause)s.") % {"cause": row["cause"].rstrip("。.")}
+    if row["recovered_at"]:
+        text += " " + gettext("Recovered at %(at)s, after %(ttr)s.") % {
+            "at": _local(row["recovered_at"], "%H:%M"),
+            "ttr": human_duration(row["time_to_recover_seconds"]),
+        }
+    else:
+        text += " " + gettext("Not yet recovered.")
+    text += " " + gettext("Closed loop: %(closed)d of %(items)d items done.") % {
+        "closed": row["action_items_closed"],
+        "items": row["action_items"],
+    }
+    return text
+
+
 def _markdown(report: dict) -> str:
     head = report["headline"]
     scope = report["scope"]
@@ -428,31 +455,8 @@ def _markdown(report: dict) -> str:
     lines += ["", "## " + gettext("Incidents"), ""]
     if not report["incidents"]["list"]:
         lines.append(gettext("No incident in this period."))
-    sources = dict(DetectionSource.choices)
     for number, row in enumerate(report["incidents"]["list"], start=1):
-        found = sources.get(row["detection_source"], row["detection_source"])
-        text = gettext("%(when)s %(title)s [level %(level)s, found by %(found)s].") % {
-            "when": _local(row["occurred_at"], gettext("%m-%d %H:%M")),
-            "title": row["title"],
-            "level": row["level"],
-            "found": found,
-        }
-        if row["handling"]:
-            text += " " + gettext("Handling: %(handling)s.") % {"handling": row["handling"].rstrip("。.")}
-        if row["cause"]:
-            text += " " + gettext("Cause: %(cause)s.") % {"cause": row["cause"].rstrip("。.")}
-        if row["recovered_at"]:
-            text += " " + gettext("Recovered at %(at)s, after %(ttr)s.") % {
-                "at": _local(row["recovered_at"], "%H:%M"),
-                "ttr": human_duration(row["time_to_recover_seconds"]),
-            }
-        else:
-            text += " " + gettext("Not yet recovered.")
-        text += " " + gettext("Closed loop: %(closed)d of %(items)d items done.") % {
-            "closed": row["action_items_closed"],
-            "items": row["action_items"],
-        }
-        lines.append(f"{number}. {text}")
+        lines.append(f"{number}. {incident_line(row)}")
 
     overdue = report["closed_loop"]["overdue"]["items"]
     if overdue:

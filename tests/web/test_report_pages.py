@@ -99,6 +99,22 @@ def test_the_page_shows_the_reports_figures_and_charts(manager, november):
     assert "kozea.github.io" not in html and '<script type="text/javascript">window.pygal' not in html
 
 
+def test_incidents_read_as_the_weekly_report_writes_them_in_the_readers_language(manager, november):
+    manager.cookies["django_language"] = "zh-hans"
+    html = get(manager, "/reports/", period="2026-11", team="payments").content.decode()
+    text = text_of(html)
+    # One entry per incident, in the Markdown's words, linked to the incident; no 17-column table.
+    first = november["payments"].incidents.get(title="收银台支付超时")
+    assert f'href="/incidents/{first.pk}/">#{first.pk}</a>' in html
+    # (an unrecovered P0 incident that has run for a month: level A)
+    assert "11-03 09:00 收银台支付超时【A级，发现来源：监控报警】。 尚未恢复。 闭环：0 项中已完成 0 项。" in text
+    assert "故障开始时间" not in text  # the list's former column heading
+    # Choices read as their labels (the cashier's tier), yes or no as words.
+    assert "P0 – 核心资金链路" in text
+    assert "True" not in text and "False" not in text
+    assert "恢复时长达标率 · 按等级" in text  # a nested table's title, each part translated
+
+
 def test_queries_do_not_grow_with_incidents(manager, november):
     def queries():
         with CaptureQueriesContext(connection) as captured:
