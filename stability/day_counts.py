@@ -113,7 +113,7 @@ def refresh(now: datetime | None = None) -> date:
     """Bring AlertDayCount up to date for `now`: count the days settled since the last refresh and
     count again the days of occurrences changed since then. Returns the first day not counted (every
     day before it is). Concurrent refreshes wait for each other (the state row is locked). The same
-    seven statements whether there is anything to count or not."""
+    six statements (eight with the savepoint's) whether there is anything to count or not."""
     now = now or timezone.now()
     clock = timezone.now()  # writers stamp changed_at with it, whatever `now` a report is taken at
     until = settled_until(now)
