@@ -1,4 +1,4 @@
-# `make run` and `make test` as ../shared/spec/contracts.md fixes them; see README.md.
+# `make run` serves the app with its demo data; `make test` runs the checks and the suite. See README.md.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin

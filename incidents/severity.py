@@ -1,8 +1,8 @@
-"""A-D classification (../shared/spec/severity.md), as a pure function of impact facts and a policy.
+"""A-D classification (docs/severity.md), as a pure function of impact facts and a policy.
 
 A policy's `rules` map each of A, B, C to a list of conditions; a level matches when ANY of its
 conditions holds, the most severe matching level wins, D when none does. Thresholds are
-inclusive. Version 1, the default of severity.md, is seeded by migration
+inclusive. Version 1, the default policy of docs/severity.md, is seeded by migration
 incidents/0002_default_severity_policy. Condition kinds:
 
     {"kind": "tier_impact", "tier": "P0", "minutes": 30}    tier at least as critical, impact >= minutes

@@ -1,4 +1,4 @@
-"""Seed version 1 of the A-D policy from ../shared/spec/severity.md.
+"""Seed version 1 of the A-D policy, as docs/severity.md describes it.
 
 The values are written out here rather than imported: a migration must keep meaning what it
 meant when it was written, whatever later becomes of incidents.severity.DEFAULT_RULES.
