@@ -139,6 +139,9 @@ class SeverityPolicy(models.Model):
 
 # Older than any system this tracker records: a date typed wrong (0001-01-01, 1926 for 2026).
 EARLIEST_TIMESTAMP = datetime(2000, 1, 1, tzinfo=UTC)
+# Later than any due date or window anyone plans, and far enough from year 9999 (Python's last) that no
+# reader's zone or date arithmetic can take a stored time out of range.
+LATEST_TIMESTAMP = datetime(2100, 1, 1, tzinfo=UTC)
 TIMESTAMP_FIELDS = ("occurred_at", "detected_at", "responded_at", "recovered_at", "resolved_at")
 
 

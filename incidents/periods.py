@@ -122,9 +122,10 @@ def parse(text: str) -> Period:
         if found:
             try:
                 period = build(found)
-            except ValueError:
-                break
-            if period.end <= period.start:
+                # Past Python's calendar (year 1, 9999) a period's arithmetic overflows: no period there.
+                if period.end <= period.start or period.previous().start.year < 1000 or period.end.year > 9000:
+                    break
+            except (ValueError, OverflowError):
                 break
             return period
     raise ValueError(

@@ -29,10 +29,12 @@ alerts with zero counts and rate null.
 The query count depends on the sections, never on how many incidents, alerts or teams there are.
 """
 
-import csv
+import html
 import io
 import json
+import re
 import zipfile
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 
@@ -42,6 +44,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone, translation
 from django.utils.translation import gettext
 
+from incidents import spreadsheet
 from incidents.durations import human_duration
 from incidents.models import ActionItem, DetectionSource, Incident, System, Team, Tier
 from incidents.periods import Period
@@ -339,7 +342,7 @@ def report_csv_tables(report: dict) -> dict[str, str]:
     for name, rows in tables.items():
         buffer = io.StringIO()
         columns = list(dict.fromkeys(k for row in rows for k in row if k != "key")) or ["(none)"]
-        writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+        writer = spreadsheet.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
         for row in rows:
             writer.writerow({k: _csv_cell(v) for k, v in row.items()})
@@ -375,19 +378,35 @@ def _local(moment: str | None, pattern: str) -> str:
     return timezone.localtime(datetime.fromisoformat(moment), timezone.get_default_timezone()).strftime(pattern)
 
 
-def incident_line(row: dict) -> str:
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-!|~])")
+_LINE_BREAKS = re.compile(r"\s*[\r\n]+\s*")
+
+
+def markdown_text(text: str) -> str:
+    """User text (titles, causes, handling, names) as literal text in Markdown: each Markdown control
+    character backslash-escaped, HTML's special characters as entities (a title `<script>` stays text
+    wherever the Markdown is rendered), line breaks as spaces (a line of its own could start a heading)."""
+    return html.escape(_MARKDOWN_SPECIAL.sub(r"\\\1", _LINE_BREAKS.sub(" ", text)), quote=False)
+
+
+def _as_is(text: str) -> str:
+    return text
+
+
+def incident_line(row: dict, *, escape: Callable[[str], str] = _as_is) -> str:
     """One incident of the report's list as the weekly report writes it (the Markdown, the page and the
-    PDF): when, what, level and how it was found, handling, cause, recovery, closed loop."""
+    PDF): when, what, level and how it was found, handling, cause, recovery, closed loop. `escape` is
+    applied to the user's text (markdown_text for the Markdown; the page and PDF templates escape HTML)."""
     text = gettext("%(when)s %(title)s [level %(level)s, found by %(found)s].") % {
         "when": _local(row["occurred_at"], gettext("%m-%d %H:%M")),
-        "title": row["title"],
+        "title": escape(row["title"]),
         "level": row["level"],
         "found": dict(DetectionSource.choices).get(row["detection_source"], row["detection_source"]),
     }
     if row["handling"]:
-        text += " " + gettext("Handling: %(handling)s.") % {"handling": row["handling"].rstrip("。.")}
+        text += " " + gettext("Handling: %(handling)s.") % {"handling": escape(row["handling"].rstrip("。."))}
     if row["cause"]:
-        text += " " + gettext("Cause: %(cause)s.") % {"cause": row["cause"].rstrip("。.")}
+        text += " " + gettext("Cause: %(cause)s.") % {"cause": escape(row["cause"].rstrip("。."))}
     if row["recovered_at"]:
         text += " " + gettext("Recovered at %(at)s, after %(ttr)s.") % {
             "at": _local(row["recovered_at"], "%H:%M"),
@@ -405,7 +424,8 @@ def incident_line(row: dict) -> str:
 def _markdown(report: dict) -> str:
     head = report["headline"]
     scope = report["scope"]
-    whom = (scope["team"] or {}).get("name") or (scope["system"] or {}).get("name") or gettext("all teams")
+    whom = (scope["team"] or {}).get("name") or (scope["system"] or {}).get("name")
+    whom = markdown_text(whom) if whom else gettext("all teams")
     lines = [
         "# "
         + gettext("Stability report %(period)s (%(scope)s)") % {"period": report["period"]["label"], "scope": whom},
@@ -430,7 +450,7 @@ def _markdown(report: dict) -> str:
         lines.append(
             "- "
             + gettext("Lowest availability of a P0 system: %(system)s %(availability)s%%.")
-            % {"system": head["lowest_p0_system"], "availability": head["lowest_p0_availability"]}
+            % {"system": markdown_text(head["lowest_p0_system"]), "availability": head["lowest_p0_availability"]}
         )
     lines.append(
         "- "
@@ -449,14 +469,14 @@ def _markdown(report: dict) -> str:
         lines.append(
             "- "
             + gettext("Health score %(team)s: %(score)s, rank %(rank)d.")
-            % {"team": row["name"], "score": row["score"], "rank": row["rank"]}
+            % {"team": markdown_text(row["name"]), "score": row["score"], "rank": row["rank"]}
         )
 
     lines += ["", "## " + gettext("Incidents"), ""]
     if not report["incidents"]["list"]:
         lines.append(gettext("No incident in this period."))
     for number, row in enumerate(report["incidents"]["list"], start=1):
-        lines.append(f"{number}. {incident_line(row)}")
+        lines.append(f"{number}. {incident_line(row, escape=markdown_text)}")
 
     overdue = report["closed_loop"]["overdue"]["items"]
     if overdue:
@@ -466,8 +486,8 @@ def _markdown(report: dict) -> str:
                 "- "
                 + gettext("%(title)s (owner %(owner)s, %(days)d days overdue, incident #%(incident)d)")
                 % {
-                    "title": item["title"],
-                    "owner": item["owner"],
+                    "title": markdown_text(item["title"]),
+                    "owner": markdown_text(item["owner"] or ""),
                     "days": item["days_overdue"],
                     "incident": item["incident"],
                 }
@@ -479,6 +499,10 @@ def _markdown(report: dict) -> str:
             lines.append(
                 "- "
                 + gettext("%(rule)s: %(missed)d of %(denominator)d not followed up within 5 minutes")
-                % {"rule": rule["key"] or "–", "missed": rule["missed"], "denominator": rule["denominator"]}
+                % {
+                    "rule": markdown_text(rule["key"]) if rule["key"] else "–",
+                    "missed": rule["missed"],
+                    "denominator": rule["denominator"],
+                }
             )
     return "\n".join(lines) + "\n"

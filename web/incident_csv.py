@@ -1,7 +1,8 @@
 """Incidents as CSV: the export of a filtered list, and the import of a team's past incidents.
 
-One column layout for both ways, so an export can be edited and imported elsewhere. An import
-checks every row through the API's IncidentWriteSerializer and incidents.services.incident_create
+One column layout for both ways, so an export can be edited and imported elsewhere; cells that a
+spreadsheet would run as a formula are guarded on export and unguarded on import (incidents.spreadsheet).
+An import checks every row through the API's IncidentWriteSerializer and incidents.services.incident_create
 inside a transaction that is rolled back (the preview), and writes only when confirmed: all rows in
 one transaction, or none.
 """
@@ -18,6 +19,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import User
+from incidents import spreadsheet
 from incidents.api.serializers import IncidentWriteSerializer
 from incidents.models import Incident
 from incidents.services import incident_create
@@ -103,7 +105,7 @@ class _Echo:
 
 
 def export_stream(incidents: Iterable[Incident]) -> Iterator[str]:
-    writer = csv.writer(_Echo())
+    writer = spreadsheet.writer(_Echo())
     yield "\ufeff"  # a BOM, so spreadsheet programs read the Chinese text as UTF-8
     for row in export_rows(incidents):
         yield writer.writerow(row)
@@ -151,7 +153,9 @@ def parse(content: str) -> ImportResult:
         if len(result.rows) >= MAX_ROWS:
             result.errors.append(_("More than %(max)s rows; split the file.") % {"max": MAX_ROWS})
             break
-        values = {name: (value or "").strip() for name, value in row.items() if name in WRITABLE_COLUMNS}
+        values = {
+            name: spreadsheet.unguard((value or "").strip()) for name, value in row.items() if name in WRITABLE_COLUMNS
+        }
         if any(values.values()):
             result.rows.append(ImportRow(line=reader.line_num, values=values))
     if not result.rows and not result.errors:

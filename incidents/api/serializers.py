@@ -4,6 +4,7 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from config.api import ModelSerializer, TimestampField
 from incidents import selectors, severity
 from incidents.models import (
     ActionItem,
@@ -42,7 +43,7 @@ class UsernameField(serializers.SlugRelatedField):
         super().__init__(slug_field="username", **kwargs)
 
 
-class TeamSerializer(serializers.ModelSerializer):
+class TeamSerializer(ModelSerializer):
     managers = UsernameField(many=True, required=False)
     members = UsernameField(many=True, required=False)
 
@@ -51,7 +52,7 @@ class TeamSerializer(serializers.ModelSerializer):
         fields = ["id", "name", "slug", "managers", "members"]
 
 
-class SystemSerializer(serializers.ModelSerializer):
+class SystemSerializer(ModelSerializer):
     team = serializers.SlugRelatedField(slug_field="slug", queryset=Team.objects.all())
 
     class Meta:
@@ -59,7 +60,7 @@ class SystemSerializer(serializers.ModelSerializer):
         fields = ["id", "code", "name", "tier", "team", "availability_target", "description"]
 
 
-class SeverityPolicySerializer(serializers.ModelSerializer):
+class SeverityPolicySerializer(ModelSerializer):
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     conditions_in_words = serializers.SerializerMethodField()
 
@@ -87,7 +88,7 @@ class DurationsSerializer(serializers.Serializer):
     time_to_resolve = serializers.IntegerField(allow_null=True, help_text="resolved_at - occurred_at, seconds")
 
 
-class IncidentSerializer(serializers.ModelSerializer):
+class IncidentSerializer(ModelSerializer):
     """An incident as read. Durations are whole seconds; null where a timestamp is missing."""
 
     team = serializers.SlugRelatedField(slug_field="slug", read_only=True)
@@ -177,11 +178,11 @@ class IncidentWriteSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
     )
     owner = UsernameField(required=False, allow_null=True)
     detection_source = serializers.ChoiceField(choices=DetectionSource.choices)
-    occurred_at = serializers.DateTimeField()
-    detected_at = serializers.DateTimeField()
-    responded_at = serializers.DateTimeField(required=False, allow_null=True)
-    recovered_at = serializers.DateTimeField(required=False, allow_null=True)
-    resolved_at = serializers.DateTimeField(required=False, allow_null=True)
+    occurred_at = TimestampField()
+    detected_at = TimestampField()
+    responded_at = TimestampField(required=False, allow_null=True)
+    recovered_at = TimestampField(required=False, allow_null=True)
+    resolved_at = TimestampField(required=False, allow_null=True)
     affected_users = serializers.IntegerField(
         required=False, min_value=0, error_messages={"min_value": _("Cannot be negative.")}
     )
@@ -233,10 +234,10 @@ class TransitionSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
             "recover (sets recovered_at), resolve (sets resolved_at), close (sets closed_at), reopen (clears them)."
         ),
     )
-    at = serializers.DateTimeField(required=False, help_text="When it happened; default now.")
+    at = TimestampField(required=False, help_text="When it happened; default now.")
 
 
-class TimelineEntrySerializer(serializers.ModelSerializer):
+class TimelineEntrySerializer(ModelSerializer):
     author = serializers.SlugRelatedField(slug_field="username", read_only=True)
 
     class Meta:
@@ -247,7 +248,7 @@ class TimelineEntrySerializer(serializers.ModelSerializer):
 
 class TimelineNoteSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
     text = serializers.CharField()
-    at = serializers.DateTimeField(required=False, help_text="When it happened; default now.")
+    at = TimestampField(required=False, help_text="When it happened; default now.")
 
 
 class SeverityOverrideSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
@@ -265,8 +266,8 @@ class SeverityPreviewSerializer(RejectUnknownFieldsMixin, serializers.Serializer
 
     systems = serializers.SlugRelatedField(slug_field="code", many=True, queryset=System.objects.all(), required=False)
     tier = serializers.ChoiceField(choices=Tier.choices, required=False)
-    occurred_at = serializers.DateTimeField(required=False)
-    recovered_at = serializers.DateTimeField(required=False, allow_null=True)
+    occurred_at = TimestampField(required=False)
+    recovered_at = TimestampField(required=False, allow_null=True)
     impact_minutes = serializers.IntegerField(required=False, min_value=0, max_value=10 * 366 * 24 * 60)
     affected_users = serializers.IntegerField(required=False, min_value=0, default=0)
     affected_transactions = serializers.IntegerField(required=False, min_value=0, default=0)
@@ -310,7 +311,7 @@ class ReevaluateSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
 # -- action items (闭环项) ------------------------------------------------------------------------
 
 
-class ActionItemSerializer(serializers.ModelSerializer):
+class ActionItemSerializer(ModelSerializer):
     """An action item as read. is_overdue / days_overdue are as of the request (context "now")."""
 
     incident_title = serializers.CharField(source="incident.title", read_only=True)
@@ -379,7 +380,7 @@ class ActionItemWriteSerializer(RejectUnknownFieldsMixin, serializers.Serializer
         required=False, allow_null=True, help_text="Who verifies it; empty: anyone but the owner, or a manager."
     )
     acceptance_criteria = serializers.CharField(required=False, allow_blank=True)
-    due_at = serializers.DateTimeField()
+    due_at = TimestampField()
     ticket_url = serializers.URLField(required=False, allow_blank=True, max_length=500)
 
 
@@ -406,7 +407,7 @@ class ItemTransitionSerializer(RejectUnknownFieldsMixin, serializers.Serializer)
     reason = serializers.CharField(
         required=False, allow_blank=True, default="", help_text="Why; required to waive. Kept on the timeline."
     )
-    at = serializers.DateTimeField(
+    at = TimestampField(
         required=False, help_text="When it happened (start, complete or verify recorded after the fact); default now."
     )
     version = serializers.IntegerField(required=False, help_text="The version you read; a stale one gets 409.")
@@ -422,7 +423,7 @@ class ActionItemBulkSerializer(RejectUnknownFieldsMixin, serializers.Serializer)
     action = serializers.ChoiceField(choices=ItemTransition.choices(), required=False)
     reason = serializers.CharField(required=False, allow_blank=True, default="", help_text="Why; required to waive.")
     owner = UsernameField(required=False, help_text="New owner (username) of every item.")
-    due_at = serializers.DateTimeField(required=False, help_text="New due date of every item.")
+    due_at = TimestampField(required=False, help_text="New due date of every item.")
 
     def validate(self, attrs):
         attrs = super().validate(attrs)

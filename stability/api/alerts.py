@@ -21,6 +21,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from accounts.permissions import CONFIGURE, RecordAccess, user_can
+from config.api import ModelSerializer
 from incidents import selectors as incident_selectors
 from incidents.api.serializers import IncidentSerializer, RejectUnknownFieldsMixin
 from incidents.models import Incident, System
@@ -36,7 +37,7 @@ MAX_BULK = 1000
 # --- reading alerts ------------------------------------------------------------------------------
 
 
-class AlertSerializer(serializers.ModelSerializer):
+class AlertSerializer(ModelSerializer):
     integration = serializers.SlugRelatedField(slug_field="name", read_only=True)
     team = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     system = serializers.SlugRelatedField(slug_field="code", read_only=True)
@@ -90,7 +91,7 @@ class AlertSerializer(serializers.ModelSerializer):
         return (occurrence.followed_up_at - occurrence.received_at).total_seconds()
 
 
-class AlertActivitySerializer(serializers.ModelSerializer):
+class AlertActivitySerializer(ModelSerializer):
     by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     incident = serializers.PrimaryKeyRelatedField(read_only=True)
 
@@ -337,7 +338,7 @@ class AlertViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
 # --- maintenance windows -------------------------------------------------------------------------
 
 
-class MaintenanceWindowSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer):
+class MaintenanceWindowSerializer(RejectUnknownFieldsMixin, ModelSerializer):
     system = serializers.SlugRelatedField(slug_field="code", queryset=System.objects.all(), help_text="System code.")
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
 
@@ -396,7 +397,7 @@ class ConfigurationOnly(permissions.BasePermission):
         return user_can(request.user, CONFIGURE)
 
 
-class RejectedDeliverySerializer(serializers.ModelSerializer):
+class RejectedDeliverySerializer(ModelSerializer):
     integration = serializers.SlugRelatedField(slug_field="name", read_only=True)
 
     class Meta:

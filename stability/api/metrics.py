@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.permissions import ReportAccess
+from config.api import ModelSerializer
 from incidents import periods
 from stability import selectors
 from stability.models import AlertOccurrence
@@ -76,7 +77,7 @@ class FollowUpRateView(APIView):
         return Response(selectors.follow_up_rate(occurrences=_occurrences(request), period=period, group_by=group_by))
 
 
-class MissedAlertSerializer(serializers.ModelSerializer):
+class MissedAlertSerializer(ModelSerializer):
     team = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     system = serializers.SlugRelatedField(slug_field="code", read_only=True)
     delay = serializers.SerializerMethodField(help_text="followed_up_at - received_at in seconds; null: never.")

@@ -14,6 +14,7 @@ from rest_framework.response import Response
 
 from accounts.models import User
 from accounts.permissions import CONFIGURE, READ_REPORTS, _Capability
+from config.api import ModelSerializer
 from incidents.api.serializers import RejectUnknownFieldsMixin
 from incidents.models import Team
 from stability import channels, delivery
@@ -34,7 +35,7 @@ class NotificationLogAccess(_Capability):
     write_capability = CONFIGURE
 
 
-class ChannelSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer):
+class ChannelSerializer(RejectUnknownFieldsMixin, ModelSerializer):
     team = serializers.SlugRelatedField(
         slug_field="slug", queryset=Team.objects.all(), required=False, allow_null=True, help_text="Team slug."
     )
@@ -82,7 +83,7 @@ class ChannelSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer):
         return bool(channel.secret)
 
 
-class NotificationSerializer(serializers.ModelSerializer):
+class NotificationSerializer(ModelSerializer):
     recipient = serializers.SlugRelatedField(slug_field="username", read_only=True)
     incident = serializers.SerializerMethodField(help_text="The incident of the action item, if any.")
 
