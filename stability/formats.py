@@ -8,15 +8,31 @@
 
 A body that is not an object with an alert list is a BodyError (the whole delivery is rejected);
 a malformed alert inside a good body is reported by index with its reason, and the others go on.
+read_body raises nothing else, whatever the bytes (tests/stability/test_webhooks.py checks it with
+hypothesis), and what it accepts can always be stored and read back:
+
+- Timestamps lie in [EARLIEST_TIMESTAMP (2000-01-01), now + CLOCK_SKEW (1 hour)]; anything else
+  rejects that alert with its reason. "0001-01-01T..." (Go's zero time, sent by Alertmanager and
+  Grafana for "no end") means absent.
+- Strings PostgreSQL cannot store, NUL (\u0000) and lone surrogates (\ud800 in JSON), are cleaned:
+  each such character becomes U+FFFD, in keys and values alike. The alert is kept, not rejected, so
+  a sender's odd byte never loses it; the same odd labels always clean to the same fingerprint.
 """
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+
+from incidents.models import EARLIEST_TIMESTAMP
 
 # Alertmanager's "no end" timestamp.
 ZERO_TIME_PREFIX = "0001-01-01"
+# How far ahead of the tracker's clock a sender's may run. NTP keeps real skew to seconds; an hour
+# also covers a host without it. Further ahead is a wrong clock (or a mislabelled zone): rejected.
+CLOCK_SKEW = timedelta(hours=1)
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")  # a surrogate left in a str is always lone
 
 
 class BodyError(ValueError):
@@ -47,7 +63,14 @@ def label_fingerprint(labels: dict[str, str]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _timestamp(value, name: str) -> datetime | None:
+def storable(value: str) -> str:
+    """value with each character PostgreSQL cannot store (NUL, a lone surrogate) replaced by U+FFFD."""
+    if value.isascii() and "\x00" not in value:  # the common case, in C: no regex run
+        return value
+    return _UNSTORABLE.sub("\ufffd", value)
+
+
+def _timestamp(value, name: str, *, now: datetime) -> datetime | None:
     if value in (None, "") or (isinstance(value, str) and value.startswith(ZERO_TIME_PREFIX)):
         return None
     if not isinstance(value, str):
@@ -58,7 +81,13 @@ def _timestamp(value, name: str) -> datetime | None:
         raise ValueError(f"{name} is not an RFC 3339 timestamp: {value[:40]!r}") from None
     if parsed.tzinfo is None:
         raise ValueError(f"{name} has no time zone offset: {value[:40]!r}")
-    return parsed
+    # Compared before any conversion: 9999-12-31T23:59:59-14:00 is past datetime.max in UTC, and once
+    # stored, every page showing it failed converting it to the reader's zone.
+    if parsed < EARLIEST_TIMESTAMP:
+        raise ValueError(f"{name} is before 2000-01-01: {value[:40]!r}")
+    if parsed > now + CLOCK_SKEW:
+        raise ValueError(f"{name} is more than an hour ahead of the tracker's clock: {value[:40]!r}")
+    return parsed.astimezone(UTC)
 
 
 def _string_map(value, name: str, *, required: bool) -> dict[str, str]:
@@ -68,14 +97,25 @@ def _string_map(value, name: str, *, required: bool) -> dict[str, str]:
         raise ValueError(f"{name} must be a non-empty object" if required else f"{name} must be an object")
     if not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
         raise ValueError(f"{name} must map strings to strings")
-    return value
+    return {storable(k): storable(v) for k, v in value.items()}
+
+
+def _string(value, name: str) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ValueError(f"{name} must be a string")
+    return storable(value)
 
 
 def _status(value) -> str:
-    status = value or "firing"
-    if status not in ("firing", "resolved"):
-        raise ValueError(f"status must be 'firing' or 'resolved', not {str(status)[:20]!r}")
-    return status
+    if value in (None, ""):
+        return "firing"
+    if value not in ("firing", "resolved"):
+        # Never str() of the value: a deeply nested one would recurse.
+        shown = f", not {value[:20]!r}" if isinstance(value, str) else ""
+        raise ValueError(f"status must be 'firing' or 'resolved'{shown}")
+    return value
 
 
 def _fingerprint(value, labels: dict[str, str]) -> str:
@@ -83,7 +123,7 @@ def _fingerprint(value, labels: dict[str, str]) -> str:
         return label_fingerprint(labels)
     if not isinstance(value, str) or len(value) > 64:
         raise ValueError("fingerprint must be a string of at most 64 characters")
-    return value
+    return storable(value)
 
 
 def _alert_list(body) -> list:
@@ -95,12 +135,12 @@ def _alert_list(body) -> list:
     return alerts
 
 
-def _prometheus_alert(raw) -> IncomingAlert:
+def _prometheus_alert(raw, now: datetime) -> IncomingAlert:
     if not isinstance(raw, dict):
         raise ValueError("an alert must be an object")
     labels = _string_map(raw.get("labels"), "labels", required=True)
     status = _status(raw.get("status"))
-    starts_at = _timestamp(raw.get("startsAt"), "startsAt")
+    starts_at = _timestamp(raw.get("startsAt"), "startsAt", now=now)
     if starts_at is None:
         raise ValueError("startsAt is required")
     return IncomingAlert(
@@ -109,12 +149,12 @@ def _prometheus_alert(raw) -> IncomingAlert:
         status=status,
         labels=labels,
         annotations=_string_map(raw.get("annotations"), "annotations", required=False),
-        ends_at=_timestamp(raw.get("endsAt"), "endsAt") if status == "resolved" else None,
-        generator_url=str(raw.get("generatorURL") or ""),
+        ends_at=_timestamp(raw.get("endsAt"), "endsAt", now=now) if status == "resolved" else None,
+        generator_url=_string(raw.get("generatorURL"), "generatorURL"),
     )
 
 
-def _generic_alert(raw) -> IncomingAlert:
+def _generic_alert(raw, now: datetime) -> IncomingAlert:
     if not isinstance(raw, dict):
         raise ValueError("an alert must be an object")
     labels = _string_map(raw.get("labels"), "labels", required=True)
@@ -124,12 +164,12 @@ def _generic_alert(raw) -> IncomingAlert:
         raise ValueError("silenced must be true or false")
     return IncomingAlert(
         fingerprint=_fingerprint(raw.get("fingerprint"), labels),
-        starts_at=_timestamp(raw.get("starts_at"), "starts_at"),
+        starts_at=_timestamp(raw.get("starts_at"), "starts_at", now=now),
         status=status,
         labels=labels,
         annotations=_string_map(raw.get("annotations"), "annotations", required=False),
-        ends_at=_timestamp(raw.get("ends_at"), "ends_at") if status == "resolved" else None,
-        generator_url=str(raw.get("source_url") or ""),
+        ends_at=_timestamp(raw.get("ends_at"), "ends_at", now=now) if status == "resolved" else None,
+        generator_url=_string(raw.get("source_url"), "source_url"),
         silenced=silenced,
     )
 
@@ -137,17 +177,23 @@ def _generic_alert(raw) -> IncomingAlert:
 _READERS = {"alertmanager": _prometheus_alert, "grafana": _prometheus_alert, "generic": _generic_alert}
 
 
-def read_body(kind: str, raw_body: bytes) -> tuple[list[IncomingAlert], list[RejectedAlert]]:
-    """Parse a webhook body of `kind`; raises BodyError when nothing in it can be used."""
+def read_body(
+    kind: str, raw_body: bytes, *, now: datetime | None = None
+) -> tuple[list[IncomingAlert], list[RejectedAlert]]:
+    """Parse a webhook body of `kind` received at `now` (default: the clock); raises BodyError, and
+    nothing else, when nothing in it can be used."""
     try:
         body = json.loads(raw_body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BodyError(f"The body is not valid JSON: {exc}") from None
+    except RecursionError:  # nesting deeper than the interpreter's recursion limit (about 1,000)
+        raise BodyError("The body is not valid JSON: it is nested too deeply.") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, an integer of over 4,300 digits
+        raise BodyError(f"The body is not valid JSON: {storable(str(exc))[:200]}") from None
+    now = now or datetime.now(UTC)
     read_alert = _READERS[kind]
     accepted, rejected = [], []
     for index, raw in enumerate(_alert_list(body)):
         try:
-            accepted.append(read_alert(raw))
+            accepted.append(read_alert(raw, now))
         except ValueError as exc:
             rejected.append(RejectedAlert(index=index, reason=str(exc)))
     return accepted, rejected

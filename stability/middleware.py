@@ -2,7 +2,11 @@
 its view, past URL resolution and the rest of the middleware (sessions, messages, CSRF, browser
 security headers, none of which a token-authenticated JSON sender uses). Measured: about a fifth
 of a 1-alert notification's CPU (bench/ingest.py). The answer's language still follows
-Accept-Language."""
+Accept-Language.
+
+Each webhook answers with and without its trailing slash: Alertmanager and Grafana POST to the URL
+as typed, and a redirect to the slashed one (CommonMiddleware's APPEND_SLASH, a 500 with DEBUG on)
+is followed as a GET by Go's HTTP client: 405, the alert dropped and stored nowhere."""
 
 from django.urls import reverse
 from django.utils import translation
@@ -19,11 +23,12 @@ class WebhookShortcut:
         if self.views is None:
             from stability.api import webhooks
 
-            self.views = {
+            views = {
                 reverse("webhook-alertmanager"): webhooks.AlertmanagerWebhook.as_view(),
                 reverse("webhook-grafana"): webhooks.GrafanaWebhook.as_view(),
                 reverse("webhook-generic"): webhooks.GenericWebhook.as_view(),
             }
+            self.views = views | {path.rstrip("/"): view for path, view in views.items()}
         return self.views
 
     def __call__(self, request):

@@ -1,4 +1,4 @@
-from datetime import time
+from datetime import UTC, datetime, time
 
 from django.conf import settings
 from django.db import models
@@ -63,6 +63,26 @@ class Integration(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.get_kind_display()})"
+
+
+class IngestConfigVersion(models.Model):
+    """One row (pk 1), its version bumped in the transaction of every change to what ingestion routes by
+    (integrations, systems, teams, maintenance windows): web processes compare it with their snapshot's
+    at most once a second (stability.ingestion.routing)."""
+
+    version = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("ingestion configuration version")
+        verbose_name_plural = _("ingestion configuration versions")
+
+    def __str__(self) -> str:
+        return str(self.version)
+
+
+# What any reader, in any time zone, can show: a stored instant outside it made every page listing it
+# fail (year 10000 once converted to UTC+8). Senders are held to a narrower range (stability.formats).
+STORABLE_FROM, STORABLE_UNTIL = datetime(1900, 1, 1, tzinfo=UTC), datetime(9000, 1, 1, tzinfo=UTC)
 
 
 class MaintenanceWindow(models.Model):
@@ -193,6 +213,8 @@ class AlertOccurrence(models.Model):
     # When anything the follow-up figures read last changed (a receipt, a follow-up, a resolution, a
     # renamed rule): stability.day_counts recounts the days of the occurrences changed since it last ran.
     changed_at = models.DateTimeField(_("changed at"), default=timezone.now, editable=False)
+    # The sender gave no starts_at and no occurrence was open: starts_at is the tracker's receipt.
+    receipt_started = models.BooleanField(_("started at receipt"), default=False, editable=False)
 
     class Meta:
         ordering = ["-received_at", "-id"]
@@ -201,7 +223,24 @@ class AlertOccurrence(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["integration", "fingerprint", "starts_at"], name="alert_occurrence_identity"
-            )
+            ),
+            # Alerts without starts_at join the open occurrence of their fingerprint: two deliveries racing
+            # to open it (a second apart) would each start one, and a resolution would close only one.
+            # Only receipt-started occurrences: a source sending starts_at may have several open (a lost
+            # resolution, send_resolved: false).
+            models.UniqueConstraint(
+                fields=["integration", "fingerprint"],
+                condition=Q(status="firing", receipt_started=True),
+                name="alert_occurrence_one_open_receipt_started",
+            ),
+            models.CheckConstraint(
+                condition=Q(starts_at__gte=STORABLE_FROM, starts_at__lt=STORABLE_UNTIL),
+                name="alert_occurrence_starts_at_storable",
+            ),
+            models.CheckConstraint(
+                condition=Q(ends_at__isnull=True) | Q(ends_at__gte=STORABLE_FROM, ends_at__lt=STORABLE_UNTIL),
+                name="alert_occurrence_ends_at_storable",
+            ),
         ]
         indexes = [
             # Covering: the follow-up figures of a period (reports, trends, health scores) read these

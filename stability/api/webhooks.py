@@ -4,6 +4,8 @@ Answers: 200 with accepted / new / repeated / rejected counts (every accepted al
 when the answer is sent); 400 for a body that is not JSON or has no alert list (kept as a
 rejected delivery); 401 unknown token; 403 disabled integration or another kind's endpoint;
 413 body over INGEST_MAX_BODY_BYTES; 429 over the integration's rate, with Retry-After.
+Bodies come with a Content-Length or chunked (Transfer-Encoding: chunked, which gunicorn decodes);
+either way at most INGEST_MAX_BODY_BYTES + 1 bytes are read into memory.
 """
 
 from django.conf import settings
@@ -14,14 +16,15 @@ from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers, status
 from rest_framework.views import APIView
 
+from accounts.guessing import token_failure, token_refusal
 from accounts.tokens import digest_of
 from stability.formats import BodyError, read_body
 from stability.ingestion import (
     alerts_ingest,
     describe_rejections,
+    integration_route,
     over_rate_limit,
     rejected_delivery_record,
-    routing,
 )
 from stability.models import Integration
 
@@ -81,6 +84,24 @@ def _json(data: dict, status: int = 200, headers: dict | None = None) -> JsonRes
     return JsonResponse(data, status=status, headers=headers, json_dumps_params={"ensure_ascii": False})
 
 
+def _body(request, limit: int) -> bytes | None:
+    """The body, or None when it is over `limit` bytes.
+
+    Django reads Content-Length bytes and nothing without one, so a chunked body (Go's and curl's
+    choice for a streamed body) looked empty: "not valid JSON". The server decodes the chunks and, per
+    the WSGI convention gunicorn follows, marks such an input `wsgi.input_terminated`: it can be read to
+    its end. Where the server does not say so (runserver), there is no safe end to read to."""
+    length = request.META.get("CONTENT_LENGTH")
+    if length or not request.META.get("wsgi.input_terminated"):
+        try:
+            declared = int(length or 0)
+        except ValueError:  # what Django's request does with it too: no body
+            declared = 0
+        return None if declared > limit else request.body
+    body = request.META["wsgi.input"].read(limit + 1)
+    return None if len(body) > limit else body
+
+
 def _bearer(request) -> str | None:
     header = request.META.get("HTTP_AUTHORIZATION", "")
     scheme, _sep, token = header.partition(" ")
@@ -109,8 +130,15 @@ class _Webhook(APIView):
 
     def ingest(self, request):
         token = _bearer(request)
-        route = routing().integrations.get(digest_of(token)) if token else None
+        refused = token_refusal(scope="webhook", request=request) if token else None  # memory only
+        route = integration_route(token_digest=digest_of(token)) if token and refused is None else None
         if route is None:
+            if token and (wait := refused or token_failure(scope="webhook", request=request)):
+                return self._refuse(
+                    status.HTTP_429_TOO_MANY_REQUESTS,
+                    _("Too many wrong tokens from this address; retry in %(wait)s s.") % {"wait": wait},
+                    {"Retry-After": str(wait)},
+                )
             return self._refuse(
                 status.HTTP_401_UNAUTHORIZED,
                 _("Unknown or missing integration token."),
@@ -135,7 +163,8 @@ class _Webhook(APIView):
 
         limit = settings.INGEST_MAX_BODY_BYTES
         remote = request.META.get("REMOTE_ADDR", "")
-        if int(request.META.get("CONTENT_LENGTH") or 0) > limit or len(body := request.body) > limit:
+        body = _body(request, limit)
+        if body is None:
             too_large = _("The body is larger than %(limit)s bytes.") % {"limit": limit}
             rejected_delivery_record(integration_id=route.id, reason=too_large, body=b"", remote_addr=remote)
             return self._refuse(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, too_large)

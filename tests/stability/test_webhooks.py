@@ -1,15 +1,18 @@
 """The alert webhooks (contracts.md, "HTTP"; metrics.md, "Alerts and the 5-minute follow-up rate").
 
-Posted through Django's test client, so every request passes the whole stack: the shared sample
-payloads of ../shared/payloads, identity and repeats, resolution, routing, exclusions, every
-refusal, partial rejection, the constant number of queries per notification and, on PostgreSQL,
-concurrent deliveries of one alert.
+Posted through Django's test client, so every request passes the whole stack: the sample bodies of
+tests/fixtures/payloads, identity and repeats, resolution, routing, exclusions, every refusal,
+partial rejection, what no body can break (timestamps out of range, NUL and lone surrogates, deep
+nesting; read_body checked with hypothesis), the constant number of queries per notification and,
+on PostgreSQL, concurrent deliveries of one alert. Reproductions through a real gunicorn are in
+tests/faults/test_webhook_faults.py.
 """
 
 import copy
 import hashlib
 import json
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from itertools import count
 from pathlib import Path
@@ -21,16 +24,22 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils.dateparse import parse_datetime
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
+from accounts.tokens import digest_of
+from stability.formats import CLOCK_SKEW, EARLIEST_TIMESTAMP, BodyError, read_body
+from stability.ingestion import alerts_ingest, routing
 from stability.models import AlertOccurrence, MaintenanceWindow, RejectedDelivery
 from stability.services import integration_create
 from tests.conftest import needs_postgres
 from tests.factories import SystemFactory, TeamFactory
 
-# The shared samples live beside the repository (../shared/payloads), wherever it is cloned.
-PAYLOADS = Path(__file__).resolve().parents[3] / "shared" / "payloads"
+# Realistic bodies as Alertmanager 0.27 (webhook v4) and Grafana 11 unified alerting send them.
+PAYLOADS = Path(__file__).resolve().parents[1] / "fixtures" / "payloads"
 
-T0 = datetime(2026, 9, 1, 2, 12, tzinfo=UTC)  # first receipt of the sample alerts
+T0 = datetime(2026, 10, 14, 6, 23, tzinfo=UTC)  # first receipt of the sample alerts
 
 _names = count(1)
 
@@ -85,6 +94,8 @@ def payments(db):
         "team": team,
         "cashier": SystemFactory(code="cashier", team=team),
         "bank-gateway": SystemFactory(code="bank-gateway", team=team),
+        "payout": SystemFactory(code="payout", team=team),
+        "bank-channel": SystemFactory(code="bank-channel", team=team),
     }
 
 
@@ -93,10 +104,10 @@ def _fresh_rate_counters():
     cache.clear()
 
 
-# --- the shared samples ------------------------------------------------------------------------------
+# --- the sample bodies -------------------------------------------------------------------------------
 
 
-def test_the_shared_payloads_are_found():
+def test_the_sample_payloads_are_found():
     assert {p.name for p in PAYLOADS.glob("*.json")} >= {
         "alertmanager-firing.json",
         "alertmanager-resolved.json",
@@ -112,30 +123,30 @@ def test_alertmanager_firing_creates_one_occurrence_per_alert(client, payments):
     assert answer.status_code == 200, answer.content
     assert answer.json() == {"accepted": 2, "new": 2, "repeated": 0, "rejected": []}
     first, second = AlertOccurrence.objects.order_by("starts_at")
-    assert (first.fingerprint, first.starts_at) == ("7c1f0a6b2d9e4f11", utc(2026, 9, 1, 2, 10))
-    assert (second.fingerprint, second.starts_at) == ("0d3b5e8a91c2f7a4", utc(2026, 9, 1, 2, 10, 30))
+    assert (first.fingerprint, first.starts_at) == ("5e2a91d04c7b8f36", utc(2026, 10, 14, 6, 21))
+    assert (second.fingerprint, second.starts_at) == ("b18c06e7a3d25f90", utc(2026, 10, 14, 6, 21, 45))
     for occurrence in (first, second):
         assert occurrence.integration == hook
         assert occurrence.team == payments["team"]
-        assert occurrence.system == payments["cashier"]
+        assert occurrence.system == payments["payout"]
         assert occurrence.status == AlertOccurrence.Status.FIRING
-        assert occurrence.alertname == "PaymentLatencyHigh"
+        assert occurrence.alertname == "PayoutQueueStuck"
         assert occurrence.severity == "critical"
-        assert occurrence.summary == "收银台支付耗时过高"
+        assert occurrence.summary == "代付队列积压"
         assert occurrence.received_at == occurrence.last_received_at == T0
         assert occurrence.notifications == 1
         assert occurrence.excluded == AlertOccurrence.Exclusion.NONE
         assert occurrence.ends_at is None and occurrence.resolved_at is None
-        assert occurrence.generator_url.startswith("http://prometheus.example.com:9090/graph")
+        assert occurrence.generator_url.startswith("http://prometheus.pay.example.org:9090/graph")
     assert first.labels == {
-        "alertname": "PaymentLatencyHigh",
-        "instance": "cashier-01:9100",
-        "job": "cashier",
+        "alertname": "PayoutQueueStuck",
+        "instance": "payout-worker-3:8080",
+        "job": "payout-worker",
         "severity": "critical",
         "team": "payments",
-        "system": "cashier",
+        "system": "payout",
     }
-    assert first.annotations["description"] == "p99 latency 2.4s > 2s for 3m on cashier-01"
+    assert first.annotations["description"] == "payout queue depth 4812 > 1000 for 5m on payout-worker-3"
     assert not RejectedDelivery.objects.exists()
 
 
@@ -169,20 +180,20 @@ def test_alertmanager_resolved_closes_the_occurrence(client, payments):
     _hook, token = integration()
     with time_machine.travel(T0, tick=False):
         post(client, "alertmanager", payload("alertmanager-firing"), token)
-    receipt = utc(2026, 9, 1, 2, 31, 20)
+    receipt = utc(2026, 10, 14, 6, 47, 50)
     with time_machine.travel(receipt, tick=False):
         answer = post(client, "alertmanager", payload("alertmanager-resolved"), token)
 
     assert answer.status_code == 200
     assert answer.json() == {"accepted": 1, "new": 0, "repeated": 1, "rejected": []}
-    resolved = AlertOccurrence.objects.get(fingerprint="7c1f0a6b2d9e4f11")
+    resolved = AlertOccurrence.objects.get(fingerprint="5e2a91d04c7b8f36")
     assert resolved.status == AlertOccurrence.Status.RESOLVED
-    assert resolved.ends_at == utc(2026, 9, 1, 2, 31)
+    assert resolved.ends_at == utc(2026, 10, 14, 6, 47, 30)
     assert resolved.resolved_at == receipt
     assert resolved.resolved_by is None
     assert resolved.received_at == T0
     assert resolved.notifications == 2
-    still_firing = AlertOccurrence.objects.get(fingerprint="0d3b5e8a91c2f7a4")
+    still_firing = AlertOccurrence.objects.get(fingerprint="b18c06e7a3d25f90")
     assert still_firing.status == AlertOccurrence.Status.FIRING
     assert still_firing.ends_at is None and still_firing.resolved_at is None
 
@@ -191,29 +202,29 @@ def test_alertmanager_resolved_closes_the_occurrence(client, payments):
         post(client, "alertmanager", payload("alertmanager-firing"), token)
     resolved.refresh_from_db()
     assert resolved.status == AlertOccurrence.Status.RESOLVED
-    assert (resolved.ends_at, resolved.resolved_at) == (utc(2026, 9, 1, 2, 31), receipt)
+    assert (resolved.ends_at, resolved.resolved_at) == (utc(2026, 10, 14, 6, 47, 30), receipt)
 
 
 def test_a_later_firing_with_a_new_starts_at_is_a_new_occurrence(client, payments):
     _hook, token = integration()
     with time_machine.travel(T0, tick=False):
         post(client, "alertmanager", payload("alertmanager-firing"), token)
-    with time_machine.travel(utc(2026, 9, 1, 2, 31, 20), tick=False):
+    with time_machine.travel(utc(2026, 10, 14, 6, 47, 50), tick=False):
         post(client, "alertmanager", payload("alertmanager-resolved"), token)
 
     again = payload("alertmanager-firing")
     again["alerts"] = again["alerts"][:1]
-    again["alerts"][0]["startsAt"] = "2026-09-01T03:00:00.000Z"
-    with time_machine.travel(utc(2026, 9, 1, 3, 1), tick=False):
+    again["alerts"][0]["startsAt"] = "2026-10-14T07:10:00.000Z"
+    with time_machine.travel(utc(2026, 10, 14, 7, 11), tick=False):
         answer = post(client, "alertmanager", again, token)
 
     assert answer.json()["new"] == 1
-    old, new = AlertOccurrence.objects.filter(fingerprint="7c1f0a6b2d9e4f11").order_by("starts_at")
+    old, new = AlertOccurrence.objects.filter(fingerprint="5e2a91d04c7b8f36").order_by("starts_at")
     assert old.status == AlertOccurrence.Status.RESOLVED
     assert (new.starts_at, new.status, new.received_at) == (
-        utc(2026, 9, 1, 3),
+        utc(2026, 10, 14, 7, 10),
         AlertOccurrence.Status.FIRING,
-        utc(2026, 9, 1, 3, 1),
+        utc(2026, 10, 14, 7, 11),
     )
     assert new.notifications == 1 and new.ends_at is None
     assert AlertOccurrence.objects.count() == 3
@@ -221,21 +232,21 @@ def test_a_later_firing_with_a_new_starts_at_is_a_new_occurrence(client, payment
 
 def test_grafana_firing(client, payments):
     hook, token = integration("grafana")
-    with time_machine.travel(utc(2026, 8, 30, 2, 50), tick=False):
+    with time_machine.travel(utc(2026, 10, 15, 1, 35), tick=False):
         answer = post(client, "grafana", payload("grafana-firing"), token)
 
     assert answer.status_code == 200, answer.content
     assert answer.json() == {"accepted": 1, "new": 1, "repeated": 0, "rejected": []}
     occurrence = AlertOccurrence.objects.get()
     assert occurrence.integration == hook
-    assert occurrence.fingerprint == "a41e3c0f55d2b9e7"
-    assert occurrence.starts_at == utc(2026, 8, 30, 2, 49)
-    assert occurrence.system == payments["bank-gateway"]
+    assert occurrence.fingerprint == "f03d7c2b19e8a456"
+    assert occurrence.starts_at == utc(2026, 10, 15, 1, 34)
+    assert occurrence.system == payments["bank-channel"]
     assert occurrence.team == payments["team"]
-    assert (occurrence.alertname, occurrence.severity) == ("BankChannelTimeouts", "warning")
-    assert occurrence.summary == "光大前置机流水获取超时"
-    assert occurrence.generator_url == "http://grafana.example.com/alerting/grafana/ceb1/view"
-    assert occurrence.received_at == utc(2026, 8, 30, 2, 50)
+    assert (occurrence.alertname, occurrence.severity) == ("BankChannelErrorRate", "warning")
+    assert occurrence.summary == "工行渠道交易失败率升高"
+    assert occurrence.generator_url == "http://grafana.pay.example.org/alerting/grafana/icbc7/view"
+    assert occurrence.received_at == utc(2026, 10, 15, 1, 35)
 
 
 # --- the generic format ------------------------------------------------------------------------------
@@ -734,3 +745,459 @@ def test_concurrent_deliveries_of_one_alert_make_one_occurrence():
     occurrence = AlertOccurrence.objects.get()
     assert occurrence.notifications == threads_count
     assert occurrence.starts_at == parse_datetime("2026-09-01T02:00:00Z")
+
+
+# --- what no body can break (issue #11) ------------------------------------------------------------
+
+
+def test_the_sample_bodies_belong_to_the_repository():
+    """The suite passes wherever the repository is cloned: nothing is read from beside it."""
+    root = Path(__file__).resolve().parents[2]
+    assert PAYLOADS.is_relative_to(root)
+    assert (root / "manage.py").exists()
+
+
+@pytest.mark.parametrize(
+    ("starts_at", "reason"),
+    [
+        ("9999-12-31T23:59:59-14:00", "more than an hour ahead"),  # past datetime.max once in UTC
+        ("2026-10-14T08:23:01Z", "more than an hour ahead"),  # 2 h ahead of the receipt
+        ("1999-12-31T23:59:59Z", "before 2000-01-01"),
+        ("0001-01-02T00:00:00Z", "before 2000-01-01"),
+    ],
+)
+def test_a_timestamp_out_of_range_rejects_that_alert_alone_and_every_read_still_works(
+    client, engineer_client, payments, starts_at, reason
+):
+    _hook, token = integration()
+    alerts = [prometheus_alert(n, starts_at="2026-10-14T06:00:00Z") for n in range(3)]
+    alerts[1]["startsAt"] = starts_at
+    with time_machine.travel(T0, tick=False):
+        answer = post(client, "alertmanager", alertmanager_body(alerts), token)
+
+    assert answer.status_code == 200, answer.content
+    assert answer.json()["accepted"] == 2
+    [rejected] = answer.json()["rejected"]
+    assert rejected["index"] == 1 and rejected["reason"].startswith("startsAt is ") and reason in rejected["reason"]
+    assert sorted(AlertOccurrence.objects.values_list("fingerprint", flat=True)) == ["fp0", "fp2"]
+    listed = engineer_client.get("/api/v1/alerts/")
+    assert listed.status_code == 200
+    assert listed.json()["count"] == 2
+
+
+def test_an_hour_of_clock_skew_is_accepted_and_stored_in_utc(client, db):
+    _hook, token = integration()
+    alert = prometheus_alert(1, starts_at="2026-10-14T15:22:59+08:00")  # 59 min 59 s ahead of T0
+    with time_machine.travel(T0, tick=False):
+        answer = post(client, "alertmanager", alertmanager_body([alert]), token)
+    assert answer.json()["accepted"] == 1, answer.content
+    assert AlertOccurrence.objects.get().starts_at == utc(2026, 10, 14, 7, 22, 59)
+
+
+def test_a_resolved_alert_needs_its_end_in_range_too_and_zero_time_means_no_end(client, db):
+    _hook, token = integration()
+    late, zero = prometheus_alert(1), prometheus_alert(2)
+    for alert, ends_at in ((late, "9999-12-31T23:59:59-14:00"), (zero, "0001-01-01T00:00:00Z")):
+        alert.update(status="resolved", endsAt=ends_at)
+    with time_machine.travel(T0, tick=False):
+        answer = post(client, "alertmanager", alertmanager_body([late, zero]), token)
+    assert answer.json()["accepted"] == 1
+    assert [(r["index"], r["reason"][:12]) for r in answer.json()["rejected"]] == [(0, "endsAt is mo")]
+    stored = AlertOccurrence.objects.get()
+    assert (stored.fingerprint, stored.status, stored.ends_at) == ("fp2", "resolved", None)
+
+
+@pytest.mark.parametrize("field", ["starts_at", "ends_at"])
+def test_the_database_refuses_an_instant_no_reader_could_show(db, field):
+    from django.db import IntegrityError, transaction
+
+    hook, _token = integration()
+    values = {"starts_at": T0, "ends_at": None, field: datetime(9500, 1, 1, tzinfo=UTC)}
+    with pytest.raises(IntegrityError), transaction.atomic():
+        AlertOccurrence.objects.create(
+            integration=hook, fingerprint="x", received_at=T0, last_received_at=T0, labels={"a": "b"}, **values
+        )
+
+
+# NUL and lone surrogates: JSON allows both, PostgreSQL stores neither (text, jsonb), so they were a 500
+# and the whole batch was lost. Each such character becomes U+FFFD; the alert is kept.
+UNSTORABLE_BODY = (
+    '{"alerts": ['
+    '{"labels": {"alertname": "Payout\\u0000Stuck", "system": "payout"}, "starts_at": "2026-10-14T06:00:00Z"},'
+    '{"labels": {"alertname": "Cashier", "sys\\u0000tem": "cashier"}, "annotations": {"summary": "bad \\ud800 half"},'
+    ' "starts_at": "2026-10-14T06:00:00Z", "fingerprint": "fp-\\udfff", "source_url": "http://x/\\u0000"},'
+    '{"labels": {"alertname": "Fine"}, "starts_at": "2026-10-14T06:00:00Z"}'
+    "]}"
+)
+
+
+def test_nul_and_lone_surrogates_are_cleaned_in_that_alert_and_the_batch_is_stored(client, payments):
+    _hook, token = integration("generic")
+    with time_machine.travel(T0, tick=False):
+        answer = post(client, "generic", UNSTORABLE_BODY, token)
+
+    assert answer.status_code == 200, answer.content
+    assert answer.json() == {"accepted": 3, "new": 3, "repeated": 0, "rejected": []}
+    payout, cashier, fine = (AlertOccurrence.objects.get(alertname=n) for n in ("Payout\ufffdStuck", "Cashier", "Fine"))
+    assert payout.labels == {"alertname": "Payout\ufffdStuck", "system": "payout"}
+    assert payout.system == payments["payout"]
+    assert payout.fingerprint == expected_label_fingerprint(payout.labels)
+    assert cashier.labels == {"alertname": "Cashier", "sys\ufffdtem": "cashier"}
+    assert (cashier.summary, cashier.annotations) == ("bad \ufffd half", {"summary": "bad \ufffd half"})
+    assert (cashier.fingerprint, cashier.generator_url) == ("fp-\ufffd", "http://x/\ufffd")
+    assert fine.labels == {"alertname": "Fine"}
+
+    # The same odd bytes again are the same alerts (the cleaning is deterministic).
+    with time_machine.travel(T0 + timedelta(minutes=1), tick=False):
+        again = post(client, "generic", UNSTORABLE_BODY, token)
+    assert again.json() == {"accepted": 3, "new": 0, "repeated": 3, "rejected": []}
+
+
+def test_nul_in_an_alertmanager_label_is_cleaned(client, db):
+    _hook, token = integration()
+    alerts = [prometheus_alert(1), prometheus_alert(2)]
+    alerts[0]["labels"]["instance"] = "host\x00-1"
+    alerts[1]["annotations"]["summary"] = "\ud83d"  # the half of an emoji
+    body = json.dumps(alertmanager_body(alerts))  # ASCII: both travel as \\u escapes
+    answer = post(client, "alertmanager", body, token)
+    assert answer.json()["accepted"] == 2, answer.content
+    assert AlertOccurrence.objects.get(fingerprint="fp1").labels["instance"] == "host\ufffd-1"
+    assert AlertOccurrence.objects.get(fingerprint="fp2").summary == "\ufffd"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"alerts": [\x00]}', b'{"alerts": "\xed\xa0\x80\x00"}', b"\x00" * 10],
+    ids=["nul-byte", "surrogate-bytes", "only-nul"],
+)
+def test_a_body_with_raw_unstorable_bytes_is_400_and_kept_readable(client, db, body):
+    hook, token = integration("generic")
+    answer = post(client, "generic", body, token)
+    assert answer.status_code == 400, answer.content
+    kept = RejectedDelivery.objects.get()
+    assert kept.integration == hook
+    assert "\x00" not in kept.body and "\x00" not in kept.reason
+    kept.body.encode("utf-8")  # no lone surrogate either
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        (b'{"alerts": [' * 50_000, "nested too deeply"),
+        (b'{"alerts": [], "count": ' + b"7" * 5_000 + b"}", "not valid JSON"),  # past int's 4,300 digits
+    ],
+    ids=["100k-nested-list", "100k-nested-unclosed", "5000-digit-integer"],
+)
+def test_a_body_no_parser_can_hold_is_400(client, db, body, detail):
+    _hook, token = integration("generic")
+    answer = post(client, "generic", body, token)
+    assert answer.status_code == 400, answer.content
+    assert detail in answer.json()["detail"]
+    assert RejectedDelivery.objects.get().reason == answer.json()["detail"]
+
+
+def test_deep_nesting_inside_one_alert_rejects_that_alert_alone(client, db):
+    _hook, token = integration("generic")
+    deep = "[" * 900 + "]" * 900  # within the parser's depth, deeper than any field may be
+    body = (
+        '{"alerts": [{"labels": {"alertname": "A"}, "status": ' + deep + "}, "
+        '{"labels": {"alertname": "B"}, "source_url": ' + deep + "}, "
+        '{"labels": {"alertname": "C"}}]}'
+    )
+    answer = post(client, "generic", body, token)
+    assert answer.status_code == 200, answer.content
+    assert [(r["index"], r["reason"]) for r in answer.json()["rejected"]] == [
+        (0, "status must be 'firing' or 'resolved'"),
+        (1, "source_url must be a string"),
+    ]
+    assert AlertOccurrence.objects.get().alertname == "C"
+
+
+@pytest.mark.parametrize("debug", [True, False])
+@pytest.mark.parametrize("kind", ["alertmanager", "grafana", "generic"])
+def test_a_webhook_url_without_its_trailing_slash_is_answered_not_redirected(client, db, settings, debug, kind):
+    settings.DEBUG = debug
+    _hook, token = integration(kind)
+    alert = prometheus_alert(1) if kind != "generic" else {"labels": {"alertname": "A"}, "fingerprint": "fp1"}
+    answer = client.post(
+        f"/api/v1/integrations/{kind}",
+        json.dumps({"alerts": [alert]}),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {token}",
+    )
+    assert answer.status_code == 200, answer.content
+    assert answer.json()["new"] == 1
+    assert AlertOccurrence.objects.get().fingerprint == "fp1"
+
+
+class _Chunks:
+    """A server's decoded chunked input (wsgi.input_terminated): counts what the view reads."""
+
+    def __init__(self, body: bytes, *, endless: bool = False):
+        self.body, self.endless, self.read_bytes = body, endless, 0
+
+    def read(self, size: int = -1) -> bytes:
+        if self.endless:
+            data = b" " * size
+        else:
+            data, self.body = (self.body, b"") if size < 0 else (self.body[:size], self.body[size:])
+        self.read_bytes += len(data)
+        return data
+
+    def readline(self, size: int = -1) -> bytes:  # Django's LimitedStream wants it; never called here
+        raise AssertionError("a JSON body is not read by lines")
+
+
+def _chunked_request(kind: str, token: str, stream: _Chunks):
+    from django.core.handlers.wsgi import WSGIRequest
+    from django.test import RequestFactory
+
+    environ = RequestFactory().post(f"/api/v1/integrations/{kind}/", b"", content_type="application/json").environ
+    environ.pop("CONTENT_LENGTH", None)
+    environ.update(
+        {
+            "HTTP_TRANSFER_ENCODING": "chunked",
+            "HTTP_AUTHORIZATION": f"Bearer {token}",
+            "wsgi.input": stream,
+            "wsgi.input_terminated": True,
+        }
+    )
+    return WSGIRequest(environ)
+
+
+def test_a_chunked_body_is_read_to_its_end(db):
+    from stability.api.webhooks import AlertmanagerWebhook
+
+    _hook, token = integration()
+    body = json.dumps(alertmanager_body([prometheus_alert(n) for n in range(3)])).encode()
+    answer = AlertmanagerWebhook.as_view()(_chunked_request("alertmanager", token, _Chunks(body)))
+    assert answer.status_code == 200, answer.content
+    assert json.loads(answer.content)["new"] == 3
+    assert AlertOccurrence.objects.count() == 3
+
+
+def test_an_endless_chunked_body_is_413_after_reading_one_byte_over_the_limit(db, settings):
+    from stability.api.webhooks import AlertmanagerWebhook
+
+    settings.INGEST_MAX_BODY_BYTES = 10_000
+    _hook, token = integration()
+    stream = _Chunks(b"", endless=True)
+    answer = AlertmanagerWebhook.as_view()(_chunked_request("alertmanager", token, stream))
+    assert answer.status_code == 413
+    assert stream.read_bytes == 10_001
+    assert not AlertOccurrence.objects.exists()
+
+
+# --- alerts without starts_at: one open occurrence, however concurrent -----------------------------
+
+
+def test_a_delivery_that_lost_the_race_to_open_an_occurrence_joins_the_winners(client, db, monkeypatch):
+    """Deterministic: the first look for an open occurrence is stale (another delivery opened one right
+    after it); the partial unique constraint refuses a second, and the retry joins it."""
+    from stability import ingestion
+
+    hook, token = integration("generic")
+    body = {"alerts": [{"labels": {"alertname": "QueueBacklog", "service": "settlement"}}]}
+    with time_machine.travel(T0, tick=False):
+        post(client, "generic", body, token)
+    looks = []
+    real_open_starts = ingestion._open_starts
+
+    def stale_first(integration_id, fingerprints):
+        looks.append(fingerprints)
+        return {} if len(looks) == 1 else real_open_starts(integration_id, fingerprints)
+
+    monkeypatch.setattr(ingestion, "_open_starts", stale_first)
+    with time_machine.travel(T0 + timedelta(seconds=1), tick=False):
+        answer = post(client, "generic", body, token)
+
+    assert answer.status_code == 200, answer.content
+    assert answer.json() == {"accepted": 1, "new": 0, "repeated": 1, "rejected": []}
+    assert len(looks) == 2
+    occurrence = AlertOccurrence.objects.get()
+    assert (occurrence.starts_at, occurrence.notifications, occurrence.receipt_started) == (T0, 2, True)
+
+
+def test_alerts_with_starts_at_may_keep_several_firing_occurrences(client, db):
+    """A source whose resolution was lost (send_resolved: false) fires again with a new starts_at: both stay
+    firing; the one-open rule is only for occurrences the tracker started at receipt."""
+    _hook, token = integration()
+    post(client, "alertmanager", alertmanager_body([prometheus_alert(1, starts_at="2026-10-14T06:00:00Z")]), token)
+    post(client, "alertmanager", alertmanager_body([prometheus_alert(1, starts_at="2026-10-14T07:00:00Z")]), token)
+    assert list(AlertOccurrence.objects.order_by("starts_at").values_list("status", "receipt_started")) == [
+        ("firing", False),
+        ("firing", False),
+    ]
+
+
+@needs_postgres
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_alerts_without_starts_at_open_one_occurrence_each():
+    """8 threads deliver the same 25 alerts, each thread's clock a second apart (as deliveries straddling a
+    second boundary are): one firing occurrence per alert, all 8 notifications counted on it."""
+    hook, token = integration("generic")
+    body = json.dumps({"alerts": [{"labels": {"alertname": f"A{n}"}} for n in range(25)]}).encode()
+    threads_count = 8
+    barrier = threading.Barrier(threads_count)
+    errors: list[BaseException] = []
+    route = routing().integrations[digest_of(token)]
+
+    def deliver(offset: int):
+        try:
+            alerts, _rejected = read_body("generic", body)
+            barrier.wait(timeout=10)
+            alerts_ingest(route=route, alerts=alerts, now=datetime.now(UTC) + timedelta(seconds=offset))
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=deliver, args=(n,)) for n in range(threads_count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert not errors, errors
+    assert AlertOccurrence.objects.count() == 25
+    assert set(AlertOccurrence.objects.values_list("status", "notifications")) == {("firing", threads_count)}
+
+
+# --- the routing snapshot: new tokens at once, disabling within a second ----------------------------
+
+
+def _stale_snapshot_installed(snapshot, *, checked_seconds_ago: float) -> None:
+    """This process keeps the snapshot it read before another process's change (signals only reach the
+    process that saved), checked against the database's version that long ago."""
+    from stability import ingestion
+
+    snapshot.checked_at = time.monotonic() - checked_seconds_ago
+    ingestion._routing = snapshot
+
+
+def test_a_token_created_on_another_process_works_at_once(client, db):
+    _hook, old_token = integration()
+    assert post(client, "alertmanager", alertmanager_body([prometheus_alert(1)]), old_token).status_code == 200
+    snapshot = routing()
+    _new_hook, new_token = integration()
+    _stale_snapshot_installed(snapshot, checked_seconds_ago=0)
+
+    answer = post(client, "alertmanager", alertmanager_body([prometheus_alert(2)]), new_token)
+    assert answer.status_code == 200, answer.content
+    assert AlertOccurrence.objects.get(fingerprint="fp2").integration == _new_hook
+    # ... and an unknown token is still 401, after one indexed read.
+    with CaptureQueriesContext(connection) as queries:
+        assert post(client, "alertmanager", alertmanager_body([prometheus_alert(3)]), "st_i_nope").status_code == 401
+    assert len(queries.captured_queries) == 1
+
+
+def test_disabling_an_integration_applies_on_every_process_within_a_second(client, db):
+    from stability.ingestion import VERSION_CHECK_SECONDS
+
+    assert VERSION_CHECK_SECONDS <= 1.0
+    hook, token = integration()
+    assert post(client, "alertmanager", alertmanager_body([prometheus_alert(1)]), token).status_code == 200
+    snapshot = routing()
+    hook.enabled = False
+    hook.save()
+
+    # Checked against the database less than a second ago: the snapshot still routes (the documented window).
+    _stale_snapshot_installed(snapshot, checked_seconds_ago=0)
+    assert post(client, "alertmanager", alertmanager_body([prometheus_alert(2)]), token).status_code == 200
+    # A second on, the next request compares versions, reloads and refuses.
+    _stale_snapshot_installed(snapshot, checked_seconds_ago=VERSION_CHECK_SECONDS)
+    answer = post(client, "alertmanager", alertmanager_body([prometheus_alert(3)]), token)
+    assert answer.status_code == 403, answer.content
+    assert not AlertOccurrence.objects.filter(fingerprint="fp3").exists()
+
+
+def test_the_version_check_costs_one_query_a_second_and_none_in_between(client, db):
+    _hook, token = integration()
+    post(client, "alertmanager", alertmanager_body([prometheus_alert("warm-up")]), token)
+    snapshot = routing()
+    counts = []
+    for checked_seconds_ago in (0, 1.0, 0):
+        _stale_snapshot_installed(snapshot, checked_seconds_ago=checked_seconds_ago)
+        counts.append(_queries_of(client, "alertmanager", alertmanager_body([prometheus_alert(1)]), token))
+    assert counts == [1, 2, 1]  # the upsert; the upsert and the version (unchanged: no reload)
+    assert routing() is snapshot
+
+
+# --- property-based: the readers never fail, whatever they are sent --------------------------------
+
+RECEIPT = datetime(2026, 10, 14, 6, 23, tzinfo=UTC)
+KINDS = ["alertmanager", "grafana", "generic"]
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=20,
+)
+timestamps = st.one_of(
+    st.datetimes(timezones=st.timezones()).map(lambda d: d.isoformat()),
+    st.sampled_from(["0001-01-01T00:00:00Z", "9999-12-31T23:59:59-14:00", "2026-10-14T06:00:00Z", "", "now"]),
+    st.text(max_size=30),
+)
+string_maps = st.dictionaries(st.text(max_size=10), st.text(max_size=20), max_size=4)
+
+
+def _alerts(kind: str):
+    start, end = ("startsAt", "endsAt") if kind != "generic" else ("starts_at", "ends_at")
+    return st.fixed_dictionaries(
+        {},
+        optional={
+            "labels": string_maps | json_values,
+            "annotations": string_maps | json_values,
+            "status": st.sampled_from(["firing", "resolved", ""]) | json_values,
+            start: timestamps | json_values,
+            end: timestamps,
+            "fingerprint": st.text(max_size=70) | json_values,
+            "generatorURL" if kind != "generic" else "source_url": st.text(max_size=20) | json_values,
+            "silenced": st.booleans() | json_values,
+        },
+    )
+
+
+def _check(kind: str, raw: bytes) -> None:
+    try:
+        accepted, rejected = read_body(kind, raw, now=RECEIPT)
+    except BodyError:
+        return
+    for alert in accepted:
+        strings = [alert.fingerprint, alert.generator_url, *alert.labels, *alert.labels.values()]
+        strings += [*alert.annotations, *alert.annotations.values()]
+        for value in strings:
+            assert isinstance(value, str) and "\x00" not in value
+            value.encode("utf-8")  # raises on a lone surrogate
+        assert alert.labels and len(alert.fingerprint) <= 64 and alert.status in ("firing", "resolved")
+        for instant in (alert.starts_at, alert.ends_at):
+            assert instant is None or EARLIEST_TIMESTAMP <= instant <= RECEIPT + CLOCK_SKEW
+            assert instant is None or instant.utcoffset() == timedelta(0)
+    assert all(isinstance(r.reason, str) and "\x00" not in r.reason for r in rejected)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@hypothesis_settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(raw=st.binary(max_size=200))
+def test_any_bytes_are_read_or_refused_with_a_body_error(kind, raw):
+    _check(kind, raw)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@hypothesis_settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(value=json_values)
+def test_any_json_value_is_read_or_refused_with_a_body_error(kind, value):
+    _check(kind, json.dumps(value).encode())
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@hypothesis_settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_any_alert_list_gives_storable_alerts_and_reasons_by_index(kind, data):
+    alerts = data.draw(st.lists(_alerts(kind) | json_values, max_size=5))
+    raw = json.dumps({"alerts": alerts}).encode()  # ensure_ascii: NUL and lone surrogates as \\u escapes
+    accepted, rejected = read_body(kind, raw, now=RECEIPT)
+    assert len(accepted) + len(rejected) == len(alerts)
+    assert [r.index for r in rejected] == sorted({r.index for r in rejected})
+    _check(kind, raw)
