@@ -312,8 +312,11 @@ REMINDER_CHAT_ENTRIES_PER_MESSAGE = env.int("REMINDER_CHAT_ENTRIES_PER_MESSAGE",
 REMINDER_ALERT_ESCALATE_AFTER_SECONDS = env.int("REMINDER_ALERT_ESCALATE_AFTER_SECONDS", default=15 * 60)
 REMINDER_ALERT_LOOKBACK_SECONDS = env.int("REMINDER_ALERT_LOOKBACK_SECONDS", default=24 * 3600)
 # Delivery: attempts before a notification is failed, first retry delay (doubling, at most 1 h),
-# how long a worker's claim holds before another may take the notification over, HTTP timeout.
+# how long a worker's claim holds without a heartbeat before another may take the notification over,
+# HTTP timeout.
 REMINDER_MAX_ATTEMPTS = env.int("REMINDER_MAX_ATTEMPTS", default=5)
 REMINDER_RETRY_BACKOFF_SECONDS = env.int("REMINDER_RETRY_BACKOFF_SECONDS", default=30)
-REMINDER_CLAIM_LEASE_SECONDS = env.int("REMINDER_CLAIM_LEASE_SECONDS", default=300)
+REMINDER_CLAIM_LEASE_SECONDS = env.int("REMINDER_CLAIM_LEASE_SECONDS", default=60)
+# A live sender renews its lease this often; a dead one's claims come free a lease after its last beat.
+REMINDER_CLAIM_HEARTBEAT_SECONDS = env.float("REMINDER_CLAIM_HEARTBEAT_SECONDS", default=15.0)
 REMINDER_HTTP_TIMEOUT_SECONDS = env.float("REMINDER_HTTP_TIMEOUT_SECONDS", default=10.0)

@@ -13,8 +13,9 @@ Vendors' rules followed here:
 - Feishu robot with signing: timestamp in s, sign = base64(HMAC-SHA256(key="{timestamp}\\n{secret}",
   msg="")), both in the JSON body; answer {"code": 0}.
 - Slack incoming webhook: {"text": ...} in mrkdwn; answer 200 "ok".
-- Generic webhook: one JSON object per notification (event, title, text, url, ids); with a secret,
-  header X-Stability-Signature: sha256=<hex HMAC-SHA256 of the body>.
+- Generic webhook: one JSON object per notification (event, title, text, url, ids), header
+  Idempotency-Key: <the notification's key> (the same on every retry); with a secret, header
+  X-Stability-Signature: sha256=<hex HMAC-SHA256 of the body>.
 """
 
 import base64
@@ -44,12 +45,14 @@ EXCERPT = 300  # characters of a reply kept in an error
 
 
 class DeliveryError(Exception):
-    """A message could not be delivered; `retryable` False when trying again cannot help (configuration)."""
+    """A message could not be delivered; `retryable` False when trying again cannot help (configuration);
+    `unknown` True when the request went out and no answer came back: the receiver may have it."""
 
-    def __init__(self, reason: str, *, retryable: bool = True):
+    def __init__(self, reason: str, *, retryable: bool = True, unknown: bool = False):
         super().__init__(reason)
         self.reason = reason
         self.retryable = retryable
+        self.unknown = unknown
 
 
 # --- what is sent ----------------------------------------------------------------------------------
@@ -172,10 +175,18 @@ def post_json(url: str, payload: Any, *, headers: Mapping[str, str] | None = Non
             return Reply(answer.status, answer.read(65536).decode("utf-8", "replace"))
     except urllib.error.HTTPError as error:
         return Reply(error.code, error.read(65536).decode("utf-8", "replace"))
-    except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
+    except urllib.error.URLError as error:
+        # urllib wraps what fails while connecting and writing the request: the receiver has nothing whole.
         # The reason, never the URL: robot URLs carry their access token.
-        reason = getattr(error, "reason", None) or error
-        raise DeliveryError(_("No answer from the server: %(reason)s") % {"reason": reason}) from error
+        raise DeliveryError(_("No answer from the server: %(reason)s") % {"reason": error.reason}) from error
+    except (http.client.HTTPException, OSError) as error:
+        # The request was written, then the answer timed out or the connection dropped: the receiver may
+        # have processed it. Saying "failed" here and trying again is how a reminder arrives twice.
+        raise DeliveryError(
+            _("Outcome unknown: the request was sent but no answer came (%(reason)s).")
+            % {"reason": str(error) or type(error).__name__},
+            unknown=True,
+        ) from error
 
 
 def check_target(url: str) -> None:
@@ -303,11 +314,18 @@ CHAT_SENDERS: dict[str, ChatSender] = {
 }
 
 
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
 def send_webhook(target: str, payload: dict, *, secret: str) -> None:
-    """The generic webhook: one notification per POST; any 2xx is a success."""
+    """The generic webhook: one notification per POST; any 2xx is a success. Every attempt of one
+    notification carries the same Idempotency-Key header (its key), so a receiver that keeps the keys it
+    has processed drops the repeat a retry after a timeout sends."""
     check_target(target)
     body = json.dumps(payload, ensure_ascii=False, sort_keys=True).encode()
-    headers = {"X-Stability-Signature": webhook_signature(secret, body)} if secret else {}
+    headers = {IDEMPOTENCY_HEADER: payload["key"]}
+    if secret:
+        headers["X-Stability-Signature"] = webhook_signature(secret, body)
     reply = post_json(target, body, headers=headers)
     if not 200 <= reply.status < 300:
         raise _http_error(reply)

@@ -4,19 +4,28 @@
    come and that no worker holds (claimed_at empty or older than the lease), locked with SKIP LOCKED
    so two workers never take the same one. Each is checked against the state first: an item done or
    whose due date moved, an alert followed up, a channel disabled, a person deactivated -> skipped
-   with the reason. A chat robot gets at most its messages-per-minute budget, counted from the
-   messages it was sent in the last 60 s, each message batching up to REMINDER_CHAT_ENTRIES_PER_MESSAGE
-   entries; the channel's row is locked meanwhile, so two workers cannot both spend the budget.
+   with the reason. A chat robot's notifications inside their quiet hours wait for the end. A chat
+   robot gets at most its messages-per-minute budget in any 60 s: the messages in flight and those
+   answered in the last 60 s are counted, each message batching up to
+   REMINDER_CHAT_ENTRIES_PER_MESSAGE entries; the channel's row is locked meanwhile, so two workers
+   cannot both spend the budget.
 2. Send, holding no database lock: chat messages, emails (one per notification and recipient, in
-   the recipient's language), webhook calls.
+   the recipient's language), webhook calls. Each message is stamped attempted_at (committed) just
+   before its request goes out. A heartbeat renews the claim every REMINDER_CLAIM_HEARTBEAT_SECONDS
+   while the worker lives, so a slow receiver never lets another worker take the claim over.
 3. Record each outcome: sent; or the reason, and either a retry after an exponential backoff
-   (deliver_after moves) or, after REMINDER_MAX_ATTEMPTS or a configuration error, failed.
+   (deliver_after moves, and past quiet hours for chat) or, after REMINDER_MAX_ATTEMPTS or a
+   configuration error, failed; or, when the request went out and no answer came (a timeout), unknown:
+   a chat robot or mail server may have it, so it is not sent again; a generic webhook is retried with
+   the same Idempotency-Key header.
 
-At least once: a worker that dies between sending and recording leaves its claim to expire
-(REMINDER_CLAIM_LEASE_SECONDS), and the notification is sent again. Every other path sends once.
+A worker that dies (SIGKILL, a lost machine) stops beating: a lease later its claims are free. Its
+messages left unfinished are closed: those whose request never went out are sent by the next worker;
+those whose request went out are unknown (a webhook's: sent again, same Idempotency-Key).
 """
 
 import logging
+import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -24,8 +33,8 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core import mail
 from django.core.exceptions import ValidationError
-from django.db import transaction
-from django.db.models import Q
+from django.db import DatabaseError, connection, transaction
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
@@ -35,7 +44,17 @@ from incidents.models import ActionItem
 from stability import channels
 from stability.channels import DeliveryError, Entry
 from stability.models import Event, Notification, NotificationChannel, OutboundMessage
-from stability.reminders import EMAIL_DESTINATION, absolute_url, alert_path, item_path, report_path
+from stability.reminders import (
+    EMAIL_DESTINATION,
+    Policy,
+    absolute_url,
+    alert_path,
+    default_policy,
+    item_path,
+    quiet_hours_end,
+    report_path,
+    team_policies,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -267,28 +286,83 @@ def _render(rows: list[Notification], *, now: datetime) -> tuple[list[tuple[Noti
 
 
 def _chat_budget(channel: NotificationChannel, *, now: datetime) -> tuple[int, timedelta | None]:
-    """Messages the robot may still get this minute, and when the next slot frees when none."""
+    """Messages the robot may still get, and when the next slot frees when none. A sliding window: the
+    messages in flight and those answered (finished_at, at full precision) less than 60 s ago are
+    counted. A message reaches the robot before its answer comes back, and ours go out after `now`, so
+    no 60 s window the robot looks at ever holds more than the limit."""
     limit = channel.messages_per_minute or settings.REMINDER_CHAT_MESSAGES_PER_MINUTE
-    recent = list(
-        OutboundMessage.objects.filter(channel=channel, started_at__gt=now - timedelta(seconds=60))
-        .order_by("started_at")
-        .values_list("started_at", flat=True)
+    window = timedelta(seconds=60)
+    counted = list(
+        OutboundMessage.objects.filter(channel=channel)
+        .filter(Q(finished_at__isnull=True) | Q(finished_at__gt=now - window, attempted_at__isnull=False))
+        .values_list("finished_at", flat=True)
     )
-    remaining = limit - len(recent)
+    remaining = limit - len(counted)
     if remaining > 0:
         return remaining, None
-    return 0, recent[-limit] + timedelta(seconds=60) - now
+    answered = sorted(moment for moment in counted if moment is not None)
+    must_leave = len(counted) - limit + 1  # the window frees a slot when this many have left it
+    if must_leave <= len(answered):
+        return 0, answered[must_leave - 1] + window - now
+    return 0, window  # messages still in flight: their answer, then a minute
+
+
+def _close_abandoned(destination: str, *, now: datetime, lapsed: datetime) -> None:
+    """Messages a dead worker left unfinished (no live claim on any of their notifications) are closed.
+    One whose request never went out is simply closed: its notifications are claimed again. One whose
+    request went out may have arrived: its notifications are unknown (never sent twice), except a generic
+    webhook's, sent again with the same Idempotency-Key for the receiver to drop."""
+    live = Notification.objects.filter(
+        message=OuterRef("pk"), status=Notification.Status.PENDING, claimed_at__gte=lapsed
+    )
+    abandoned = list(
+        OutboundMessage.objects.filter(destination=destination, finished_at__isnull=True, started_at__lt=lapsed)
+        .filter(~Exists(live))
+        .values_list("pk", "attempted_at", "channel__kind")
+    )
+    if not abandoned:
+        return
+    posted = [pk for pk, attempted_at, _kind in abandoned if attempted_at is not None]
+    unknown = [pk for pk, attempted_at, kind in abandoned if attempted_at is not None and kind != "webhook"]
+    OutboundMessage.objects.filter(pk__in=[pk for pk, *_rest in abandoned]).exclude(pk__in=posted).update(
+        finished_at=now, error=_("The worker stopped before sending it; sent again.")
+    )
+    OutboundMessage.objects.filter(pk__in=posted).update(
+        finished_at=now, error=_("The worker sending it stopped after the request went out: outcome unknown.")
+    )
+    if unknown:
+        Notification.objects.filter(message__in=unknown, status=Notification.Status.PENDING).update(
+            status=Notification.Status.UNKNOWN,
+            claimed_at=None,
+            last_error=_(
+                "Outcome unknown: the worker sending it stopped after the request went out; not sent again, "
+                "so never twice."
+            ),
+        )
+
+
+def _quiet_policy(notification: Notification, policies: dict[int, Policy], fallback: Policy) -> Policy | None:
+    """The policy whose quiet hours hold this chat notification back (as the sweep chose it); alert
+    notices have none: late, they are noise."""
+    if notification.alert_id is not None:
+        return None
+    if notification.action_item_id is not None:
+        return policies.get(notification.action_item.incident.team_id, fallback)
+    if notification.team_id is not None:
+        return policies.get(notification.team_id, fallback)
+    return fallback
 
 
 def _claim(destination: str, *, now: datetime) -> _Plan:
     plan = _Plan()
-    lease = timedelta(seconds=settings.REMINDER_CLAIM_LEASE_SECONDS)
+    lapsed = now - timedelta(seconds=settings.REMINDER_CLAIM_LEASE_SECONDS)
     with transaction.atomic(), translation.override(settings.LANGUAGE_CODE):
         channel = None
         if destination != EMAIL_DESTINATION:
             channel_id = int(destination.removeprefix("channel:"))
             # Locked: the budget below is spent by one worker at a time.
             channel = NotificationChannel.objects.select_for_update().filter(pk=channel_id).first()
+        _close_abandoned(destination, now=now, lapsed=lapsed)
         limit = BATCH
         if channel is not None and channel.enabled and channel.is_chat:
             remaining, plan.wait = _chat_budget(channel, now=now)
@@ -298,7 +372,7 @@ def _claim(destination: str, *, now: datetime) -> _Plan:
         rows = list(
             Notification.objects.select_for_update(skip_locked=True, of=("self",))
             .filter(destination=destination, status=Notification.Status.PENDING, deliver_after__lte=now)
-            .filter(Q(claimed_at__isnull=True) | Q(claimed_at__lt=now - lease))
+            .filter(Q(claimed_at__isnull=True) | Q(claimed_at__lt=lapsed))
             .select_related(
                 "channel",
                 "recipient",
@@ -312,12 +386,24 @@ def _claim(destination: str, *, now: datetime) -> _Plan:
         )
         skips: dict[str, list[int]] = defaultdict(list)
         live = []
+        quiet: dict[datetime, list[int]] = defaultdict(list)
+        chat = channel is not None and channel.enabled and channel.is_chat
+        policies, fallback = (team_policies(), default_policy()) if chat and rows else ({}, None)
         for notification in rows:
             reason = _stale_reason(notification)
             if reason:
                 skips[reason].append(notification.pk)
-            else:
-                live.append(notification)
+                continue
+            if chat:
+                # Checked when it goes, not only when recorded: a retry, or a backlog, reaching quiet hours.
+                notification.quiet_policy = _quiet_policy(notification, policies, fallback)
+                end = notification.quiet_policy and quiet_hours_end(now, notification.quiet_policy)
+                if end:
+                    quiet[end].append(notification.pk)
+                    continue
+            live.append(notification)
+        for end, ids in quiet.items():
+            Notification.objects.filter(pk__in=ids).update(deliver_after=end)
         rendered, empty = _render(live, now=now)
         for notification, reason in empty:
             skips[reason].append(notification.pk)
@@ -393,6 +479,8 @@ def _claim(destination: str, *, now: datetime) -> _Plan:
                 notification.message = message.row
                 claimed.append(notification)
         Notification.objects.bulk_update(claimed, ["claimed_at", "attempts", "message"])
+        if quiet and plan.wait is None and not plan.messages:
+            plan.wait = min(quiet) - now
         if len(rows) == limit and plan.wait is None:
             # More may be waiting: a robot's next minute, or the next batch of emails and webhook calls.
             plan.wait = timedelta(seconds=60) if channel is not None and channel.is_chat else timedelta(0)
@@ -415,7 +503,7 @@ def _report_attachment(notification: Notification) -> tuple[str, bytes, str]:
     return report_pdf.filename(report), content, "application/pdf"
 
 
-def _send(message: _Message, connection) -> None:
+def _send(message: _Message, smtp) -> None:
     with translation.override(message.language):
         if message.kind in channels.CHAT_SENDERS:
             channels.CHAT_SENDERS[message.kind].send(message.target, message.entries, secret=message.secret)
@@ -428,42 +516,61 @@ def _send(message: _Message, connection) -> None:
                 body=entry.as_text(),
                 from_email=settings.DEFAULT_FROM_EMAIL,
                 to=message.addresses,
-                connection=connection,
+                connection=smtp,
             )
             if message.report is not None:
                 email.attach(*_report_attachment(message.report))
             try:
                 email.send()
+            except TimeoutError as error:  # the server may have accepted it before going quiet
+                raise DeliveryError(
+                    _("Outcome unknown: the mail server did not answer in time (%(error)s).") % {"error": error},
+                    unknown=True,
+                ) from error
             except Exception as error:  # SMTP and socket errors alike: the reason is what matters
                 raise DeliveryError(_("Mail server: %(error)s") % {"error": error}) from error
 
 
 def _record(message: _Message, error: DeliveryError | None, *, now: datetime) -> tuple[int, int, timedelta | None]:
-    """Store the outcome; returns (sent, failed for good, retry delay of the others)."""
+    """Store the outcome; returns (sent, failed for good, retry delay of the others). Only notifications
+    this message still holds are written: one whose claim another worker took over is that worker's."""
     row = message.row
     ids = [n.pk for n in message.notifications]
     mine = Notification.objects.filter(pk__in=ids, message=row, status=Notification.Status.PENDING)
+    unknown = error is not None and error.unknown
     with transaction.atomic():
         OutboundMessage.objects.filter(pk=row.pk).update(
-            finished_at=now, ok=error is None, error=error.reason if error else ""
+            finished_at=now, ok=None if unknown else error is None, error=error.reason if error else ""
         )
         if error is None:
             sent = mine.update(status=Notification.Status.SENT, sent_at=now, claimed_at=None)
             return sent, 0, None
+        if unknown and message.kind != NotificationChannel.Kind.WEBHOOK:
+            # A robot or a mail server has no way to drop a repeat: better once or never than twice.
+            mine.update(
+                status=Notification.Status.UNKNOWN,
+                claimed_at=None,
+                last_error=error.reason + " " + _("Not sent again, so never twice."),
+            )
+            return 0, 0, None
         final = [
             n.pk for n in message.notifications if not error.retryable or n.attempts >= settings.REMINDER_MAX_ATTEMPTS
         ]
         failed = mine.filter(pk__in=final).update(
             status=Notification.Status.FAILED, claimed_at=None, last_error=error.reason
         )
-        delays = []
-        for attempts in sorted({n.attempts for n in message.notifications if n.pk not in final}):
-            delay = retry_delay(attempts)
-            delays.append(delay)
-            mine.exclude(pk__in=final).filter(attempts=attempts).update(
-                claimed_at=None, last_error=error.reason, deliver_after=now + delay
-            )
-    return 0, failed, min(delays, default=None)
+        retries: dict[datetime, list[int]] = defaultdict(list)
+        for notification in message.notifications:
+            if notification.pk in final:
+                continue
+            retry_at = now + retry_delay(notification.attempts)
+            policy = getattr(notification, "quiet_policy", None)
+            if policy is not None:  # a chat message: its retry waits out quiet hours too
+                retry_at = quiet_hours_end(retry_at, policy) or retry_at
+            retries[retry_at].append(notification.pk)
+        for retry_at, group in retries.items():
+            mine.filter(pk__in=group).update(claimed_at=None, last_error=error.reason, deliver_after=retry_at)
+    return 0, failed, min((retry_at - now for retry_at in retries), default=None)
 
 
 @dataclass(frozen=True)
@@ -474,21 +581,55 @@ class DeliveryOutcome:
     retry_after: float | None  # seconds until this destination has more to send; None: nothing waits
 
 
+class _Heartbeat(threading.Thread):
+    """Renews the lease of the claimed notifications every REMINDER_CLAIM_HEARTBEAT_SECONDS while this
+    worker lives, so a slow receiver never lets another worker take them over; a killed worker stops
+    beating and its claims come free a lease after the last beat. Its own database connection."""
+
+    def __init__(self, message_ids: list[int]):
+        super().__init__(name="delivery-heartbeat", daemon=True)
+        self.message_ids = message_ids
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self.stopped.wait(settings.REMINDER_CLAIM_HEARTBEAT_SECONDS):
+                try:
+                    Notification.objects.filter(
+                        message_id__in=self.message_ids, status=Notification.Status.PENDING
+                    ).update(claimed_at=timezone.now())
+                except DatabaseError:  # the next beat tries again; the lease is several beats long
+                    logger.warning("Cannot renew the delivery lease", exc_info=True)
+        finally:
+            connection.close()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.join()
+
+
 def deliver(*, destination: str, now: datetime | None = None) -> DeliveryOutcome:
     """Send what is ready for one destination ("email" or "channel:<id>") and record each outcome."""
     now = (now or timezone.now()).replace(microsecond=0)
     plan = _claim(destination, now=now)
-    connection = mail.get_connection() if destination == EMAIL_DESTINATION and plan.messages else None
-    if connection is not None:
-        try:
-            connection.open()  # one SMTP session for the batch
-        except Exception:
-            logger.warning("Cannot open the mail connection; each email records why", exc_info=True)
+    heartbeat = _Heartbeat([m.row.pk for m in plan.messages]) if plan.messages else None
+    if heartbeat is not None:
+        heartbeat.start()
+    smtp = mail.get_connection() if destination == EMAIL_DESTINATION and plan.messages else None
     try:
-        sent, failed, waits = _send_all(plan, destination, connection)
+        if smtp is not None:
+            try:
+                smtp.open()  # one SMTP session for the batch
+            except Exception:
+                logger.warning("Cannot open the mail connection; each email records why", exc_info=True)
+        try:
+            sent, failed, waits = _send_all(plan, destination, smtp)
+        finally:
+            if smtp is not None:
+                smtp.close()
     finally:
-        if connection is not None:
-            connection.close()
+        if heartbeat is not None:
+            heartbeat.stop()
     wait = min([*waits, plan.wait] if plan.wait is not None else waits, default=None)
     return DeliveryOutcome(
         sent=sent,
@@ -498,12 +639,14 @@ def deliver(*, destination: str, now: datetime | None = None) -> DeliveryOutcome
     )
 
 
-def _send_all(plan: _Plan, destination: str, connection) -> tuple[int, int, list[timedelta]]:
+def _send_all(plan: _Plan, destination: str, smtp) -> tuple[int, int, list[timedelta]]:
     """Send each planned message and record its outcome: (sent, failed for good, retry delays)."""
     sent, failed, waits = 0, 0, []
     for message in plan.messages:
+        # Committed before the request goes out: a worker killed after this line may have posted.
+        OutboundMessage.objects.filter(pk=message.row.pk).update(attempted_at=timezone.now())
         try:
-            _send(message, connection)
+            _send(message, smtp)
         except DeliveryError as error:
             outcome = error
         except Exception as error:  # a bug must not leave the claim hanging until the lease ends
@@ -514,7 +657,8 @@ def _send_all(plan: _Plan, destination: str, connection) -> tuple[int, int, list
         if outcome is not None:
             logger.warning("Delivery to %s failed: %s", destination, outcome.reason)
         with translation.override(settings.LANGUAGE_CODE):
-            done, gone, retry = _record(message, outcome, now=timezone.now().replace(microsecond=0))
+            # At full precision: a robot's budget counts answers in the last 60 s, to the microsecond.
+            done, gone, retry = _record(message, outcome, now=timezone.now())
         sent, failed = sent + done, failed + gone
         if retry is not None:
             waits.append(retry)
@@ -523,10 +667,11 @@ def _send_all(plan: _Plan, destination: str, connection) -> tuple[int, int, list
 
 @transaction.atomic
 def notification_retry(*, notification_id: int) -> Notification:
-    """A failed notification goes back to pending with a fresh set of attempts, to be sent at once (an
-    admin fixed the channel). Other statuses raise a ValidationError."""
+    """A failed notification, or one whose outcome is unknown (an admin checked that it did not arrive),
+    goes back to pending with a fresh set of attempts, to be sent at once (an admin fixed the channel).
+    Other statuses raise a ValidationError."""
     notification = Notification.objects.select_for_update().get(pk=notification_id)
-    if notification.status != Notification.Status.FAILED:
+    if notification.status not in (Notification.Status.FAILED, Notification.Status.UNKNOWN):
         raise ValidationError({"status": [_("Only a failed notification can be retried.")]})
     notification.status = Notification.Status.PENDING
     notification.attempts = 0

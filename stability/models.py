@@ -549,7 +549,14 @@ class OutboundMessage(models.Model):
     destination = models.CharField(_("destination"), max_length=40)
     started_at = models.DateTimeField(_("started at"))
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
-    ok = models.BooleanField(_("delivered"), null=True, help_text=_("Empty while it is being sent."))
+    # Set, and committed, just before the request goes out: a worker that dies after it may have posted
+    # (the outcome is unknown, so chat and email are not sent again); one that dies before it did not.
+    attempted_at = models.DateTimeField(
+        _("request sent at"), null=True, blank=True, help_text=_("Empty: it never went out.")
+    )
+    ok = models.BooleanField(
+        _("delivered"), null=True, help_text=_("Empty while it is being sent, or when the outcome is unknown.")
+    )
     error = models.TextField(_("error"), blank=True)
     entries = models.PositiveIntegerField(_("notifications carried"), default=1)
 
@@ -557,7 +564,11 @@ class OutboundMessage(models.Model):
         ordering = ["-started_at", "-id"]
         verbose_name = _("outbound message")
         verbose_name_plural = _("outbound messages")
-        indexes = [models.Index(fields=["channel", "started_at"])]
+        indexes = [
+            models.Index(fields=["channel", "started_at"]),
+            # A robot's budget: its messages in flight (finished_at empty) or answered in the last 60 s.
+            models.Index(fields=["channel", "finished_at"], name="outbound_channel_finished"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.destination} {self.started_at:%Y-%m-%d %H:%M:%S}"
@@ -572,6 +583,9 @@ class Notification(models.Model):
         SENT = "sent", _("Sent")
         FAILED = "failed", _("Failed")
         SKIPPED = "skipped", _("Skipped")
+        # The request went out but no answer came back (a timeout, a worker killed mid-send): a chat robot
+        # or a mail server may have it. Not sent again automatically, so never twice.
+        UNKNOWN = "unknown", _("Outcome unknown")
 
     key = models.CharField(_("key"), max_length=200, unique=True)
     event = models.CharField(_("event"), max_length=20, choices=Event.choices)
@@ -636,7 +650,10 @@ class Notification(models.Model):
     attempts = models.PositiveIntegerField(_("attempts"), default=0)
     last_error = models.TextField(_("last error"), blank=True)
     claimed_at = models.DateTimeField(
-        _("claimed at"), null=True, blank=True, help_text=_("A worker is sending it since then (a lease).")
+        _("claimed at"),
+        null=True,
+        blank=True,
+        help_text=_("A worker holds it: the last heartbeat of its lease (renewed while the worker lives)."),
     )
     sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
     message = models.ForeignKey(

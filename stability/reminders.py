@@ -25,7 +25,7 @@ from datetime import UTC, datetime, time, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
@@ -424,17 +424,30 @@ def _record_alerts(recorder: _Recorder, *, now: datetime) -> None:
             )
 
 
-def _skip_what_the_state_no_longer_calls_for(*, now: datetime, keys: set[str], items: list[dict]) -> int:
-    """Pending item notifications the state would not record now (the item is done, its due date or
-    owner changed, a later step came) and alert notices of alerts followed up meanwhile are skipped,
-    with the reason. Those a worker is sending are left to its own check."""
+def _pending_item_rows(*, now: datetime) -> list[dict]:
+    """The pending item notifications this sweep may judge, read BEFORE it reads the state: each was
+    committed by a sweep that read the state earlier than this one will, so this sweep's view is at least
+    as new. Rows a concurrent sweep records later (from a newer read) are not among them, and neither are
+    rows stamped with a later clock than ours, nor those a worker holds (its own check decides)."""
+    free = Q(claimed_at__isnull=True) | Q(claimed_at__lt=now - timedelta(seconds=settings.REMINDER_CLAIM_LEASE_SECONDS))
+    return list(
+        Notification.objects.filter(
+            free, status=Notification.Status.PENDING, event__in=ITEM_EVENTS, created_at__lte=now
+        ).values("id", "key", "action_item_id", "due_at")
+    )
+
+
+def _skip_what_the_state_no_longer_calls_for(
+    *, now: datetime, keys: set[str], items: list[dict], candidates: list[dict]
+) -> int:
+    """Of the pending item notifications read before the state (`candidates`), those the state would not
+    record now (the item is done, its due date or owner changed, a later step came) are skipped with the
+    reason; so are alert notices of alerts followed up meanwhile. A skip is only ever decided on a row
+    older than this sweep's view, and the item's own reasons are checked again by the UPDATE itself, so
+    an item reopened or moved back since this sweep read it keeps its reminders."""
     free = Q(claimed_at__isnull=True) | Q(claimed_at__lt=now - timedelta(seconds=settings.REMINDER_CLAIM_LEASE_SECONDS))
     pending = Notification.objects.filter(free, status=Notification.Status.PENDING)
-    stale = [
-        row
-        for row in pending.filter(event__in=ITEM_EVENTS).values("id", "key", "action_item_id", "due_at")
-        if row["key"] not in keys
-    ]
+    stale = [row for row in candidates if row["key"] not in keys]
     skipped = 0
     with translation.override(settings.LANGUAGE_CODE):
         if stale:
@@ -446,18 +459,35 @@ def _skip_what_the_state_no_longer_calls_for(*, now: datetime, keys: set[str], i
                     "id", "due_at"
                 )
             )
-            reasons: dict[str, list[int]] = defaultdict(list)
+            closed, moved, superseded = [], [], []
             for row in stale:
                 due_at = open_due.get(row["action_item_id"])
                 if due_at is None:
-                    reason = _("Stale: the action item is no longer open.")
+                    closed.append(row["id"])
                 elif due_at != row["due_at"]:
-                    reason = _("Stale: the due date changed.")
+                    moved.append(row["id"])
                 else:
-                    reason = _("Superseded by a later reminder, or the recipients changed.")
-                reasons[reason].append(row["id"])
-            for reason, ids in reasons.items():
-                skipped += pending.filter(pk__in=ids).update(status=Notification.Status.SKIPPED, last_error=reason)
+                    superseded.append(row["id"])
+            # The state as it is when the UPDATE runs, not as this sweep read it.
+            if closed:
+                skipped += (
+                    pending.filter(pk__in=closed)
+                    .exclude(action_item__status__in=ActionItem.OPEN_STATUSES)
+                    .update(
+                        status=Notification.Status.SKIPPED, last_error=_("Stale: the action item is no longer open.")
+                    )
+                )
+            if moved:
+                skipped += (
+                    pending.filter(pk__in=moved)
+                    .exclude(action_item__due_at=F("due_at"))
+                    .update(status=Notification.Status.SKIPPED, last_error=_("Stale: the due date changed."))
+                )
+            if superseded:
+                skipped += pending.filter(pk__in=superseded).update(
+                    status=Notification.Status.SKIPPED,
+                    last_error=_("Superseded by a later reminder, or the recipients changed."),
+                )
         skipped += pending.filter(event__in=ALERT_EVENTS, alert__followed_up_at__isnull=False).update(
             status=Notification.Status.SKIPPED, last_error=_("Stale: the alert was followed up.")
         )
@@ -558,12 +588,14 @@ def sweep(*, now: datetime | None = None, enqueue: Callable[[Iterable[str]], int
     nothing here talks to the network, so no lock is held across it."""
     now = (now or timezone.now()).replace(microsecond=0)
     with transaction.atomic():
+        # First, before the state: the rows this sweep may judge (a newer sweep's rows are never among them).
+        candidates = _pending_item_rows(now=now)
         rows, items = record_due_notifications(now=now)
         # One INSERT ... ON CONFLICT DO NOTHING, in an order every sweep shares (concurrent ones wait on the
         # same keys in the same order, never on each other crosswise), which is also the order of delivery.
         ordered = sorted(rows.values(), key=lambda n: (n.action_item_id or 0, n.alert_id or 0, n.key))
         Notification.objects.bulk_create(ordered, ignore_conflicts=True)
-        skipped = _skip_what_the_state_no_longer_calls_for(now=now, keys=set(rows), items=items)
+        skipped = _skip_what_the_state_no_longer_calls_for(now=now, keys=set(rows), items=items, candidates=candidates)
         destinations = tuple(ready_destinations(now=now))
         if destinations:
             transaction.on_commit(lambda: (enqueue or enqueue_deliveries)(destinations))

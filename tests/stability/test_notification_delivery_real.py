@@ -48,8 +48,20 @@ def database_url() -> str:
 
 
 class Worker:
-    def __init__(self, directory: Path, mail_directory: Path):
-        self.log_path = directory / "worker.log"
+    """`celery -A config worker` on the test database. By default it consumes both queues (the periodic
+    one and deliveries); the layout of README's Deployment, a worker per queue, is `queues=` apart."""
+
+    def __init__(
+        self,
+        directory: Path,
+        mail_directory: Path,
+        *,
+        queues: str = "celery,deliveries",
+        name: str = "reminders-test",
+        concurrency: int = 4,
+        env: dict[str, str] | None = None,
+    ):
+        self.log_path = directory / f"{name}.log"
         self._log = self.log_path.open("wb")
         env = {
             **os.environ,
@@ -59,6 +71,7 @@ class Worker:
             # No weekly digest today, whatever day the test runs.
             "REMINDER_DIGEST_WEEKDAY": str((timezone.localtime().isoweekday() + 2) % 7 + 1),
             "DJANGO_SETTINGS_MODULE": "config.settings",
+            **(env or {}),
         }
         self.process = subprocess.Popen(
             [
@@ -69,14 +82,16 @@ class Worker:
                 "--pool",
                 "threads",
                 "--concurrency",
-                "4",
+                str(concurrency),
                 "--loglevel",
                 "INFO",
+                "--queues",
+                queues,
                 "--without-heartbeat",
                 "--without-gossip",
                 "--without-mingle",
                 "-n",
-                f"reminders-test-{os.getpid()}@%h",
+                f"{name}-{os.getpid()}@%h",
             ],
             cwd=ROOT,
             env=env,

@@ -224,12 +224,16 @@ def test_a_team_policy_changes_the_schedule_and_quiet_hours(db, robot_posts, dja
         ("item_escalation", "escalation-1", None, "settlement slack", "11-13 14:00", "pending"),
         ("item_overdue", "overdue-3", "yang", "yang robot", "11-13 14:00", "pending"),
     ]
-    # before-5 went with the next sweep after 14:00; overdue-1, waiting for 14:00 on 11-11, found no sweep
-    # before overdue-3 overtook it: skipped, not sent late.
+    # Every sweep here ran inside the quiet hours: before-5, handed over at 11-09 12:30, was held at delivery
+    # (never posted inside them) until overdue-1 overtook it; overdue-1, waiting for 14:00 on 11-11, found no
+    # sweep before overdue-3 overtook it. Both skipped, none sent late, nothing posted in quiet hours.
     before = Notification.objects.get(step="before-5")
     overdue_1 = Notification.objects.get(step="overdue-1")
-    assert (before.status, overdue_1.status) == ("sent", "skipped")
+    assert (before.status, overdue_1.status) == ("skipped", "skipped")
     assert overdue_1.last_error == "Superseded by a later reminder, or the recipients changed."
+    # Only the weekly digest (the organisation's quiet hours, 22:00-08:00) reached the robot.
+    assert [payload["markdown"]["title"] for _url, payload in robot_posts] == ["Stability Tracker: 1 notification"]
+    assert "Your action items this week" in robot_posts[0][1]["markdown"]["text"]
 
 
 def test_quiet_hours_end():
