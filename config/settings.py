@@ -9,6 +9,7 @@ from pathlib import Path
 
 import environ
 from celery.schedules import crontab
+from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
@@ -41,6 +42,8 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
+    "csp",
     "accounts",
     "incidents",
     "stability",
@@ -49,8 +52,11 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Before the webhook shortcut: a plain-HTTP webhook POST is redirected too (308, method and body kept).
+    "web.middleware.HttpsRedirect",
     "stability.middleware.WebhookShortcut",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -61,6 +67,8 @@ MIDDLEWARE = [
     "web.middleware.ReaderTimezoneMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Turns a sign-in refused by django-axes into the lockout page (accounts/guessing.py).
+    "axes.middleware.AxesMiddleware",
     "config.api.ApiInputMiddleware",
 ]
 
@@ -95,6 +103,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "accounts.User"
+# django-axes first: it refuses a locked-out sign-in before any password is checked.
+AUTHENTICATION_BACKENDS = [
+    "accounts.guessing.SignInGuard",
+    "django.contrib.auth.backends.ModelBackend",
+]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
@@ -127,7 +140,64 @@ STORAGES = {
 if not DEBUG:
     SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=True)
     CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    # HTTPS in production unless SECURE_COOKIES=false says it is served over plain HTTP. The redirect
+    # (web.middleware.HttpsRedirect) keeps a POST a POST (308): configure senders with https URLs.
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=SESSION_COOKIE_SECURE)
+    # HSTS only where HTTPS is enforced; includeSubDomains covers the tracker's own host's subdomains.
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=365 * 24 * 3600 if SECURE_SSL_REDIRECT else 0)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
+    # The header a TLS-terminating proxy sets (its value "https" marks a secure request); empty: no proxy.
+    # Only trust it behind a proxy that overwrites it, or a client could claim HTTPS.
+    _proxy_header = env.str("SECURE_PROXY_SSL_HEADER", default="X-Forwarded-Proto")
+    if _proxy_header:
+        SECURE_PROXY_SSL_HEADER = ("HTTP_" + _proxy_header.upper().replace("-", "_"), "https")
+# Load balancers probe these over plain HTTP; every other path, webhooks included, is redirected.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+
+# Content-Security-Policy (django-csp): scripts and styles come from the app only. The report's
+# stylesheet and its server-drawn SVG charts carry a per-request nonce (web/templatetags/csp_nonce.py).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF, NONCE],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+
+# Guessing limits (accounts/guessing.py). Sign-in: django-axes locks an account from one address after
+# SIGNIN_FAILURES_PER_ACCOUNT failures, and an address after SIGNIN_FAILURES_PER_ADDRESS failures on any
+# accounts, until SIGNIN_LOCKOUT_MINUTES after the last counted failure (or an admin deletes the attempts).
+# Bearer tokens (API and webhooks): after TOKEN_FAILURES_PER_ADDRESS wrong tokens from an address in a
+# TOKEN_FAILURE_WINDOW_SECONDS window, 429 with Retry-After until the window ends.
+SIGNIN_FAILURES_PER_ACCOUNT = env.int("SIGNIN_FAILURES_PER_ACCOUNT", default=5)
+SIGNIN_FAILURES_PER_ADDRESS = env.int("SIGNIN_FAILURES_PER_ADDRESS", default=20)
+SIGNIN_LOCKOUT_MINUTES = env.int("SIGNIN_LOCKOUT_MINUTES", default=15)
+TOKEN_FAILURES_PER_ADDRESS = env.int("TOKEN_FAILURES_PER_ADDRESS", default=20)
+TOKEN_FAILURE_WINDOW_SECONDS = env.int("TOKEN_FAILURE_WINDOW_SECONDS", default=15 * 60)
+# Proxies in front of the app that append to X-Forwarded-For: the client is the address the outermost
+# one saw. 0: the client is REMOTE_ADDR (behind an unconfigured proxy every client shares its address).
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+AXES_HANDLER = "accounts.guessing.SignInAttempts"
+AXES_FAILURE_LIMIT = SIGNIN_FAILURES_PER_ACCOUNT
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
+AXES_COOLOFF_TIME = timedelta(minutes=SIGNIN_LOCKOUT_MINUTES)
+# A locked-out guesser's further tries do not push the end of the lockout back.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_CLIENT_IP_CALLABLE = "accounts.guessing.client_address"
+AXES_LOCKOUT_CALLABLE = "accounts.guessing.signin_lockout_response"
+# Wrong-token counts are shared by every web process through Redis when it is configured (below).
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "guessing": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "guessing"},
+}
 
 REST_FRAMEWORK = {
     # Bearer first: its WWW-Authenticate header makes anonymous requests 401, not 403.
@@ -198,6 +268,11 @@ SPECTACULAR_SETTINGS = {
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
+    CACHES["guessing"] = {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "st:guess",
+    }
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 else:
     _broker_dir = VAR_DIR / "broker"

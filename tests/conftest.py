@@ -115,3 +115,15 @@ def seed_severity_policy() -> None:
 
     if not SeverityPolicy.objects.exists():
         import_module("incidents.migrations.0002_default_severity_policy").seed(apps, None)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_guessing_counts():
+    """Wrong-token counts (accounts/guessing.py) are per address, and every test client is 127.0.0.1:
+    a test starts with none counted and no address refused."""
+    from django.core.cache import caches
+
+    from accounts.guessing import token_refusals_forget
+
+    caches["guessing"].clear()
+    token_refusals_forget()

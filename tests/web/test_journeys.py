@@ -53,6 +53,12 @@ def page(request, live_server, monkeypatch, screenshots_dir):
         context.set_default_timeout(10_000)
         tab = context.new_page()
         tab.base = live_server.url
+        # Chromium reports each Content-Security-Policy violation on the console ("Refused to ...").
+        tab.csp_violations = []
+        tab.on(
+            "console",
+            lambda message: "Content Security Policy" in message.text and tab.csp_violations.append(message.text),
+        )
         yield tab
         report = getattr(request.node, "report_call", None)
         if report is not None and report.failed:
@@ -209,3 +215,67 @@ def test_a_manager_opens_last_months_report_and_downloads_the_pdf(page, people):
     assert download.suggested_filename == f"stability-report-{label}.pdf"
     with open(download.path(), "rb") as pdf:
         assert pdf.read(5) == b"%PDF-"
+
+
+def test_key_pages_keep_the_content_security_policy_and_their_scripts_work(page, people):
+    """Every page a person uses, the API docs and the admin: no CSP violation, and the scripts run."""
+    from playwright.sync_api import expect
+
+    from tests.factories import IncidentFactory, SystemFactory
+
+    now = timezone.now().replace(microsecond=0)
+    last_month = (timezone.localtime(now).replace(day=1) - timedelta(days=1)).replace(hour=12)
+    IncidentFactory(title="收银台支付超时", systems=[SystemFactory(code="cashier")], occurred_at=last_month)
+    _hook, token = integration_create(kind="generic", name="prod")
+    (fresh,) = fire(token, [generic_alert("PayoutErrors", system="payout")], at=now - timedelta(seconds=20))
+    UserFactory(username="root", password=PASSWORD, is_superuser=True, is_staff=True)
+
+    sign_in(page, "root")
+    assert page.context.cookies(page.base)  # signed in
+    response = page.goto(page.base + "/")
+    csp = response.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "default-src 'self'" in csp and "unsafe-inline" not in csp
+
+    page.goto(page.base + "/incidents/")
+    page.get_by_role("heading", level=1).wait_for()
+
+    # the live severity preview (htmx) still suggests a level as the facts are typed
+    page.goto(page.base + "/incidents/new/")
+    page.get_by_label("Cashier · P0").check()
+    page.get_by_label("Occurred at").fill(local_input(now - timedelta(minutes=65)))
+    page.locator("#level-suggestion").get_by_text(re.compile(r"A: P0 system impacted 6\d min")).wait_for()
+
+    # the alerts inbox: the countdown ticks (app.js) and the list refreshes itself (htmx, every 10 s)
+    page.goto(page.base + "/alerts/")
+    countdown = page.locator(f"#alert-{fresh} .countdown")
+    first = countdown.inner_text()
+    expect(countdown).not_to_have_text(first)
+    with page.expect_response(
+        lambda r: "/alerts/" in r.url and r.request.headers.get("hx-request") == "true", timeout=25_000
+    ) as refreshed:
+        pass
+    assert refreshed.value.status == 200
+
+    # the report: its stylesheet and charts carry the nonce; Print calls window.print without an inline handler
+    page.goto(page.base + "/reports/")
+    page.locator(".report-charts svg").first.wait_for()
+    # (the trailing 0: an expression whose value is a function is called by Playwright)
+    page.evaluate("window.__printed = 0; window.print = function () { window.__printed += 1; }; 0")
+    page.locator(".report-exports").get_by_role("button", name="Print").click()
+    assert page.evaluate("window.__printed") == 1
+    assert page.locator(".report-scope").evaluate("el => getComputedStyle(el).display") == "flex"
+
+    # Swagger UI renders the operations from its start-up script served by URL
+    page.goto(page.base + "/api/docs/")
+    page.locator(".opblock").first.wait_for()
+
+    # the admin: its list, its change form and its own scripts
+    page.goto(page.base + "/admin/")
+    page.goto(page.base + "/admin/incidents/incident/")
+    page.locator("#result_list").wait_for()
+    page.goto(page.base + "/admin/axes/accessattempt/")
+    page.get_by_role("heading", level=1).wait_for()
+    page.goto(page.base + "/admin/accounts/user/add/")
+    page.locator("#user_form").wait_for()
+
+    assert page.csp_violations == []
