@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterator
 from datetime import UTC
 
+import django_filters
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
 from django.http import JsonResponse
@@ -192,3 +193,24 @@ class ModelSerializer(serializers.ModelSerializer):
         **serializers.ModelSerializer.serializer_field_mapping,
         models.DateTimeField: TimestampField,
     }
+
+
+class _UtcIsoDateTimeField(django_filters.fields.IsoDateTimeField):
+    """Any time Python can hold, as UTC: PostgreSQL refuses offsets past ±15:59 that ISO 8601 allows."""
+
+    default_error_messages = {"overflow": gettext_lazy("This time is out of range.")}
+
+    def to_python(self, value):
+        moment = super().to_python(value)
+        if moment is None:
+            return None
+        try:
+            return moment.astimezone(UTC)
+        except OverflowError:
+            raise DjangoValidationError(self.error_messages["overflow"], code="overflow") from None
+
+
+class TimestampFilter(django_filters.IsoDateTimeFilter):
+    """The filter of every time in a query string: wide, but never a time the database cannot compare."""
+
+    field_class = _UtcIsoDateTimeField

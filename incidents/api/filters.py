@@ -3,6 +3,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from config.api import TimestampFilter
 from incidents import periods
 from incidents.models import ActionItem, CauseCategory, DetectionSource, Incident, Level, Status
 from incidents.selectors import filter_action_items, in_period
@@ -15,10 +16,10 @@ class IncidentFilter(django_filters.FilterSet):
     system = django_filters.CharFilter(method="filter_system", help_text=_("System code."))
     source = django_filters.MultipleChoiceFilter(field_name="detection_source", choices=DetectionSource.choices)
     cause = django_filters.MultipleChoiceFilter(field_name="cause_category", choices=CauseCategory.choices)
-    occurred_after = django_filters.IsoDateTimeFilter(
+    occurred_after = TimestampFilter(
         field_name="occurred_at", lookup_expr="gte", help_text=_("occurred_at >= this (inclusive).")
     )
-    occurred_before = django_filters.IsoDateTimeFilter(
+    occurred_before = TimestampFilter(
         field_name="occurred_at", lookup_expr="lt", help_text=_("occurred_at < this (exclusive).")
     )
     period = django_filters.CharFilter(
@@ -64,8 +65,8 @@ class ActionItemFilter(django_filters.FilterSet):
         method="_selector",
         choices=[("true", _("Overdue: open or in progress, past the due date")), ("false", _("Not overdue"))],
     )
-    due_after = django_filters.IsoDateTimeFilter(method="_selector", help_text=_("due_at >= this (inclusive)."))
-    due_before = django_filters.IsoDateTimeFilter(method="_selector", help_text=_("due_at < this (exclusive)."))
+    due_after = TimestampFilter(method="_selector", help_text=_("due_at >= this (inclusive)."))
+    due_before = TimestampFilter(method="_selector", help_text=_("due_at < this (exclusive)."))
     kind = django_filters.MultipleChoiceFilter(method="_selector", choices=ActionItem.Kind.choices)
     priority = django_filters.MultipleChoiceFilter(method="_selector", choices=ActionItem.Priority.choices)
 

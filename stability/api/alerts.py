@@ -21,7 +21,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from accounts.permissions import CONFIGURE, RecordAccess, user_can
-from config.api import ModelSerializer
+from config.api import ModelSerializer, TimestampFilter
 from incidents import selectors as incident_selectors
 from incidents.api.serializers import IncidentSerializer, RejectUnknownFieldsMixin
 from incidents.models import Incident, System
@@ -174,10 +174,10 @@ class AlertFilter(django_filters.FilterSet):
     followed_up = TrueFalseFilter(
         method="filter_followed_up", help_text=_("true: someone followed it up; false: nobody yet.")
     )
-    received_after = django_filters.IsoDateTimeFilter(
+    received_after = TimestampFilter(
         field_name="received_at", lookup_expr="gte", help_text=_("received_at >= this (inclusive).")
     )
-    received_before = django_filters.IsoDateTimeFilter(
+    received_before = TimestampFilter(
         field_name="received_at", lookup_expr="lt", help_text=_("received_at < this (exclusive).")
     )
     excluded = django_filters.ChoiceFilter(
@@ -350,7 +350,7 @@ class MaintenanceWindowSerializer(RejectUnknownFieldsMixin, ModelSerializer):
 
 class MaintenanceWindowFilter(django_filters.FilterSet):
     system = django_filters.CharFilter(field_name="system__code", help_text=_("System code."))
-    ends_after = django_filters.IsoDateTimeFilter(
+    ends_after = TimestampFilter(
         field_name="ends_at", lookup_expr="gt", help_text=_("Windows not over at this moment (ends_at > it).")
     )
 

@@ -191,11 +191,20 @@ def test_a_period_past_the_calendar_is_a_400_and_wide_filters_answer(admin_clien
         response = admin_client_api.get(url, {"period": period})
         assert response.status_code == 400, url
         assert list(response.json()) == ["period"]
-    # Filters take any time Python can hold, and never crash.
+    # Filters take any time Python can hold in UTC, offsets PostgreSQL refuses (past ±15:59) included.
+    for after in ("0001-01-02T00:00:00+14:00", "0078-04-07T11:14:13-21:20", "2026-11-20T00:00:00+23:59"):
+        response = admin_client_api.get("/api/v1/incidents/", {"occurred_after": after})
+        assert response.json()["count"] == 1, after
+    response = admin_client_api.get("/api/v1/action-items/", {"due_after": "0959-11-13T09:17:49+18:19"})
+    assert response.status_code == 200
+    response = admin_client_api.get("/api/v1/maintenance-windows/", {"ends_after": "0078-04-07T11:14:13-21:20"})
+    assert response.status_code == 200
     response = admin_client_api.get("/api/v1/incidents/", {"occurred_after": "0001-01-01T00:00:00+14:00"})
+    assert response.json() == {"occurred_after": ["This time is out of range."]}
+    response = admin_client_api.get("/api/v1/incidents/", {"occurred_before": "9999-12-31T23:59:59+14:00"})
     assert response.json()["count"] == 1
     response = admin_client_api.get("/api/v1/incidents/", {"occurred_before": "9999-12-31T23:59:59-14:00"})
-    assert response.json()["count"] == 1
+    assert response.json() == {"occurred_before": ["This time is out of range."]}
 
 
 # --- 3. deeply nested JSON -----------------------------------------------------------------------------
