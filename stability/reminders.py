@@ -452,7 +452,8 @@ def _skip_what_the_state_no_longer_calls_for(
     with translation.override(settings.LANGUAGE_CODE):
         if stale:
             open_due = {item["id"]: item["due_at"] for item in items}
-            unknown = {row["action_item_id"] for row in stale} - set(open_due)
+            read_open = set(open_due)
+            unknown = {row["action_item_id"] for row in stale} - read_open
             # Open items beyond the horizon (the due date moved out) are not among `items`.
             open_due.update(
                 ActionItem.objects.filter(pk__in=unknown, status__in=ActionItem.OPEN_STATUSES).values_list(
@@ -466,8 +467,9 @@ def _skip_what_the_state_no_longer_calls_for(
                     closed.append(row["id"])
                 elif due_at != row["due_at"]:
                     moved.append(row["id"])
-                else:
+                elif row["action_item_id"] in read_open:
                     superseded.append(row["id"])
+                # else: done when read, open again now: this sweep computed no steps for it; the next one will.
             # The state as it is when the UPDATE runs, not as this sweep read it.
             if closed:
                 skipped += (
