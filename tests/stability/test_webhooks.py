@@ -1179,7 +1179,7 @@ def _check(kind: str, raw: bytes) -> None:
 
 @pytest.mark.parametrize("kind", KINDS)
 @hypothesis_settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(raw=st.binary(max_size=200))
+@given(raw=st.binary(max_size=200) | st.sampled_from([b"[" * 100_000, b'{"alerts": [], "n": ' + b"9" * 5_000 + b"}"]))
 def test_any_bytes_are_read_or_refused_with_a_body_error(kind, raw):
     _check(kind, raw)
 
