@@ -324,7 +324,7 @@ def _close_abandoned(destination: str, *, now: datetime, lapsed: datetime) -> No
         return
     posted = [pk for pk, attempted_at, _kind in abandoned if attempted_at is not None]
     unknown = [pk for pk, attempted_at, kind in abandoned if attempted_at is not None and kind != "webhook"]
-    OutboundMessage.objects.filter(pk__in=[pk for pk, *_rest in abandoned]).exclude(pk__in=posted).update(
+    OutboundMessage.objects.filter(pk__in=[pk for pk, *_rest in abandoned], attempted_at__isnull=True).update(
         finished_at=now, error=_("The worker stopped before sending it; sent again.")
     )
     OutboundMessage.objects.filter(pk__in=posted).update(
@@ -598,8 +598,9 @@ class _Heartbeat(threading.Thread):
                     Notification.objects.filter(
                         message_id__in=self.message_ids, status=Notification.Status.PENDING
                     ).update(claimed_at=timezone.now())
-                except DatabaseError:  # the next beat tries again; the lease is several beats long
+                except DatabaseError:  # the next beat tries again, on a new connection; a lease is 4 beats
                     logger.warning("Cannot renew the delivery lease", exc_info=True)
+                    connection.close()
         finally:
             connection.close()
 
@@ -643,8 +644,15 @@ def _send_all(plan: _Plan, destination: str, smtp) -> tuple[int, int, list[timed
     """Send each planned message and record its outcome: (sent, failed for good, retry delays)."""
     sent, failed, waits = 0, 0, []
     for message in plan.messages:
-        # Committed before the request goes out: a worker killed after this line may have posted.
-        OutboundMessage.objects.filter(pk=message.row.pk).update(attempted_at=timezone.now())
+        # Committed before the request goes out: a worker killed after this line may have posted. None
+        # updated: another worker closed the message as abandoned (this one's lease lapsed) and sends it.
+        if not OutboundMessage.objects.filter(pk=message.row.pk, finished_at__isnull=True).update(
+            attempted_at=timezone.now()
+        ):
+            logger.warning(
+                "Delivery to %s: the lease lapsed before a message went out; another worker sends it", destination
+            )
+            continue
         try:
             _send(message, smtp)
         except DeliveryError as error:

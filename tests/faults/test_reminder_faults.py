@@ -180,6 +180,7 @@ def other_sweep(now: datetime):
     return result[0]
 
 
+@pytest.mark.postgres
 @needs_postgres
 @pytest.mark.django_db(transaction=True)
 def test_an_older_sweep_committing_last_never_skips_what_the_newer_one_recorded(monkeypatch):
@@ -211,6 +212,7 @@ def test_an_older_sweep_committing_last_never_skips_what_the_newer_one_recorded(
     assert delivery.deliver(destination="email", now=newer + timedelta(minutes=1)).sent == 30
 
 
+@pytest.mark.postgres
 @needs_postgres
 @pytest.mark.django_db(transaction=True)
 def test_an_item_edited_between_two_sweeps_reads_keeps_all_four_reminders(monkeypatch, receiver):
@@ -251,6 +253,7 @@ def test_an_item_edited_between_two_sweeps_reads_keeps_all_four_reminders(monkey
     assert sorted(r["path"] for r in receiver.requests) == ["/wecom/lei", "/wecom/team"]
 
 
+@pytest.mark.postgres
 @needs_postgres
 @pytest.mark.django_db(transaction=True)
 def test_an_item_reopened_after_a_sweep_read_it_done_keeps_its_pending_reminders(monkeypatch):
@@ -288,6 +291,7 @@ def unfollowed_alert(team, *, received: datetime, name: str = "PaymentLatencyHig
     )
 
 
+@pytest.mark.postgres
 @needs_postgres
 @pytest.mark.django_db(transaction=True)
 def test_a_slow_receiver_never_lets_a_second_worker_send_again(settings):
@@ -343,7 +347,9 @@ def test_a_slow_receiver_never_lets_a_second_worker_send_again(settings):
         receiver.stop()
 
 
+@pytest.mark.postgres
 @needs_postgres
+@pytest.mark.redis
 @needs_redis
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_killed_mid_send_frees_its_claims_and_never_posts_a_robot_twice(settings, tmp_path):
@@ -522,7 +528,9 @@ def test_a_batch_still_in_flight_counts_against_the_robots_minute(db, receiver, 
 # --- worker layout: a slow robot never holds the sweep back ----------------------------------------------
 
 
+@pytest.mark.postgres
 @needs_postgres
+@pytest.mark.redis
 @needs_redis
 @pytest.mark.django_db(transaction=True)
 def test_a_slow_robot_never_delays_the_sweep_on_the_documented_worker_layout(tmp_path):

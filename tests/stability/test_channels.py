@@ -236,6 +236,8 @@ def test_the_generic_webhook_gets_one_signed_json_per_notification(team, robots)
     }
     expected = "sha256=" + hmac.new(b"k3y", request["raw"], hashlib.sha256).hexdigest()
     assert request["headers"]["X-Stability-Signature"] == expected
+    # The same on every attempt: a receiver keeping the keys it processed drops a retry's repeat.
+    assert request["headers"]["Idempotency-Key"] == notification.key
     assert second.pk in bodies
 
 
@@ -421,3 +423,70 @@ def test_the_escalation_of_an_item_of_a_team_without_managers_goes_to_its_robot(
         f"  Action item #{item.pk} of incident #{incident.pk} Batch late\n"
         "  Owner Jie Yang, due 2026-11-10 15:00+08:00"
     )
+
+
+def test_a_claim_of_a_worker_that_died_before_posting_comes_free_after_the_lease_and_is_sent_once(team, robots):
+    channel = channels.channel_create(kind="wecom", name="wecom", target=robots.url("/wecom/send"), team=team)
+    unfollowed_alerts(team, 3)
+    destination = f"channel:{channel.pk}"
+    with time_machine.travel(SWEEP, tick=False):
+        reminders.sweep(enqueue=lambda destinations: 0)
+        dead = delivery._claim(destination, now=SWEEP)  # claimed, then the worker died: nothing posted
+    assert len(dead.messages) == 1
+    with time_machine.travel(SWEEP + timedelta(seconds=59), tick=False):
+        assert delivery.deliver(destination=destination).sent == 0  # the lease (60 s) still holds
+    with time_machine.travel(SWEEP + timedelta(seconds=61), tick=False):
+        assert delivery.deliver(destination=destination).sent == 3
+    assert len(robots.requests) == 1
+    closed = OutboundMessage.objects.get(pk=dead.messages[0].row.pk)
+    assert (closed.ok, closed.attempted_at, closed.error) == (
+        None,
+        None,
+        "The worker stopped before sending it; sent again.",
+    )
+    assert closed.finished_at == SWEEP + timedelta(seconds=61)
+    assert set(Notification.objects.values_list("status", "attempts")) == {("sent", 2)}
+
+
+def test_a_read_timeout_is_an_unknown_outcome_and_a_refused_connection_is_not(settings):
+    settings.REMINDER_HTTP_TIMEOUT_SECONDS = 0.3
+    robots = Robots()
+    answer = threading.Event()
+    original = robots.server.RequestHandlerClass.do_POST
+
+    def slow(handler):
+        answer.wait(5)  # reads nothing yet, answers after the sender gave up
+        original(handler)
+
+    robots.server.RequestHandlerClass.do_POST = slow
+    try:
+        with pytest.raises(channels.DeliveryError) as raised:
+            channels.post_json(robots.url("/wecom/send"), {"msgtype": "text"})
+        assert raised.value.unknown
+        assert raised.value.reason == "Outcome unknown: the request was sent but no answer came (timed out)."
+    finally:
+        answer.set()
+        robots.stop()
+    with pytest.raises(channels.DeliveryError) as raised:
+        channels.post_json("http://127.0.0.1:9/hook", {})
+    assert not raised.value.unknown
+
+
+def test_an_unknown_notification_may_be_retried_by_an_administrator(team):
+    alert = unfollowed_alerts(team)[0]
+    notification = Notification.objects.create(
+        key="k",
+        event="alert_unfollowed",
+        step="unfollowed",
+        alert=alert,
+        destination="email",
+        language="en",
+        fire_at=SWEEP,
+        created_at=SWEEP,
+        deliver_after=SWEEP,
+        status="unknown",
+        attempts=1,
+    )
+    delivery.notification_retry(notification_id=notification.pk)
+    notification.refresh_from_db()
+    assert (notification.status, notification.attempts) == ("pending", 0)
