@@ -1178,21 +1178,21 @@ def _check(kind: str, raw: bytes) -> None:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-@hypothesis_settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@hypothesis_settings(max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(raw=st.binary(max_size=200) | st.sampled_from([b"[" * 100_000, b'{"alerts": [], "n": ' + b"9" * 5_000 + b"}"]))
 def test_any_bytes_are_read_or_refused_with_a_body_error(kind, raw):
     _check(kind, raw)
 
 
 @pytest.mark.parametrize("kind", KINDS)
-@hypothesis_settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@hypothesis_settings(max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(value=json_values)
 def test_any_json_value_is_read_or_refused_with_a_body_error(kind, value):
     _check(kind, json.dumps(value).encode())
 
 
 @pytest.mark.parametrize("kind", KINDS)
-@hypothesis_settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@hypothesis_settings(max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_any_alert_list_gives_storable_alerts_and_reasons_by_index(kind, data):
     alerts = data.draw(st.lists(_alerts(kind) | json_values, max_size=5))
@@ -1201,3 +1201,18 @@ def test_any_alert_list_gives_storable_alerts_and_reasons_by_index(kind, data):
     assert len(accepted) + len(rejected) == len(alerts)
     assert [r.index for r in rejected] == sorted({r.index for r in rejected})
     _check(kind, raw)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"alerts": [{"labels": {"a": "x\\u0000"}}]}'.encode(),  # an escape
+        '{"alerts": [{"labels": {"a": "x\\uDBFF"}}]}'.encode(),  # an escape, upper case
+        b'{"alerts": [{"labels": {"a": "x\xed\xa0\x80"}}]}',  # a surrogate encoded in UTF-8
+        '{"alerts": [{"labels": {"a": "x\\u0000"}}]}'.encode("utf-16"),  # json.loads reads UTF-16 too
+    ],
+    ids=["escape", "escape-upper", "utf8-surrogate", "utf16"],
+)
+def test_every_way_an_unstorable_character_can_arrive_is_cleaned(raw):
+    [alert], rejected = read_body("generic", raw)
+    assert rejected == [] and alert.labels == {"a": "x\ufffd"}
