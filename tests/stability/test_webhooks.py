@@ -1206,8 +1206,8 @@ def test_any_alert_list_gives_storable_alerts_and_reasons_by_index(kind, data):
 @pytest.mark.parametrize(
     "raw",
     [
-        '{"alerts": [{"labels": {"a": "x\\u0000"}}]}'.encode(),  # an escape
-        '{"alerts": [{"labels": {"a": "x\\uDBFF"}}]}'.encode(),  # an escape, upper case
+        b'{"alerts": [{"labels": {"a": "x\\u0000"}}]}',  # an escape
+        b'{"alerts": [{"labels": {"a": "x\\uDBFF"}}]}',  # an escape, upper case
         b'{"alerts": [{"labels": {"a": "x\xed\xa0\x80"}}]}',  # a surrogate encoded in UTF-8
         '{"alerts": [{"labels": {"a": "x\\u0000"}}]}'.encode("utf-16"),  # json.loads reads UTF-16 too
     ],
