@@ -42,14 +42,17 @@ class GenericAlertSerializer(serializers.Serializer):
     annotations = serializers.DictField(
         child=serializers.CharField(),
         required=False,
-        help_text="`summary` (or `description`) is shown as the alert's summary.",
+        help_text=(
+            "`summary` (or `description`) is shown as the alert's summary. In every string, NUL and lone "
+            "surrogates (which PostgreSQL cannot store) become U+FFFD."
+        ),
     )
     status = serializers.ChoiceField(choices=["firing", "resolved"], required=False, default="firing")
     starts_at = serializers.DateTimeField(
         required=False,
         help_text=(
-            "RFC 3339 with an offset. Without it, the alert belongs to the open occurrence of its fingerprint, "
-            "else starts a new one now."
+            "RFC 3339 with an offset, from 2000-01-01 to an hour ahead of the tracker's clock. Without it, the "
+            "alert belongs to the open occurrence of its fingerprint, else starts a new one now."
         ),
     )
     ends_at = serializers.DateTimeField(required=False, help_text="With status resolved: when it ended.")
