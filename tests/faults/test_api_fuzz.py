@@ -23,7 +23,9 @@ from tests.factories import ActionItemFactory, IncidentFactory, SystemFactory, T
 
 pytestmark = [pytest.mark.postgres, needs_postgres, pytest.mark.django_db]
 
-MAX_EXAMPLES = 20
+# Before issue #11 this run found the four operations that answered 500 (the time filters of incidents,
+# action items and maintenance windows; a NUL in a system's team) at 40 examples, three at 30.
+MAX_EXAMPLES = 40
 
 
 @pytest.fixture

@@ -10,11 +10,14 @@ import re
 import zipfile
 from datetime import UTC, datetime, timedelta
 
+import django_filters
 import pytest
 import time_machine
 from django.utils import timezone
 from markdown_it import MarkdownIt
+from rest_framework import serializers as drf_serializers
 
+from config.api import TimestampField, TimestampFilter
 from incidents import periods, selectors
 from incidents.models import ActionItem, Incident, Tier
 from stability.models import MaintenanceWindow
@@ -153,6 +156,53 @@ def test_an_absurd_incident_timestamp_is_a_400_naming_it(admin_client_api, world
     response = admin_client_api.post("/api/v1/incidents/", _incident_body(**{field: value}), format="json")
     assert response.status_code == 400
     assert field in response.json()
+
+
+def _api_serializer_classes():
+    from incidents.api import serializers as incident_serializers
+    from stability.api import alerts, integrations, metrics, notifications
+
+    for module in (incident_serializers, alerts, integrations, metrics, notifications):
+        for value in vars(module).values():
+            ours = isinstance(value, type) and value.__module__ == module.__name__
+            if ours and issubclass(value, drf_serializers.Serializer):
+                yield value
+
+
+def test_every_time_the_api_takes_or_shows_is_a_timestamp_field():
+    """The class, not the cases: a new serializer field or model DateTimeField cannot escape the bounds.
+    (The webhooks' wire formats are their own: stability/api/webhooks.py.)"""
+    checked = []
+    for serializer_class in _api_serializer_classes():
+        for name, field in serializer_class().fields.items():
+            if isinstance(field, drf_serializers.DateTimeField):
+                assert isinstance(field, TimestampField), f"{serializer_class.__name__}.{name}"
+                checked.append(f"{serializer_class.__name__}.{name}")
+    assert "IncidentWriteSerializer.occurred_at" in checked and "MaintenanceWindowSerializer.ends_at" in checked
+    assert "AlertSerializer.starts_at" in checked and len(checked) > 40
+
+
+def test_every_time_filter_is_a_timestamp_filter():
+    from incidents.api.filters import ActionItemFilter, IncidentFilter
+    from stability.api.alerts import AlertFilter, MaintenanceWindowFilter
+    from stability.api.metrics import FollowUpFilter
+    from stability.api.notifications import NotificationFilter
+
+    checked = []
+    filtersets = (
+        IncidentFilter,
+        ActionItemFilter,
+        AlertFilter,
+        MaintenanceWindowFilter,
+        FollowUpFilter,
+        NotificationFilter,
+    )
+    for filterset in filtersets:
+        for name, query_filter in filterset.base_filters.items():
+            if isinstance(query_filter, django_filters.DateTimeFilter | django_filters.DateFilter):
+                assert isinstance(query_filter, TimestampFilter), f"{filterset.__name__}.{name}"
+                checked.append(name)
+    assert {"occurred_after", "due_before", "received_after", "ends_after"} <= set(checked)
 
 
 def test_a_timeline_note_before_2000_is_refused(admin_client_api, world):
