@@ -4,7 +4,8 @@ negative numbers, absurd dates, wrong types), no answer is a 5xx.
 
 Bounded: at most MAX_EXAMPLES inputs per operation, so the whole run takes a couple of minutes on a
 2-core machine. The webhooks (POST /api/v1/integrations/{alertmanager,grafana,generic}/) take an
-integration's token, not a person's, and are fuzzed by their own tests (tests/stability/test_webhooks.py).
+integration's token, not a person's, and are hardened by their own part of issue #11
+(stability/api/webhooks.py and its tests).
 """
 
 import pytest

@@ -118,6 +118,14 @@ def test_an_action_item_owner_with_a_nul_is_a_400(admin_client_api, world):
     assert ActionItem.objects.count() == 0
 
 
+def test_the_400_is_in_the_readers_language(admin_client_api, world):
+    body = _incident_body(title="收银台\x00")
+    response = admin_client_api.post("/api/v1/incidents/", body, format="json", HTTP_ACCEPT_LANGUAGE="zh-hans")
+    assert response.json() == {"title": ["含有 NUL 字符（\\u0000），无法保存。"]}
+    response = admin_client_api.get("/api/v1/reports/stability/?team=%00", HTTP_ACCEPT_LANGUAGE="zh-hans")
+    assert response.json() == {"team": ["含有 NUL 字符（\\u0000），无法保存。"]}
+
+
 @pytest.mark.parametrize("escape", ["\\ud800", "\\udfff", "x\\udc00y"])
 def test_a_lone_surrogate_is_a_400_naming_the_field(admin_client_api, world, escape):
     # Raw bytes: a JSON client may send the escape, which Python decodes to a string UTF-8 cannot encode.
