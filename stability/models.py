@@ -214,7 +214,8 @@ class AlertOccurrence(models.Model):
     # renamed rule): stability.day_counts recounts the days of the occurrences changed since it last ran.
     changed_at = models.DateTimeField(_("changed at"), default=timezone.now, editable=False)
     # The sender gave no starts_at and no occurrence was open: starts_at is the tracker's receipt.
-    receipt_started = models.BooleanField(_("started at receipt"), default=False, editable=False)
+    # A database default too: bulk writers that name their columns (history.py COPY) leave it out.
+    receipt_started = models.BooleanField(_("started at receipt"), default=False, db_default=False, editable=False)
 
     class Meta:
         ordering = ["-received_at", "-id"]

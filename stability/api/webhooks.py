@@ -51,7 +51,7 @@ class GenericAlertSerializer(serializers.Serializer):
     starts_at = serializers.DateTimeField(
         required=False,
         help_text=(
-            "RFC 3339 with an offset, from 2000-01-01 to an hour ahead of the tracker's clock. Without it, the "
+            "RFC 3339 with an offset, from 2000-01-01 to a day ahead of the tracker's clock. Without it, the "
             "alert belongs to the open occurrence of its fingerprint, else starts a new one now."
         ),
     )
