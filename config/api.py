@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from datetime import UTC
 
 import django_filters
+from django.core.exceptions import FieldDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
 from django.http import JsonResponse
@@ -193,6 +194,19 @@ class ModelSerializer(serializers.ModelSerializer):
         **serializers.ModelSerializer.serializer_field_mapping,
         models.DateTimeField: TimestampField,
     }
+
+    def get_fields(self):
+        # A declared read-only relation (`owner = SlugRelatedField(read_only=True)`) is null where its
+        # foreign key is: say so, so that the schema documents the null the API answers.
+        fields = super().get_fields()
+        for name, field in fields.items():
+            if isinstance(field, serializers.RelatedField) and field.read_only and not field.allow_null:
+                try:
+                    model_field = self.Meta.model._meta.get_field(field.source or name)
+                except (AttributeError, FieldDoesNotExist):
+                    continue
+                field.allow_null = bool(getattr(model_field, "null", False))
+        return fields
 
 
 class _UtcIsoDateTimeField(django_filters.fields.IsoDateTimeField):

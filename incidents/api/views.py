@@ -448,6 +448,7 @@ class ActionItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
             return _item_stale(exc)
         return self._read(item.pk)
 
+    @extend_schema(responses={200: s.ActionItemSerializer(many=True)})
     @action(detail=False, methods=["get"])
     def mine(self, request):
         """My items (owner = me): open and in progress first, then done, then verified and waived, each
