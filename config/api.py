@@ -4,7 +4,7 @@ of it reaches the database.
 PostgreSQL cannot store some strings (a NUL character, a lone UTF-16 surrogate: text and jsonb refuse
 them, UTF-8 cannot encode them) and Python cannot hold some timestamps that PostgreSQL can (past year
 9999). Such input is refused here, once for every endpoint, with a 400 naming the field: in bodies by
-the parsers, in query strings and URL paths by ApiInputMiddleware, and timestamps by TimestampField.
+the parsers, in query strings, URL paths and page forms by StorableInputMiddleware, and timestamps by TimestampField.
 """
 
 import re
@@ -15,7 +15,7 @@ import django_filters
 from django.core.exceptions import FieldDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
-from django.http import JsonResponse
+from django.http import HttpResponseBadRequest, JsonResponse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -129,9 +129,10 @@ class MultiPartParser(parsers.MultiPartParser):
         return parsed
 
 
-class ApiInputMiddleware:
-    """The query string and URL path of /api/ requests: a value PostgreSQL cannot store gets a 400
-    naming the parameter, before a view looks anything up with it (a slug, a label, a filter)."""
+class StorableInputMiddleware:
+    """Every request's query string and URL path values, and the form values posted to a page: a value
+    PostgreSQL cannot store gets a 400 naming the parameter, before a view looks anything up with it
+    (a slug, a label, a filter, an admin search). API bodies are the parsers' business."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -140,11 +141,12 @@ class ApiInputMiddleware:
         return self.get_response(request)
 
     def process_view(self, request, view_func, view_args, view_kwargs):
-        if not request.path_info.startswith("/api/"):
-            return None
-        errors: dict[str, list[str]] = {}
+        api = request.path_info.startswith("/api/")
         sources = [(name, [value]) for name, value in view_kwargs.items() if isinstance(value, str)]
         sources += list(request.GET.lists())
+        if not api and request.method == "POST" and request.content_type == "application/x-www-form-urlencoded":
+            sources += list(request.POST.lists())
+        errors: dict[str, list[str]] = {}
         for name, values in sources:
             if reason := unstorable_reason(name):
                 errors.setdefault(_printable(name), []).append(reason)
@@ -152,9 +154,12 @@ class ApiInputMiddleware:
                 if reason := unstorable_reason(value):
                     errors.setdefault(_printable(name), []).append(reason)
                     break
-        if errors:
+        if not errors:
+            return None
+        if api:
             return JsonResponse(errors, status=400)
-        return None
+        lines = [f"{name}: {' '.join(reasons)}" for name, reasons in errors.items()]
+        return HttpResponseBadRequest("\n".join([_("The request was refused:"), *lines]), content_type="text/plain")
 
 
 # --- timestamps ----------------------------------------------------------------------------------

@@ -69,7 +69,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Turns a sign-in refused by django-axes into the lockout page (accounts/guessing.py).
     "axes.middleware.AxesMiddleware",
-    "config.api.ApiInputMiddleware",
+    "config.api.StorableInputMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"

@@ -102,6 +102,17 @@ def _to_the_second(value: datetime | None) -> datetime | None:
     return value.replace(microsecond=0) if value is not None else None
 
 
+def _event_time(at: datetime, *, now: datetime) -> datetime:
+    """A time a person gives for something that happened (a note, an item's step): to the second, at
+    most FUTURE_TOLERANCE ahead of now and not before EARLIEST_TIMESTAMP."""
+    at = _to_the_second(at)
+    if at > now + settings.FUTURE_TOLERANCE:
+        raise ValidationError({"at": [_("This time lies in the future; at most 5 minutes ahead of now is accepted.")]})
+    if at < EARLIEST_TIMESTAMP:
+        raise ValidationError({"at": [_("This time is before the year 2000; check the date.")]})
+    return at
+
+
 def _status_from_timestamps(values: Mapping[str, Any]) -> str:
     if values.get("resolved_at"):
         return Status.RESOLVED
@@ -416,9 +427,7 @@ def timeline_note_add(*, incident_id: int, by: User, text: str, at: datetime | N
     incident = Incident.objects.get(pk=incident_id)
     if not text.strip():
         raise ValidationError({"text": [_("Write what happened.")]})
-    at = _to_the_second(at or now)
-    if at > now + settings.FUTURE_TOLERANCE:
-        raise ValidationError({"at": [_("This time lies in the future; at most 5 minutes ahead of now is accepted.")]})
+    at = _event_time(at or now, now=now)
     return TimelineEntry.objects.create(
         incident=incident, kind=TimelineEntry.Kind.NOTE, at=at, author=by, text=text.strip()
     )
@@ -788,11 +797,7 @@ def _step_time(item: ActionItem, *, action: str, at: datetime | None, now: datet
         return now
     if action not in ItemTransition.BACKDATABLE:
         raise ValidationError({"at": [_("A waiver or a reopening is recorded when it is made; leave out the time.")]})
-    at = _to_the_second(at)
-    if at > now + settings.FUTURE_TOLERANCE:
-        raise ValidationError({"at": [_("This time lies in the future; at most 5 minutes ahead of now is accepted.")]})
-    if at < EARLIEST_TIMESTAMP:
-        raise ValidationError({"at": [_("This time is before the year 2000; check the date.")]})
+    at = _event_time(at, now=now)
     earlier_step = {ItemTransition.COMPLETE: item.started_at, ItemTransition.VERIFY: item.completed_at}.get(action)
     if earlier_step is not None and at < earlier_step:
         raise ValidationError(

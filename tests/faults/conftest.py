@@ -1,0 +1,3 @@
+"""The pages' fixtures, for the fault tests that go through pages."""
+
+from tests.web.conftest import administrator, engineer, manager, world  # noqa: F401
