@@ -367,6 +367,9 @@ SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")
 # SMTP server in production.
 vars().update(env.email_url("EMAIL_URL", default="consolemail://" if DEBUG else "smtp://localhost:25"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Stability Tracker <stability@localhost>")
+# A mail server that accepts the connection and then says nothing must not hold a delivery (and its
+# lease, kept alive by the heartbeat) for ever: after this many seconds the outcome is recorded as unknown.
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
 
 # Reminders of action items and notices of unfollowed alerts (stability.reminders, docs/reminders.md).
 # Each team may override the item policy (days before, escalation, quiet hours) in a ReminderPolicy row.
