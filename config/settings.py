@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "accounts",
     "incidents",
     "stability",
+    "demo",
     "django_htmx",
     "web",
 ]

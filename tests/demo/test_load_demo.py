@@ -9,7 +9,8 @@ from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import Role, User
-from incidents import demo, periods
+from demo import dataset
+from incidents import periods
 from incidents.models import (
     ActionItem,
     CauseCategory,
@@ -56,14 +57,14 @@ def loaded() -> str:
 
 def test_second_run_changes_nothing(loaded):
     before = _counts()
-    assert before["Incident"] == len(demo.INCIDENTS)
+    assert before["Incident"] == len(dataset.INCIDENTS)
     assert _load().strip() == "Demo data already loaded."
     assert _counts() == before
 
 
 def test_output_names_the_counts_and_logins(loaded):
     assert "Created 4 teams, 12 systems, 7 users" in loaded
-    assert f"Created {len(demo.INCIDENTS)} incidents (A: 1, B: 2, C: 12, D: 21)" in loaded
+    assert f"Created {len(dataset.INCIDENTS)} incidents (A: 1, B: 2, C: 12, D: 21)" in loaded
     assert "Created 28 action items (open: 5, in_progress: 3, done: 2, verified: 17, waived: 1)" in loaded
     assert "engineer" in loaded and "manager" in loaded and "demo-password" in loaded
 
@@ -72,7 +73,7 @@ def test_alerts_give_the_report_its_follow_up_figures(loaded):
     now = timezone.now()
     last_month = periods.containing("month", now).previous()
     rate = follow_up_rate(occurrences=AlertOccurrence.objects.all(), period=last_month, group_by="team", now=now)
-    # About 7 alerts a day (200 a month); the teams' habits (demo.FOLLOW_UP_HABITS) put the rate between 68 and 90 %.
+    # About 7 alerts a day (200 a month); the teams' habits (dataset.FOLLOW_UP_HABITS) put the rate between 68 and 90 %.
     assert rate["overall"]["denominator"] > 150
     assert 0.6 < rate["overall"]["rate"] < 0.95
     by_team = {group["key"]: group["rate"] for group in rate["groups"]}
@@ -83,7 +84,7 @@ def test_alerts_give_the_report_its_follow_up_figures(loaded):
     ).exists()
     followed = AlertOccurrence.objects.filter(followed_up_at__isnull=False)
     assert AlertActivity.objects.filter(kind=AlertActivity.Kind.ACKNOWLEDGED).count() == followed.count()
-    assert f"Created {AlertOccurrence.objects.count()} alerts over {demo.ALERT_DAYS} days" in loaded
+    assert f"Created {AlertOccurrence.objects.count()} alerts over {dataset.ALERT_DAYS} days" in loaded
 
 
 def test_users_and_roles(loaded):
@@ -95,7 +96,7 @@ def test_users_and_roles(loaded):
     assert User.objects.filter(role=Role.ENGINEER).count() >= 4
     assert not User.objects.filter(first_name="").exists()
     manager = User.objects.get(username="manager")
-    assert set(manager.managed_teams.values_list("slug", flat=True)) == {t.slug for t in demo.TEAMS}
+    assert set(manager.managed_teams.values_list("slug", flat=True)) == {t.slug for t in dataset.TEAMS}
 
 
 def test_levels_statuses_and_variety(loaded):
@@ -105,7 +106,7 @@ def test_levels_statuses_and_variety(loaded):
     assert Incident.objects.filter(status=Status.CLOSED).exists()
     assert set(Incident.objects.values_list("detection_source", flat=True)) == set(DetectionSource.values)
     assert set(Incident.objects.values_list("cause_category", flat=True)) == set(CauseCategory.values)
-    assert set(Incident.objects.values_list("team__slug", flat=True)) == {t.slug for t in demo.TEAMS}
+    assert set(Incident.objects.values_list("team__slug", flat=True)) == {t.slug for t in dataset.TEAMS}
     assert Incident.objects.filter(occurred_at__gte=timezone.now() - timedelta(days=31)).count() >= 5
     overridden = Incident.objects.exclude(level_override="")
     assert overridden.count() == 1 and overridden.get().level_override_reason
@@ -113,7 +114,7 @@ def test_levels_statuses_and_variety(loaded):
 
 def test_levels_follow_from_the_facts(loaded):
     """Each template's facts give the level it names under the default policy."""
-    expected = {template.title: template.level for template in demo.INCIDENTS}
+    expected = {template.title: template.level for template in dataset.INCIDENTS}
     for title, classified in Incident.objects.values_list("title", "classified_level"):
         assert classified == expected[title], title
 
@@ -135,7 +136,7 @@ def test_timelines_and_timestamps(loaded):
 
 def test_action_items_close_some_loops_and_leave_the_engineer_overdue_work(loaded):
     now = timezone.now()
-    assert ActionItem.objects.count() == sum(len(t.items) for t in demo.INCIDENTS) == 28
+    assert ActionItem.objects.count() == sum(len(t.items) for t in dataset.INCIDENTS) == 28
     # The engineer (with an e-mail for reminders) has open work past its due date.
     engineer = User.objects.get(username="engineer")
     assert engineer.email == "engineer@example.com"

@@ -1,6 +1,6 @@
 """The content of the demo data set loaded by `manage.py load_demo`.
 
-Everything here is plain data; the command (incidents/management/commands/load_demo.py) turns it
+Everything here is plain data; the command (demo/management/commands/load_demo.py) turns it
 into users, teams, systems and incidents, the incidents through incidents.services only, so they
 are classified and timelined as in life.
 

@@ -1,4 +1,4 @@
-"""`manage.py generate_history` (stability.history) at small scale: counts, every rule of the record
+"""`manage.py generate_history` (demo.history) at small scale: counts, every rule of the record
 holds, levels agree with the severity policy, the figures can be computed, and a second run refuses.
 
 Runs the batched-INSERT path on SQLite and the COPY path on PostgreSQL (DATABASE_URL)."""
@@ -14,6 +14,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import Role, User
+from demo.history import HistoryRefused, history_window
 from incidents import periods, severity
 from incidents.models import (
     TIMESTAMP_FIELDS,
@@ -26,7 +27,6 @@ from incidents.models import (
     validate_timestamps,
 )
 from incidents.selectors import current_severity_policy, on_time_completion_by_team
-from stability.history import HistoryRefused, history_window
 from stability.models import AlertActivity, AlertOccurrence, Integration
 from stability.selectors import follow_up_rate
 

@@ -3,7 +3,7 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from stability.history import HistoryRefused, Scale, generate_history, history_window
+from demo.history import HistoryRefused, Scale, generate_history, history_window
 
 
 class Command(BaseCommand):

@@ -8,7 +8,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import User
-from incidents import demo, services
+from demo import dataset
+from incidents import services
 from incidents.models import ActionItem, Incident, Level, Status, System, Team
 from incidents.services import ItemTransition
 from stability.models import AlertActivity, AlertOccurrence
@@ -26,13 +27,15 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         with transaction.atomic():
-            if Incident.objects.filter(team__slug=demo.TEAMS[0].slug).exists():
+            if Incident.objects.filter(team__slug=dataset.TEAMS[0].slug).exists():
                 self.stdout.write("Demo data already loaded.")
                 return
             users, kept = self._users()
             teams, new_teams = self._teams(users)
             systems, new_systems = self._systems(teams)
-            self.stdout.write(f"Created {new_teams} teams, {new_systems} systems, {len(demo.USERS) - len(kept)} users")
+            self.stdout.write(
+                f"Created {new_teams} teams, {new_systems} systems, {len(dataset.USERS) - len(kept)} users"
+            )
             if kept:
                 self.stdout.write(f"Kept existing users unchanged: {', '.join(kept)}")
             ids = self._incidents(users, teams, systems)
@@ -48,16 +51,16 @@ class Command(BaseCommand):
             + ")"
         )
         self.stdout.write(
-            f"Created {alerts['alerts']} alerts over {demo.ALERT_DAYS} days ({alerts['followed_up']} followed up)"
+            f"Created {alerts['alerts']} alerts over {dataset.ALERT_DAYS} days ({alerts['followed_up']} followed up)"
         )
-        logins = ", ".join(f"{username} ({users[username].effective_role})" for username in demo.LOGINS)
-        self.stdout.write(self.style.SUCCESS(f'Demo loaded. Log in as {logins}; password "{demo.PASSWORD}".'))
+        logins = ", ".join(f"{username} ({users[username].effective_role})" for username in dataset.LOGINS)
+        self.stdout.write(self.style.SUCCESS(f'Demo loaded. Log in as {logins}; password "{dataset.PASSWORD}".'))
 
     # -- reference data -----------------------------------------------------------------------
 
     def _users(self) -> tuple[dict[str, User], list[str]]:
         users, kept = {}, []
-        for spec in demo.USERS:
+        for spec in dataset.USERS:
             user, created = User.objects.get_or_create(
                 username=spec.username,
                 defaults={
@@ -70,7 +73,7 @@ class Command(BaseCommand):
                 },
             )
             if created:
-                user.set_password(demo.PASSWORD)
+                user.set_password(dataset.PASSWORD)
                 user.save(update_fields=["password"])
             else:
                 kept.append(spec.username)
@@ -79,7 +82,7 @@ class Command(BaseCommand):
 
     def _teams(self, users: dict[str, User]) -> tuple[dict[str, Team], int]:
         teams, created_count = {}, 0
-        for spec in demo.TEAMS:
+        for spec in dataset.TEAMS:
             team, created = Team.objects.get_or_create(slug=spec.slug, defaults={"name": spec.name})
             created_count += created
             team.managers.add(*(users[username] for username in spec.managers))
@@ -89,7 +92,7 @@ class Command(BaseCommand):
 
     def _systems(self, teams: dict[str, Team]) -> tuple[dict[str, System], int]:
         systems, created_count = {}, 0
-        for spec in demo.SYSTEMS:
+        for spec in dataset.SYSTEMS:
             system, created = System.objects.get_or_create(
                 code=spec.code,
                 defaults={
@@ -107,26 +110,26 @@ class Command(BaseCommand):
     # -- alerts -------------------------------------------------------------------------------
 
     def _alerts(self, users: dict[str, User], teams: dict[str, Team], systems: dict[str, System]) -> Counter:
-        """demo.ALERT_RULES over the last demo.ALERT_DAYS days: one Alertmanager integration per team;
+        """dataset.ALERT_RULES over the last dataset.ALERT_DAYS days: one Alertmanager integration per team;
         each occurrence resolved by the source a few minutes later, followed up (acknowledged, with the
         activity a person's acknowledgement writes) as the team's habit has it."""
         now = timezone.now().replace(microsecond=0)
-        rng = random.Random(demo.SEED + 1)
-        members = {spec.slug: spec.members for spec in demo.TEAMS}
+        rng = random.Random(dataset.SEED + 1)
+        members = {spec.slug: spec.members for spec in dataset.TEAMS}
         integrations = {
             slug: integration_create(kind="alertmanager", name=f"Alertmanager {team.name}", default_team=team)[0]
             for slug, team in teams.items()
         }
-        recent = now - timedelta(hours=demo.RECENT_UNFOLLOWED_HOURS)
+        recent = now - timedelta(hours=dataset.RECENT_UNFOLLOWED_HOURS)
         counts: Counter = Counter()
         occurrences, followers = [], []
-        for rule in demo.ALERT_RULES:
+        for rule in dataset.ALERT_RULES:
             system = systems[rule.system]
             slug = system.team.slug
-            in_time_share, late_share = demo.FOLLOW_UP_HABITS[slug]
+            in_time_share, late_share = dataset.FOLLOW_UP_HABITS[slug]
             moments = sorted(
-                now - timedelta(seconds=rng.randrange(600, demo.ALERT_DAYS * 86400))
-                for _ in range(round(rule.per_day * demo.ALERT_DAYS))
+                now - timedelta(seconds=rng.randrange(600, dataset.ALERT_DAYS * 86400))
+                for _ in range(round(rule.per_day * dataset.ALERT_DAYS))
             )
             for n, received in enumerate(moments):
                 starts = received - timedelta(seconds=rng.randrange(30, 90))
@@ -189,12 +192,12 @@ class Command(BaseCommand):
 
     def _incidents(self, users: dict[str, User], teams: dict[str, Team], systems: dict[str, System]) -> list[int]:
         now = timezone.now().replace(microsecond=0)
-        rng = random.Random(demo.SEED)
-        members = {spec.slug: spec.members for spec in demo.TEAMS}
-        system_teams = {spec.code: spec.team for spec in demo.SYSTEMS}
+        rng = random.Random(dataset.SEED)
+        members = {spec.slug: spec.members for spec in dataset.TEAMS}
+        system_teams = {spec.code: spec.team for spec in dataset.SYSTEMS}
         manager = users["manager"]
         ids = []
-        for template in demo.INCIDENTS:
+        for template in dataset.INCIDENTS:
             times = self._times(template, rng, now)
             team_slug = system_teams[template.systems[0]]
             owner = users[template.owner or rng.choice(members[team_slug])]
@@ -237,7 +240,7 @@ class Command(BaseCommand):
                 self._item(incident, spec, by=owner, users=users, occurred=times["occurred_at"], now=now)
             close = template.close
             if close is None:
-                close = now - times["occurred_at"] > timedelta(days=demo.CLOSE_AFTER_DAYS) and all(
+                close = now - times["occurred_at"] > timedelta(days=dataset.CLOSE_AFTER_DAYS) and all(
                     spec.status in ActionItem.FINAL_STATUSES for spec in template.items
                 )
             close = close and incident.status == Status.RESOLVED
@@ -254,7 +257,7 @@ class Command(BaseCommand):
         return ids
 
     def _item(
-        self, incident: Incident, spec: demo.DemoItem, *, by: User, users: dict[str, User], occurred, now: datetime
+        self, incident: Incident, spec: dataset.DemoItem, *, by: User, users: dict[str, User], occurred, now: datetime
     ) -> None:
         """One item through the services: created, then taken to its status by its steps, dated in the
         past (never later than now)."""
@@ -270,7 +273,7 @@ class Command(BaseCommand):
             by=by,
             title=spec.title,
             owner=owner,
-            due_at=day(spec.due, demo.DUE_CLOCK),
+            due_at=day(spec.due, dataset.DUE_CLOCK),
             kind=spec.kind,
             priority=spec.priority,
             verifier=verifier,
@@ -284,20 +287,20 @@ class Command(BaseCommand):
         if spec.status == ItemStatus.IN_PROGRESS:
             step(ItemTransition.START, owner, at=min(day(1, "10:00"), now))
         elif spec.status in (ItemStatus.DONE, ItemStatus.VERIFIED):
-            done = min(day(spec.done if spec.done is not None else spec.due - 1, demo.DONE_CLOCK), now)
+            done = min(day(spec.done if spec.done is not None else spec.due - 1, dataset.DONE_CLOCK), now)
             step(ItemTransition.COMPLETE, owner, at=done)
             if spec.status == ItemStatus.VERIFIED:
                 step(ItemTransition.VERIFY, verifier or users["manager"], at=min(done + timedelta(days=1), now))
         elif spec.status == ItemStatus.WAIVED:
             step(ItemTransition.WAIVE, users["manager"], reason=spec.waive_reason)
 
-    def _times(self, template: demo.DemoIncident, rng: random.Random, now: datetime) -> dict[str, datetime | None]:
+    def _times(self, template: dataset.DemoIncident, rng: random.Random, now: datetime) -> dict[str, datetime | None]:
         """The five timestamps of a template, anchored to now; none lies in the future."""
         if template.minutes_ago is not None:
             occurred = now - timedelta(minutes=template.minutes_ago)
         else:
             days, jitter = template.days_ago, 0
-            if template.jitter and days >= demo.JITTER_AFTER_DAYS:
+            if template.jitter and days >= dataset.JITTER_AFTER_DAYS:
                 days += rng.randint(-2, 2)
                 jitter = rng.randint(-12, 12)
             local_now = timezone.localtime(now)
@@ -311,7 +314,7 @@ class Command(BaseCommand):
             occurred -= timedelta(days=1)
 
 
-def _timestamps(template: demo.DemoIncident, occurred: datetime) -> dict[str, datetime | None]:
+def _timestamps(template: dataset.DemoIncident, occurred: datetime) -> dict[str, datetime | None]:
     detected = occurred + timedelta(minutes=template.detect)
     recovered = occurred + timedelta(minutes=template.recover) if template.recover is not None else None
     resolved = recovered + timedelta(minutes=template.resolve) if recovered and template.resolve is not None else None
@@ -324,7 +327,7 @@ def _timestamps(template: demo.DemoIncident, occurred: datetime) -> dict[str, da
     }
 
 
-def _review(incident: Incident, template: demo.DemoIncident) -> str:
+def _review(incident: Incident, template: dataset.DemoIncident) -> str:
     """A review (复盘) made from the record, for templates that do not write their own."""
     follow_ups = "；".join(spec.title for spec in template.items) or "无 / none"
     return f"原因 / Cause: {incident.cause}\n处理 / Handling: {incident.handling}\n改进 / Follow-ups: {follow_ups}"
