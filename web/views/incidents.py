@@ -12,12 +12,11 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.permissions import READ_RECORD, WRITE_RECORD
-from incidents import selectors, services, severity
+from incidents import selectors, services
 from incidents.api.filters import IncidentFilter
 from incidents.models import Incident
 from web import forms, incident_csv
-from web import selectors as web_selectors
-from web.views import items
+from web.views import incident_page
 from web.views.base import PageView
 
 PAGE_SIZE = 50
@@ -162,39 +161,13 @@ class SeverityPreviewView(PageView):
         return render(request, "web/incidents/_level_suggestion.html", context)
 
 
-def _detail_context(request, incident: Incident, **forms_given) -> dict:
-    allowed = [
-        (action, label)
-        for action, label in services.Transition.LABELS.items()
-        if incident.status in services.Transition.ALLOWED_FROM[action]
-    ]
-    return {
-        "incident": incident,
-        "explanation": severity.explain(incident.classified_level, incident.severity_matches),
-        "timeline": selectors.incident_timeline(incident=incident),
-        "alerts": web_selectors.incident_alerts(incident=incident),
-        "transitions": allowed,
-        "note_form": forms_given.get("note_form") or forms.TimelineNoteForm(),
-        "transition_form": forms_given.get("transition_form") or forms.TransitionForm(),
-        "override_form": forms_given.get("override_form")
-        or forms.OverrideForm(initial={"level": incident.level_override or incident.level}),
-        **items.incident_section(request, incident, forms_given),
-    }
-
-
 def _incident_or_404(pk: int) -> Incident:
     return get_object_or_404(selectors.incident_list(), pk=pk)
 
 
-def render_incident(request, incident: Incident, *, status: int = 200, **forms_given):
-    return render(
-        request, "web/incidents/detail.html", _detail_context(request, incident, **forms_given), status=status
-    )
-
-
 class IncidentDetailView(PageView):
     def get(self, request, pk: int):
-        return render_incident(request, _incident_or_404(pk))
+        return incident_page.render_incident(request, _incident_or_404(pk))
 
 
 class IncidentEditView(PageView):
@@ -252,7 +225,7 @@ class IncidentTransitionView(PageView):
             else:
                 messages.success(request, _("Status changed."))
                 return redirect("web:incident-detail", incident.pk)
-        return render_incident(request, incident, status=400, transition_form=form)
+        return incident_page.render_incident(request, incident, status=400, transition_form=form)
 
 
 class IncidentNoteView(PageView):
@@ -271,11 +244,11 @@ class IncidentNoteView(PageView):
             except ValidationError as exc:
                 forms.apply_service_errors(form, exc)
         if request.htmx:
-            context = _detail_context(request, incident, note_form=None if saved else form)
+            context = incident_page.detail_context(request, incident, note_form=None if saved else form)
             return render(request, "web/incidents/_timeline.html", context, status=200 if saved else 400)
         if saved:
             return redirect("web:incident-detail", incident.pk)
-        return render_incident(request, incident, status=400, note_form=form)
+        return incident_page.render_incident(request, incident, status=400, note_form=form)
 
 
 class IncidentOverrideView(PageView):
@@ -296,4 +269,4 @@ class IncidentOverrideView(PageView):
             else:
                 messages.success(request, _("Level set by hand."))
                 return redirect("web:incident-detail", incident.pk)
-        return render_incident(request, incident, status=400, override_form=form)
+        return incident_page.render_incident(request, incident, status=400, override_form=form)

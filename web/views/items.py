@@ -11,41 +11,17 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from accounts.models import Role
 from accounts.permissions import READ_RECORD, WRITE_RECORD, user_can
 from incidents import selectors, services
 from incidents.models import ActionItem, Incident, Team
 from incidents.services import ItemTransition
 from web import forms
+from web.views import incident_page
 from web.views.base import PageView
 
 PAGE_SIZE = 50
 # The home page lists the reader's open items due within this many days, and every overdue one.
 HOME_HORIZON_DAYS = 7
-
-
-def incident_section(request, incident: Incident, forms_given: dict) -> dict:
-    """What the incident page shows of its items, with the forms to act on them."""
-    now = timezone.now()
-    # Waivers are approved by managers and administrators (incidents.services); others are not offered one.
-    approves = getattr(request.user, "effective_role", None) in (Role.MANAGER, Role.ADMIN)
-    items = list(selectors.open_first(selectors.action_item_list(incident=incident)))
-    for item in items:
-        item.days_overdue = selectors.days_overdue(item, now=now)
-        item.steps = [
-            (action, label)
-            for action, label in ItemTransition.LABELS.items()
-            if item.status in ItemTransition.ALLOWED_FROM[action] and (approves or action != ItemTransition.WAIVE)
-        ]
-    return {
-        "items": items,
-        "item_form": forms_given.get("item_form") or forms.ActionItemForm(),
-        "item_errors": forms_given.get("item_errors") or {},
-        "manager_steps": ItemTransition.MANAGER_STEPS,
-        "can_approve": approves,
-        "people": forms.people() if items else (),
-        "now": now,
-    }
 
 
 def my_items_summary(user, *, now) -> dict:
@@ -57,10 +33,8 @@ def my_items_summary(user, *, now) -> dict:
 
 
 def _render_incident(request, incident_id: int, *, status: int, **forms_given):
-    from web.views.incidents import render_incident  # the incident page renders this section
-
     incident = get_object_or_404(selectors.incident_list(), pk=incident_id)
-    return render_incident(request, incident, status=status, **forms_given)
+    return incident_page.render_incident(request, incident, status=status, **forms_given)
 
 
 def _back_to_item(item: ActionItem):

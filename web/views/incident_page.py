@@ -1,0 +1,61 @@
+"""The incident page: facts, level and explanation, status changes, timeline, linked alerts and the
+closed-loop items with the forms that act on them. The incident views and the item views both answer
+with it (a form with errors is shown in place), so it lives apart from either."""
+
+from django.shortcuts import render
+from django.utils import timezone
+
+from accounts.models import Role
+from incidents import selectors, services, severity
+from incidents.models import Incident
+from incidents.services import ItemTransition
+from web import forms
+from web import selectors as web_selectors
+
+
+def _items_section(request, incident: Incident, forms_given: dict) -> dict:
+    """What the incident page shows of its items, with the forms to act on them."""
+    now = timezone.now()
+    # Waivers are approved by managers and administrators (incidents.services); others are not offered one.
+    approves = getattr(request.user, "effective_role", None) in (Role.MANAGER, Role.ADMIN)
+    items = list(selectors.open_first(selectors.action_item_list(incident=incident)))
+    for item in items:
+        item.days_overdue = selectors.days_overdue(item, now=now)
+        item.steps = [
+            (action, label)
+            for action, label in ItemTransition.LABELS.items()
+            if item.status in ItemTransition.ALLOWED_FROM[action] and (approves or action != ItemTransition.WAIVE)
+        ]
+    return {
+        "items": items,
+        "item_form": forms_given.get("item_form") or forms.ActionItemForm(),
+        "item_errors": forms_given.get("item_errors") or {},
+        "manager_steps": ItemTransition.MANAGER_STEPS,
+        "can_approve": approves,
+        "people": forms.people() if items else (),
+        "now": now,
+    }
+
+
+def detail_context(request, incident: Incident, **forms_given) -> dict:
+    allowed = [
+        (action, label)
+        for action, label in services.Transition.LABELS.items()
+        if incident.status in services.Transition.ALLOWED_FROM[action]
+    ]
+    return {
+        "incident": incident,
+        "explanation": severity.explain(incident.classified_level, incident.severity_matches),
+        "timeline": selectors.incident_timeline(incident=incident),
+        "alerts": web_selectors.incident_alerts(incident=incident),
+        "transitions": allowed,
+        "note_form": forms_given.get("note_form") or forms.TimelineNoteForm(),
+        "transition_form": forms_given.get("transition_form") or forms.TransitionForm(),
+        "override_form": forms_given.get("override_form")
+        or forms.OverrideForm(initial={"level": incident.level_override or incident.level}),
+        **_items_section(request, incident, forms_given),
+    }
+
+
+def render_incident(request, incident: Incident, *, status: int = 200, **forms_given):
+    return render(request, "web/incidents/detail.html", detail_context(request, incident, **forms_given), status=status)
