@@ -5,9 +5,11 @@
 """
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -131,3 +133,38 @@ def parse(text: str) -> Period:
     raise ValueError(
         _("Not a period: %(text)r. Use 2026-11, 2026-W36, 2026-Q4, 2026 or 2026-11-01..2026-11-15.") % {"text": text}
     )
+
+
+def this_month(now: datetime) -> Period:
+    """The default of the figures' endpoints and pages: the month that is running."""
+    return containing("month", now)
+
+
+def last_complete_month(now: datetime) -> Period:
+    """The default of the report: the month before this one, the last complete month."""
+    return containing("month", now).previous()
+
+
+def requested(
+    text: str | None, *, default: Callable[[datetime], Period] | None = this_month, now: datetime | None = None
+) -> Period | None:
+    """The one place a period is read from what a person typed (a query parameter, a form field, a
+    request body): the period `text` names, or, when it is absent or empty, `default(now)` (None without
+    a default). A text that names no period is a ValidationError carrying parse's translated message."""
+    if not text:
+        return default(now or timezone.now()) if default is not None else None
+    try:
+        return parse(text)
+    except ValueError as exc:
+        raise ValidationError(str(exc), code="invalid_period") from None
+
+
+def requested_parameter(
+    text: str | None, *, name: str = "period", default: Callable[[datetime], Period] | None = this_month
+) -> Period | None:
+    """requested() for an API parameter or a filter: the error keyed by the parameter's name, which the
+    API answers as a 400 naming it (config.api.exception_handler) and a page puts next to the field."""
+    try:
+        return requested(text, default=default)
+    except ValidationError as exc:
+        raise ValidationError({name: exc.messages}) from None

@@ -1,5 +1,4 @@
 import django_filters
-from django.core.exceptions import ValidationError
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
@@ -39,11 +38,7 @@ class IncidentFilter(django_filters.FilterSet):
         return queryset.filter(pk__in=Incident.objects.filter(systems__code=value).values("pk"))
 
     def filter_period(self, queryset, name, value):
-        try:
-            period = periods.parse(value)
-        except ValueError as exc:
-            raise ValidationError({"period": [str(exc)]}) from None
-        return in_period(queryset, period)
+        return in_period(queryset, periods.requested_parameter(value))
 
     def filter_text(self, queryset, name, value):
         text = Q()

@@ -52,12 +52,7 @@ def _item_stale(exc: services.StaleVersionError) -> Response:
 
 def _period(request) -> periods.Period:
     """The `period` query parameter; default the current month."""
-    try:
-        if request.query_params.get("period"):
-            return periods.parse(request.query_params["period"])
-        return periods.containing("month", timezone.now())
-    except ValueError as exc:
-        raise exceptions.ValidationError({"period": [str(exc)]}) from None
+    return periods.requested_parameter(request.query_params.get("period"))
 
 
 _PERIOD = OpenApiParameter(
@@ -258,11 +253,8 @@ class SeverityPolicyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vi
         chosen = Incident.objects.all()
         if serializer.validated_data.get("incidents"):
             chosen = chosen.filter(pk__in=[i.pk for i in serializer.validated_data["incidents"]])
-        if serializer.validated_data.get("period"):
-            try:
-                chosen = selectors.in_period(chosen, periods.parse(serializer.validated_data["period"]))
-            except ValueError as exc:
-                raise exceptions.ValidationError({"period": [str(exc)]}) from None
+        if period := periods.requested_parameter(serializer.validated_data.get("period"), default=None):
+            chosen = selectors.in_period(chosen, period)
         return Response(services.incidents_reevaluate(incidents=chosen, by=request.user))
 
 
@@ -307,14 +299,7 @@ class IncidentMetricsView(APIView):
         responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="See docs/metrics.md.")},
     )
     def get(self, request):
-        try:
-            period = (
-                periods.parse(request.query_params["period"])
-                if request.query_params.get("period")
-                else periods.containing("month", timezone.now())
-            )
-        except ValueError as exc:
-            raise exceptions.ValidationError({"period": [str(exc)]}) from None
+        period = _period(request)
         params = request.query_params.copy()
         params.pop("period", None)
         filterset = IncidentFilter(params, queryset=Incident.objects.all(), request=request)

@@ -1,7 +1,6 @@
 """The alert figures of metrics.md over the API: the 5-minute follow-up rate, and the alerts it missed."""
 
 import django_filters
-from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from drf_spectacular.types import OpenApiTypes
@@ -35,12 +34,8 @@ class FollowUpFilter(django_filters.FilterSet):
 
 
 def _period(request) -> periods.Period:
-    try:
-        if request.query_params.get("period"):
-            return periods.parse(request.query_params["period"])
-        return periods.containing("month", timezone.now())
-    except ValueError as exc:
-        raise exceptions.ValidationError({"period": [str(exc)]}) from None
+    """The `period` query parameter; default the current month."""
+    return periods.requested_parameter(request.query_params.get("period"))
 
 
 def _occurrences(request):

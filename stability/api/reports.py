@@ -2,7 +2,6 @@
 
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
-from django.utils import timezone
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -43,12 +42,7 @@ TABLES = (
 
 def report_period(text: str | None) -> periods.Period:
     """The asked period, else the month before this one (the last complete month); 400 on a bad one."""
-    try:
-        if text:
-            return periods.parse(text)
-        return periods.containing("month", timezone.now()).previous()
-    except ValueError as exc:
-        raise exceptions.ValidationError({"period": [str(exc)]}) from None
+    return periods.requested_parameter(text, default=periods.last_complete_month)
 
 
 def requested_report(request) -> tuple[dict, str]:

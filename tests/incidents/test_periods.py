@@ -55,3 +55,32 @@ def test_periods_are_cut_in_the_organisation_zone_whatever_zone_a_page_shows():
         october = november.previous()
         assert (october.label, october.end) == ("2026-10", november.start)
         assert periods.containing("month", november.start).label == "2026-11"
+
+
+def test_requested_reads_the_text_or_gives_the_default():
+    now = utc(2026, 11, 20, 4)
+    assert periods.requested("2026-Q4", now=now).label == "2026-Q4"
+    assert periods.requested(None, now=now).label == "2026-11"
+    assert periods.requested("", default=periods.last_complete_month, now=now).label == "2026-10"
+    assert periods.requested(None, default=None, now=now) is None
+
+
+def test_requested_refuses_with_the_translated_message():
+    from django.core.exceptions import ValidationError
+    from django.utils import translation
+
+    with pytest.raises(ValidationError, match="Not a period") as refused:
+        periods.requested("Nov")
+    assert refused.value.code == "invalid_period"
+    with translation.override("zh-hans"), pytest.raises(ValidationError) as refused_in_chinese:
+        periods.requested("Nov")
+    assert "Not a period" not in refused_in_chinese.value.messages[0]
+
+
+def test_requested_parameter_names_the_parameter():
+    from django.core.exceptions import ValidationError
+
+    with pytest.raises(ValidationError) as refused:
+        periods.requested_parameter("2026-13", name="since")
+    assert list(refused.value.message_dict) == ["since"]
+    assert periods.requested_parameter("2026-11").label == "2026-11"
