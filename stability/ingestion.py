@@ -21,22 +21,19 @@ import functools
 import json
 import threading
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
+from django.db.models import F, Field
 from django.utils import timezone
 
 from incidents.models import System, Team
 from stability.formats import IncomingAlert, RejectedAlert, storable
 from stability.models import AlertOccurrence, IngestConfigVersion, Integration, MaintenanceWindow, RejectedDelivery
 
-# Rows per INSERT statement: far below SQLite's and PostgreSQL's parameter limits.
-CHUNK = 500
 KEPT_BODY_BYTES = 64 * 1024
 
 
@@ -274,82 +271,64 @@ def _open_starts(integration_id: int, fingerprints: set[str]) -> dict[str, datet
     return found
 
 
-_COLUMNS = (
-    "integration_id",
-    "fingerprint",
-    "starts_at",
-    "status",
-    "alertname",
-    "severity",
-    "summary",
-    "labels",
-    "annotations",
-    "generator_url",
-    "team_id",
-    "system_id",
-    "received_at",
-    "last_received_at",
-    "notifications",
-    "excluded",
-    "ends_at",
-    "resolved_at",
-    "changed_at",
-    "receipt_started",
-)
-_JSON_COLUMNS = {"labels", "annotations"}
+def occurrence_columns() -> tuple[Field, ...]:
+    """Every column of an AlertOccurrence row but its id, in the model's order: the one list the
+    occurrence upsert below and bulk writers (stability.history) name their columns from."""
+    return tuple(f for f in AlertOccurrence._meta.concrete_fields if not f.primary_key)
 
 
-def _upsert_sql(rows: int) -> str:
+# A repeat refreshes what the source says now, counts the notification, and never undoes a resolution;
+# received_at, the exclusion and the routing stay as first decided. Stamped with changed_at when a
+# figure could change (stability.day_counts): a first resolution, a renamed rule.
+_ON_REPEAT = """
+    last_received_at = excluded.last_received_at,
+    notifications = {table}.notifications + 1,
+    labels = excluded.labels, annotations = excluded.annotations, summary = excluded.summary,
+    alertname = excluded.alertname, severity = excluded.severity,
+    status = CASE WHEN {table}.status = 'resolved' THEN 'resolved' ELSE excluded.status END,
+    ends_at = COALESCE({table}.ends_at, excluded.ends_at),
+    resolved_at = COALESCE({table}.resolved_at, excluded.resolved_at),
+    changed_at = CASE WHEN ({table}.resolved_at IS NULL AND excluded.resolved_at IS NOT NULL)
+        OR {table}.alertname <> excluded.alertname THEN excluded.changed_at ELSE {table}.changed_at END
+"""
+
+
+def _json_rows(columns: tuple[Field, ...]) -> str:
+    """A SELECT of the rows sent as one JSON array (the statement's single parameter), per vendor: the
+    statement text never changes with the number of alerts, and there is one parameter to send instead
+    of 20 per row (on PostgreSQL those were half the CPU of a 50-alert notification). A key absent from
+    a row is NULL."""
+    names = ", ".join(f.column for f in columns)
+    if connection.vendor == "postgresql":
+        record = ", ".join(f"{f.column} {f.db_type(connection)}" for f in columns)
+        return f"SELECT {names} FROM json_to_recordset(%s::json) AS r({record})"
+    # SQLite: json_extract gives an object as its JSON text, which is how a JSONField is stored there.
+    # WHERE true: SQLite's grammar needs it before an ON CONFLICT that follows a SELECT.
+    values = ", ".join(f"json_extract(value, '$.{f.column}')" for f in columns)
+    return f"SELECT {values} FROM json_each(%s) WHERE true"
+
+
+@functools.cache
+def _upsert_statement(vendor: str) -> str:
+    """INSERT ... SELECT ... ON CONFLICT (identity) DO UPDATE ... RETURNING notifications: one statement
+    for any number of rows, atomic by itself, on PostgreSQL and SQLite alike (cached per vendor)."""
+    columns = occurrence_columns()
     table = connection.ops.quote_name(AlertOccurrence._meta.db_table)
-    json_value = "%s::jsonb" if connection.vendor == "postgresql" else "%s"
-    row = "(" + ", ".join(json_value if c in _JSON_COLUMNS else "%s" for c in _COLUMNS) + ")"
-    # A repeat refreshes what the source says now, counts the notification, and never undoes a resolution;
-    # received_at, the exclusion and the routing stay as first decided.
     return (
-        f"INSERT INTO {table} ({', '.join(_COLUMNS)}) VALUES {', '.join([row] * rows)} "
-        "ON CONFLICT (integration_id, fingerprint, starts_at) DO UPDATE SET "
-        "last_received_at = excluded.last_received_at, "
-        f"notifications = {table}.notifications + 1, "
-        "labels = excluded.labels, annotations = excluded.annotations, summary = excluded.summary, "
-        "alertname = excluded.alertname, severity = excluded.severity, "
-        f"status = CASE WHEN {table}.status = 'resolved' THEN 'resolved' ELSE excluded.status END, "
-        f"ends_at = COALESCE({table}.ends_at, excluded.ends_at), "
-        f"resolved_at = COALESCE({table}.resolved_at, excluded.resolved_at), "
-        # Stamped when a figure could change (stability.day_counts): a first resolution, a renamed rule.
-        f"changed_at = CASE WHEN ({table}.resolved_at IS NULL AND excluded.resolved_at IS NOT NULL) "
-        f"OR {table}.alertname <> excluded.alertname THEN excluded.changed_at ELSE {table}.changed_at END "
+        f"INSERT INTO {table} ({', '.join(f.column for f in columns)}) {_json_rows(columns)} "
+        f"ON CONFLICT (integration_id, fingerprint, starts_at) DO UPDATE SET {_ON_REPEAT.format(table=table)} "
         "RETURNING notifications"
     )
 
 
-_PG_TYPES = {
-    "integration_id": "bigint",
-    "starts_at": "timestamptz",
-    "labels": "jsonb",
-    "annotations": "jsonb",
-    "team_id": "bigint",
-    "system_id": "bigint",
-    "received_at": "timestamptz",
-    "last_received_at": "timestamptz",
-    "notifications": "integer",
-    "ends_at": "timestamptz",
-    "resolved_at": "timestamptz",
-    "changed_at": "timestamptz",
-    "receipt_started": "boolean",
-}
-
-
-@functools.cache
-def _upsert_sql_postgresql() -> str:
-    """On PostgreSQL the rows travel as one JSON array: the statement text never changes and there is one
-    parameter to send instead of 18 per row (half the CPU of a 50-alert notification went to those)."""
-    record = ", ".join(f"{c} {_PG_TYPES.get(c, 'text')}" for c in _COLUMNS)
-    columns = ", ".join(_COLUMNS)
-    on_conflict = _upsert_sql(1).split(" ON CONFLICT ", 1)[1]
-    return (
-        f"INSERT INTO {connection.ops.quote_name(AlertOccurrence._meta.db_table)} ({columns}) "
-        f"SELECT {columns} FROM json_to_recordset(%s::json) AS r({record}) ON CONFLICT {on_conflict}"
-    )
+def _write(rows: list[dict]) -> int:
+    """Upserts the rows in one statement; returns how many occurrences are new (counted once)."""
+    # Instants as the backend stores them: PostgreSQL reads ISO 8601, SQLite compares its own text form.
+    instant = datetime.isoformat if connection.vendor == "postgresql" else connection.ops.adapt_datetimefield_value
+    payload = json.dumps(rows, ensure_ascii=False, default=instant)
+    with connection.cursor() as cursor:
+        cursor.execute(_upsert_statement(connection.vendor), [payload])
+        return sum(1 for (notifications,) in cursor.fetchall() if notifications == 1)
 
 
 def _route(alert: IncomingAlert, route: IntegrationRoute, config: Routing) -> tuple[int | None, int | None]:
@@ -385,18 +364,17 @@ def alerts_ingest(*, route: IntegrationRoute, alerts: list[IncomingAlert], now: 
     # To the whole second, like every stored instant: follow-up delays are exact seconds.
     now = (now or timezone.now()).replace(microsecond=0)
     config = routing()
-    write = _write_postgresql if connection.vendor == "postgresql" else _write_portable
     missing = {a.fingerprint for a in alerts if a.starts_at is None}
     if not missing:  # the hot path (Alertmanager, Grafana): one statement
         rows = _rows(alerts, route=route, config=config, now=now, open_starts={})
-        new = write(rows)
+        new = _write(rows)
         return IngestResult(accepted=len(rows), new=new, repeated=len(rows) - new)
     for attempt in range(1, RECEIPT_START_ATTEMPTS + 1):
         try:
             # A savepoint inside a caller's transaction; a failed attempt leaves nothing behind.
             with transaction.atomic():
                 rows = _rows(alerts, route=route, config=config, now=now, open_starts=_open_starts(route.id, missing))
-                new = write(rows)
+                new = _write(rows)
             return IngestResult(accepted=len(rows), new=new, repeated=len(rows) - new)
         except IntegrityError:
             # Another delivery opened one of these occurrences since we looked: join it.
@@ -456,38 +434,6 @@ def _rows(
             }
         )
     return rows
-
-
-def _write_postgresql(rows: list[dict]) -> int:
-    """One statement however many rows (atomic by itself); returns how many occurrences are new."""
-    payload = json.dumps(rows, ensure_ascii=False, default=datetime.isoformat)
-    with connection.cursor() as cursor:
-        cursor.execute(_upsert_sql_postgresql(), [payload])
-        return sum(1 for (notifications,) in cursor.fetchall() if notifications == 1)
-
-
-def _write_portable(rows: list[dict]) -> int:
-    """SQLite (and any other backend): a multi-row VALUES statement per CHUNK rows."""
-    adapt = connection.ops.adapt_datetimefield_value
-    values = [
-        [
-            json.dumps(row[c], ensure_ascii=False)
-            if c in _JSON_COLUMNS
-            else adapt(row[c])
-            if isinstance(row[c], datetime)
-            else row[c]
-            for c in _COLUMNS
-        ]
-        for row in rows
-    ]
-    new = 0
-    # One statement is atomic by itself; only a body of more than CHUNK alerts needs a transaction.
-    with transaction.atomic() if len(values) > CHUNK else nullcontext(), connection.cursor() as cursor:
-        for start in range(0, len(values), CHUNK):
-            chunk = values[start : start + CHUNK]
-            cursor.execute(_upsert_sql(len(chunk)), [value for row in chunk for value in row])
-            new += sum(1 for (notifications,) in cursor.fetchall() if notifications == 1)
-    return new
 
 
 def rejected_delivery_record(

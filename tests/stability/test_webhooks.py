@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 
 from accounts.tokens import digest_of
 from stability.formats import CLOCK_SKEW, EARLIEST_TIMESTAMP, BodyError, read_body
-from stability.ingestion import alerts_ingest, routing
+from stability.ingestion import alerts_ingest, occurrence_columns, routing
 from stability.models import AlertOccurrence, MaintenanceWindow, RejectedDelivery
 from stability.services import integration_create
 from tests.conftest import needs_postgres
@@ -709,6 +709,25 @@ def test_generic_alerts_without_starts_at_also_cost_constant_queries(client, db)
     counts = [_queries_of(client, "generic", body, token) for body in (one, fifty, one, fifty)]
     assert len(set(counts)) == 1, counts
     assert AlertOccurrence.objects.count() == 52
+
+
+def test_a_body_of_thousands_of_alerts_is_one_statement_stored_whole(client, payments):
+    """One JSON parameter whatever the number of rows: no chunking at a backend's parameter limit."""
+    _hook, token = integration()
+    post(client, "alertmanager", alertmanager_body([prometheus_alert("warm-up")]), token)  # routing snapshot
+    many = alertmanager_body([prometheus_alert(n, system="cashier") for n in range(2_000)])
+    assert _queries_of(client, "alertmanager", many, token) == 1
+    assert AlertOccurrence.objects.filter(system=payments["cashier"]).count() == 2_000
+    assert _queries_of(client, "alertmanager", many, token) == 1
+    assert set(AlertOccurrence.objects.filter(system__isnull=False).values_list("notifications", flat=True)) == {2}
+
+
+def test_the_occurrence_columns_are_every_column_of_the_model_but_its_id():
+    """The upsert and the bulk writers of history name their columns from the model: a new column is
+    written by both without another list to edit."""
+    columns = [f.column for f in occurrence_columns()]
+    assert columns == [f.column for f in AlertOccurrence._meta.concrete_fields if f.column != "id"]
+    assert {"integration_id", "fingerprint", "starts_at", "labels", "changed_at", "receipt_started"} <= set(columns)
 
 
 # --- concurrency (PostgreSQL) --------------------------------------------------------------------
