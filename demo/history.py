@@ -54,7 +54,7 @@ from incidents.models import (
     TimelineEntry,
 )
 from incidents.selectors import current_severity_policy
-from stability import day_counts
+from stability import follow_up
 from stability.models import AlertActivity, AlertDayCount, AlertOccurrence, Integration
 from stability.services import integration_create
 
@@ -1151,7 +1151,7 @@ class _History:
         self.counts["alert_activities"] = self.activities(teams)
         # As the beat task keeps them in a running installation (stability.tasks.day_counts_refresh).
         self.progress("day counts", 0, 1)
-        day_counts.refresh()
+        follow_up.refresh_day_counts()
         self.progress("day counts", 1, 1)
         return self.counts
 

@@ -49,7 +49,6 @@ from incidents.durations import human_duration
 from incidents.models import ActionItem, DetectionSource, Incident, System, Team, Tier
 from incidents.periods import Period
 from incidents.selectors import closed_loop_metrics, in_period, incident_metrics, incident_trend
-from stability import day_counts
 from stability.models import AlertOccurrence
 from stability.selectors import (
     detection_by_cause_category,
@@ -180,21 +179,20 @@ def stability_report(
     follow_up = follow_up_rate(occurrences=occurrences, period=period, now=now)["overall"]
     periods = trailing_periods(period)
     recovery_trend = incident_trend(incidents=incidents, periods=periods)
-    with day_counts.refreshed(now):  # the day counts brought up to date once for the three readers
-        health = health_scores(period=period, now=now, teams=teams)
-        # Every team and system of the scope, those without alerts too (rate None), read from the
-        # sections above rather than queried again.
-        breakdown = follow_up_breakdown(
-            scope=scope,
-            period=period,
-            dimensions=("team", "system", "alertname"),
-            now=now,
-            all_keys={
-                "team": [row["team"] for row in health["teams"]],
-                "system": [row["system"] for row in availability],
-            },
-        )
-        alert_trend = follow_up_trend(scope=scope, periods=periods, now=now)
+    health = health_scores(period=period, now=now, teams=teams)
+    # Every team and system of the scope, those without alerts too (rate None), read from the
+    # sections above rather than queried again.
+    breakdown = follow_up_breakdown(
+        scope=scope,
+        period=period,
+        dimensions=("team", "system", "alertname"),
+        now=now,
+        all_keys={
+            "team": [row["team"] for row in health["teams"]],
+            "system": [row["system"] for row in availability],
+        },
+    )
+    alert_trend = follow_up_trend(scope=scope, periods=periods, now=now)
     follow_up_before = alert_trend[-2]["rate"] if len(alert_trend) > 1 else None
     closed_loop = closed_loop_metrics(period=period, team=team, system=system, now=now)
 

@@ -6,7 +6,6 @@ Every consumer (API, pages, reports, health score) calls these; none recomputes 
 import math
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
@@ -14,18 +13,7 @@ from types import SimpleNamespace
 
 from django.conf import settings
 from django.db import connections
-from django.db.models import (
-    Aggregate,
-    Count,
-    DurationField,
-    Expression,
-    ExpressionWrapper,
-    F,
-    FloatField,
-    Func,
-    Q,
-    QuerySet,
-)
+from django.db.models import Count, Expression, F, Q, QuerySet
 from django.db.models.functions import TruncDay, TruncMonth, TruncWeek
 from django.utils import timezone
 
@@ -37,142 +25,17 @@ from incidents.selectors import (
     each_once,
     in_period,
     on_time_completion_by_team,
-    percentile,
     rate,
 )
+from stability import follow_up
 from stability.models import AlertOccurrence
 
 GROUP_BY = ("team", "system", "severity", "alertname", "day", "week", "month")
-
-# Delays are whole microseconds and the fractions tenths, so an exact percentile lies on a 1e-7 s grid.
-# Rounding to it drops PostgreSQL's float error (5850.000000000001) and both paths agree to the bit.
-_PERCENTILE_DIGITS = 7
-_PERCENTILES = {"median_delay": 0.5, "p90_delay": 0.9}
-
-
-class _EpochSeconds(Func):
-    """A duration as float seconds (PostgreSQL)."""
-
-    template = "EXTRACT(EPOCH FROM %(expressions)s)::double precision"
-    output_field = FloatField()
-
-
-class PercentileCont(Aggregate):
-    """PostgreSQL's percentile_cont: linear interpolation between closest ranks."""
-
-    function = "percentile_cont"
-    name = "PercentileCont"
-    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
-    output_field = FloatField()
-
-    def __init__(self, expression, *, fraction: float, **extra):
-        super().__init__(expression, fraction=float(fraction), **extra)
-
-
-@dataclass(frozen=True)
-class _Rules:
-    """The follow-up rate's sets as conditions on an occurrence (metrics.md), as of `now`.
-
-    received = excluded + pending + flapping + denominator; each rule applies to what the ones
-    before it left: excluded at receipt, then pending, then (when on) flapping.
-    """
-
-    counted: Q  # not excluded at receipt
-    pending: Q  # counted, not followed up, received less than one window ago
-    flapping: Q | None  # counted, not pending, resolved by the source soon, no follow-up; None when off
-    denominator: Q
-    followed_up: Q  # of the denominator
-    in_time: Q  # of the denominator: delay <= window
-    missed: Q  # of the denominator: followed up late or never
-
-
-def _rules(now: datetime) -> _Rules:
-    window = timedelta(seconds=settings.FOLLOW_UP_WINDOW_SECONDS)
-    flapping_seconds = settings.FOLLOW_UP_FLAPPING_SECONDS
-    counted = Q(excluded=AlertOccurrence.Exclusion.NONE)
-    not_followed_up = Q(followed_up_at__isnull=True)
-    # "Received less than one window ago": now - received_at < window. Exactly one window ago is decided.
-    young = Q(received_at__gt=now - window)
-    pending = counted & not_followed_up & young
-    decided = counted & ~(not_followed_up & young)
-    if flapping_seconds > 0:
-        resolved_by_source_soon = Q(
-            resolved_by__isnull=True,
-            resolved_at__isnull=False,
-            resolved_at__lte=F("received_at") + timedelta(seconds=flapping_seconds),
-        )
-        flapping = decided & not_followed_up & resolved_by_source_soon
-        denominator = decided & ~(not_followed_up & resolved_by_source_soon)
-    else:
-        flapping = None
-        denominator = decided
-    in_time = Q(followed_up_at__isnull=False, followed_up_at__lte=F("received_at") + window)
-    return _Rules(
-        counted=counted,
-        pending=pending,
-        flapping=flapping,
-        denominator=denominator,
-        followed_up=denominator & Q(followed_up_at__isnull=False),
-        in_time=denominator & in_time,
-        missed=denominator & ~in_time,
-    )
 
 
 def _received_in(occurrences: QuerySet[AlertOccurrence], period: Period) -> QuerySet[AlertOccurrence]:
     """A period selects occurrences by received_at, half-open."""
     return occurrences.filter(received_at__gte=period.start, received_at__lt=period.end)
-
-
-def _delay() -> Expression:
-    return ExpressionWrapper(F("followed_up_at") - F("received_at"), output_field=DurationField())
-
-
-def _aggregates(rules: _Rules, *, in_database_percentiles: bool) -> dict:
-    """Aliased apart from the model's fields: an alias `excluded` would capture Q(excluded=...).
-
-    Counts of received_at (never null), not of the id: every column read is in the covering index
-    alert_received_follow_up, so PostgreSQL scans the index only."""
-    counts = {
-        "n_received": Count("received_at"),
-        "n_excluded": Count("received_at", filter=~rules.counted),
-        "n_pending": Count("received_at", filter=rules.pending),
-        "n_denominator": Count("received_at", filter=rules.denominator),
-        "n_in_time": Count("received_at", filter=rules.in_time),
-        "n_followed_up": Count("received_at", filter=rules.followed_up),
-    }
-    if rules.flapping is not None:
-        counts["n_flapping_excluded"] = Count("received_at", filter=rules.flapping)
-    if in_database_percentiles:
-        counts.update(
-            {
-                f"n_{name}": PercentileCont(_EpochSeconds(_delay()), fraction=fraction, filter=rules.followed_up)
-                for name, fraction in _PERCENTILES.items()
-            }
-        )
-    return counts
-
-
-def _figures(row: dict, delays: list[float] | None, *, percentiles: bool = True) -> dict:
-    """One set's figures from its aggregate row; `delays` (sorted seconds) when the database has no
-    percentile_cont."""
-    if not percentiles:
-        quantiles = {name: None for name in _PERCENTILES}
-    elif delays is not None:
-        quantiles = {name: percentile(delays, fraction) for name, fraction in _PERCENTILES.items()}
-    else:
-        quantiles = {name: row[f"n_{name}"] for name in _PERCENTILES}
-    return {
-        "rate": rate(row["n_in_time"], row["n_denominator"]),
-        "in_time": row["n_in_time"],
-        "missed": row["n_denominator"] - row["n_in_time"],
-        "denominator": row["n_denominator"],
-        "followed_up": row["n_followed_up"],
-        "received": row["n_received"],
-        "excluded": row["n_excluded"],
-        "pending": row["n_pending"],
-        "flapping_excluded": row.get("n_flapping_excluded", 0),
-        **{name: None if value is None else round(value, _PERCENTILE_DIGITS) for name, value in quantiles.items()},
-    }
 
 
 def _group_expression(group_by: str) -> Expression:
@@ -223,10 +86,10 @@ def follow_up_rate(
     if group_by is not None and group_by not in GROUP_BY:
         raise ValueError(f"group_by must be one of {', '.join(GROUP_BY)}, not {group_by!r}")
     now = now or timezone.now()
-    rules = _rules(now)
+    rule = follow_up.rules(now)
     base = _received_in(occurrences, period)
     in_database = connections[base.db].vendor == "postgresql"
-    aggregates = _aggregates(rules, in_database_percentiles=in_database and percentiles)
+    aggregates = follow_up.aggregates(rule, in_database_percentiles=in_database and percentiles)
 
     rows = []
     if group_by is not None:
@@ -245,7 +108,7 @@ def follow_up_rate(
     overall_delays = group_delays = None
     if percentiles and not in_database:
         # No percentile_cont (SQLite): one query for the delays of every group, interpolated here.
-        keyed = base.filter(rules.followed_up).annotate(delay=_delay())
+        keyed = base.filter(rule.followed_up).annotate(delay=follow_up.delay())
         if group_by is not None:
             keyed = keyed.annotate(group_key=_group_expression(group_by))
             pairs = keyed.values_list("group_key", "delay")
@@ -262,11 +125,11 @@ def follow_up_rate(
         "flapping_seconds": settings.FOLLOW_UP_FLAPPING_SECONDS,
         "as_of": now,
         "group_by": group_by,
-        "overall": _figures(overall, overall_delays, percentiles=percentiles),
+        "overall": follow_up.figures(overall, overall_delays, percentiles=percentiles),
         "groups": [
             {
                 "key": _group_key(group_by, row["group_key"]),
-                **_figures(
+                **follow_up.figures(
                     row,
                     None if in_database or not percentiles else sorted(group_delays.get(row["group_key"], [])),
                     percentiles=percentiles,
@@ -287,15 +150,12 @@ def follow_up_breakdown(
 ) -> dict[str, list[dict]]:
     """follow_up_rate(group_by=d, percentiles=False)["groups"] for each d of `dimensions` (team, system,
     alertname) over the occurrences matching `scope` (a condition on team, system or alertname), from
-    the counts grouped by all the dimensions at once (stability.day_counts: settled days read as day
-    counts), added up per dimension: every occurrence is in exactly one group of each. `all_keys`: per
-    dimension, keys listed even when they received nothing (as follow_up_rate's all_keys)."""
-    from stability import day_counts
-
-    totals = day_counts.period_counts(
-        scope=scope or Q(), periods=[period], dimensions=dimensions, now=now or timezone.now()
-    )
-    names = list(_aggregates(_rules(now or timezone.now()), in_database_percentiles=False))
+    the counts grouped by all the dimensions at once (stability.follow_up.period_counts: settled days
+    read as day counts), added up per dimension: every occurrence is in exactly one group of each.
+    `all_keys`: per dimension, keys listed even when they received nothing (as follow_up_rate's all_keys)."""
+    now = now or timezone.now()
+    totals = follow_up.period_counts(scope=scope or Q(), periods=[period], dimensions=dimensions, now=now)
+    names = list(follow_up.empty_counts(now))
     sums: dict[str, dict] = {d: {} for d in dimensions}
     for key, counts in totals.items():
         for i, d in enumerate(dimensions, start=1):
@@ -307,7 +167,7 @@ def follow_up_breakdown(
         for key in (all_keys or {}).get(d, ()):
             sums[d].setdefault(key, dict.fromkeys(names, 0))
         ordered = sorted(sums[d].items(), key=lambda item: (item[0] is None, str(item[0] or "")))
-        result[d] = [{"key": key, **_figures(total, None, percentiles=False)} for key, total in ordered]
+        result[d] = [{"key": key, **follow_up.figures(total, percentiles=False)} for key, total in ordered]
     return result
 
 
@@ -316,10 +176,9 @@ def follow_up_missed(
 ) -> QuerySet[AlertOccurrence]:
     """The occurrences behind follow_up_rate's `missed`: in the denominator, not followed up within the
     window (late or never), oldest first."""
-    rules = _rules(now or timezone.now())
     return (
         _received_in(occurrences, period)
-        .filter(rules.missed)
+        .filter(follow_up.rules(now or timezone.now()).missed)
         .select_related("team", "system", "integration")
         .order_by("received_at", "pk")
     )
@@ -517,9 +376,9 @@ def _share_of(weight: int, numerator: int, denominator: int) -> Decimal:
 
 
 def _team_scores(
-    *, period: Period, now: datetime, teams: QuerySet[Team] | None, team_slugs: dict, follow_up: dict
+    *, period: Period, now: datetime, teams: QuerySet[Team] | None, team_slugs: dict, follow_up_counts: dict
 ) -> dict:
-    """`follow_up`: the period's follow-up counts by team slug (day_counts.period_counts)."""
+    """`follow_up_counts`: the period's follow-up counts by team slug (stability.follow_up.period_counts)."""
     config = settings.HEALTH_SCORE
     weights, penalties = config["weights"], config["penalties"]
     incidents = incident_figures_by_team(period=period, teams=teams)
@@ -532,7 +391,7 @@ def _team_scores(
         recovered = figures["recovered"] if figures else 0
         within = figures["within_target"] if figures else 0
         penalty = sum(n * penalties[level] for level, n in by_level.items())
-        alerts = follow_up.get(slug)
+        alerts = follow_up_counts.get(slug)
         in_time, counted = (alerts["n_in_time"], alerts["n_denominator"]) if alerts else (0, 0)
         on_time_items, due_items, _rate = on_time.get(team_id, (0, 0, None))
         terms = {
@@ -584,18 +443,18 @@ def health_scores(*, period: Period, now: datetime, teams: QuerySet[Team] | None
     )
     team_slugs = {pk: slug for pk, slug, _name in teams_read}
     previous_period = period.previous()
-    from stability import day_counts
-
     # Both periods' follow-up counts by team at once (previous_period ends where period starts).
-    follow_up = day_counts.period_counts(
+    counts = follow_up.period_counts(
         scope=Q() if teams is None else Q(team__in=teams.values("pk")),
         periods=[previous_period, period],
         dimensions=("team",),
         now=now,
     )
-    by_period = [{slug: counts for (i, slug), counts in follow_up.items() if i == index} for index in (0, 1)]
-    current = _team_scores(period=period, now=now, teams=teams, team_slugs=team_slugs, follow_up=by_period[1])
-    previous = _team_scores(period=previous_period, now=now, teams=teams, team_slugs=team_slugs, follow_up=by_period[0])
+    by_period = [{slug: team for (i, slug), team in counts.items() if i == index} for index in (0, 1)]
+    current = _team_scores(period=period, now=now, teams=teams, team_slugs=team_slugs, follow_up_counts=by_period[1])
+    previous = _team_scores(
+        period=previous_period, now=now, teams=teams, team_slugs=team_slugs, follow_up_counts=by_period[0]
+    )
     # Sorting is stable and teams_read is in name order: equal scores stay ranked by name.
     ranked = sorted(teams_read, key=lambda team: -current[team[0]]["score"])
     return {
@@ -624,12 +483,11 @@ def health_scores(*, period: Period, now: datetime, teams: QuerySet[Team] | None
 def follow_up_trend(*, scope: Q | None = None, periods: list[Period], now: datetime | None = None) -> list[dict]:
     """follow_up_rate's counts and rate (no delay percentiles) for each period of `periods`, back to
     back, over the occurrences matching `scope` (a condition on team, system or alertname): the same
-    rules, settled days read as day counts (stability.day_counts)."""
-    from stability import day_counts
-
+    rules, settled days read as day counts (stability.follow_up.period_counts)."""
     now = now or timezone.now()
-    totals = day_counts.period_counts(scope=scope or Q(), periods=periods, dimensions=(), now=now)
-    empty = dict.fromkeys(_aggregates(_rules(now), in_database_percentiles=False), 0)
+    totals = follow_up.period_counts(scope=scope or Q(), periods=periods, dimensions=(), now=now)
+    empty = follow_up.empty_counts(now)
     return [
-        {"period": p.label, **_figures(totals.get((i,), empty), None, percentiles=False)} for i, p in enumerate(periods)
+        {"period": p.label, **follow_up.figures(totals.get((i,), empty), percentiles=False)}
+        for i, p in enumerate(periods)
     ]

@@ -7,7 +7,7 @@ from celery import shared_task
 from django.conf import settings
 from django.db import DatabaseError
 
-from stability import day_counts, delivery, reminders
+from stability import delivery, follow_up, reminders
 
 logger = logging.getLogger(__name__)
 
@@ -26,8 +26,8 @@ def sweep_reminders() -> dict:
 @shared_task
 def day_counts_refresh() -> dict:
     """Beat, every 5 minutes: count the days settled since and recount those with changed alerts, so
-    a report's own refresh has little left to do (stability.day_counts)."""
-    return {"counted_until": day_counts.refresh().isoformat()}
+    readers count few days from the occurrences (stability.follow_up, the day counts' only writer)."""
+    return {"counted_until": follow_up.refresh_day_counts().isoformat()}
 
 
 @shared_task

@@ -1,5 +1,6 @@
-"""The follow-up day counts (stability.day_counts): the figures read from them are those of counting
-every occurrence, before and after each kind of write that can change them.
+"""The follow-up day counts (stability.follow_up): the figures read from them are those of counting
+every occurrence, before and after each kind of write that can change them, and before and after the
+beat's refresh (readers never write: until it runs, what changed is counted from the occurrences).
 
 November 2026 in Asia/Shanghai (UTC+8) is [2026-10-31T16:00Z, 2026-11-30T16:00Z). NOW is
 2026-11-30T15:58Z (23:58 local): November 1-29 are settled (they ended more than a 300 s window
@@ -18,7 +19,7 @@ from django.test.utils import CaptureQueriesContext
 
 from incidents import periods
 from incidents.periods import Period
-from stability import day_counts, tasks
+from stability import follow_up, tasks
 from stability.models import AlertDayCount, AlertDayCountState, AlertOccurrence
 from stability.selectors import follow_up_breakdown, follow_up_rate, follow_up_trend, health_scores
 from stability.services import alerts_follow_up, integration_create
@@ -54,7 +55,8 @@ def world():
 
 def alert(world, team, system, received_at, delay, *, alertname="DiskFull", **fields):
     """One occurrence received at `received_at`, followed up `delay` seconds later (None: never). Written
-    now (changed_at is the clock's), as refresh() looks at what changed since it last ran."""
+    now (changed_at is the clock's), as readers and refresh_day_counts() look at what changed since the
+    last refresh."""
     return AlertOccurrence.objects.create(
         integration=world["integration"],
         fingerprint=f"fp-{next(_fingerprints)}",
@@ -93,7 +95,17 @@ def alerts(world):
 
 def figures(key: str, *, now: datetime = NOW) -> dict:
     """November's figures for each dimension read through the day counts, checked against counting
-    every occurrence (follow_up_rate), and the trend of October and November likewise."""
+    every occurrence (follow_up_rate), and the trend of October and November likewise: first as the
+    day counts stand (what changed since the last refresh counted from the occurrences), then after the
+    beat's refresh (read from the day counts)."""
+    before = _checked_figures(key, now=now)
+    follow_up.refresh_day_counts(now)
+    after = _checked_figures(key, now=now)
+    assert before == after
+    return after
+
+
+def _checked_figures(key: str, *, now: datetime) -> dict:
     breakdown = follow_up_breakdown(period=NOVEMBER, dimensions=("team", "system", "alertname"), now=now)
     everything = AlertOccurrence.objects.all()
     for dimension in ("team", "system", "alertname"):
@@ -211,7 +223,7 @@ def test_a_report_as_of_an_earlier_moment_reads_only_what_was_settled_then(alert
 
 
 def test_a_period_not_cut_at_midnight_is_counted_from_the_occurrences(alerts):
-    day_counts.refresh(NOW)
+    follow_up.refresh_day_counts(NOW)
     zone_noon = utc(2026, 11, 3, 4)  # 12:00 local
     odd = Period("range", zone_noon - timedelta(hours=4), utc(2026, 11, 4, 16))
     breakdown = follow_up_breakdown(period=odd, dimensions=("team",), now=NOW)
@@ -225,9 +237,9 @@ def test_a_period_not_cut_at_midnight_is_counted_from_the_occurrences(alerts):
 
 def test_refresh_runs_the_same_statements_whatever_there_is_to_count(alerts):
     with CaptureQueriesContext(connection) as first:
-        day_counts.refresh(NOW)  # counts everything
+        follow_up.refresh_day_counts(NOW)  # counts everything
     with CaptureQueriesContext(connection) as again:
-        day_counts.refresh(NOW)  # nothing new
+        follow_up.refresh_day_counts(NOW)  # nothing new
     assert len(first) == len(again)
     assert AlertDayCount.objects.count() == 4
 

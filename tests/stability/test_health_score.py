@@ -222,8 +222,8 @@ def test_team_filter_and_constant_queries(teams):
         result = health_scores(period=NOVEMBER, now=AFTER)
     assert len(result["teams"]) == 9
     assert len(few) == len(many)
-    # 1 (teams) + the day counts brought up to date (stability.day_counts.refresh: savepoint, state row,
-    # lock, changed days, delete, count, save, release: 8) + both periods' follow-up counts by team at
-    # once (day counts, the other days' occurrences, team slugs: 3; no delay percentiles, the score
-    # needs none) + per period (this one and the previous): incidents by team 1, on-time completion 1.
-    assert len(many) == 1 + 8 + 3 + 2 * (1 + 1)
+    # 1 (teams) + both periods' follow-up counts by team at once (stability.follow_up.period_counts,
+    # which only reads: the day counts' state, the days changed since their refresh, day counts, the
+    # other days' occurrences, team slugs: 5; no delay percentiles, the score needs none) + per period
+    # (this one and the previous): incidents by team 1, on-time completion 1.
+    assert len(many) == 1 + 5 + 2 * (1 + 1)
