@@ -256,3 +256,49 @@ def test_beat_keeps_the_day_counts(alerts, settings):
     with time_machine.travel(NOW, tick=False):
         assert tasks.day_counts_refresh() == {"counted_until": "2026-11-30"}
     assert AlertDayCount.objects.filter(day="2026-11-03").exists()
+
+
+WRITES = ("INSERT", "UPDATE", "DELETE", "FOR UPDATE")
+
+
+def test_a_get_writes_nothing_and_shows_a_just_changed_day_exactly(alerts, engineer_client, manager_client):
+    """The report and the follow-up API only read: a day followed up since the beat's last refresh is
+    counted from its occurrences, exactly, while its stored day count is still the old one."""
+    after = NOW + timedelta(days=2)  # December 2, 07:58 local: all of November is settled
+    with time_machine.travel(after, tick=False):
+        tasks.day_counts_refresh()
+    with time_machine.travel(after + timedelta(minutes=1), tick=False):
+        answer = engineer_client.post(f"/api/v1/alerts/{alerts['never'].pk}/acknowledge/")
+        assert answer.status_code == 200, answer.content
+    stored = AlertDayCount.objects.get(day="2026-11-03")
+    assert stored.followed_up == 2  # not recounted: no refresh ran since the follow-up
+
+    with time_machine.travel(after + timedelta(minutes=2), tick=False):
+        with CaptureQueriesContext(connection) as report_queries:
+            report = manager_client.get("/api/v1/reports/stability/?period=2026-11")
+        with CaptureQueriesContext(connection) as rate_queries:
+            rate = manager_client.get("/api/v1/metrics/follow-up/?period=2026-11&group_by=team")
+    assert report.status_code == 200 and rate.status_code == 200
+    writes = [
+        query["sql"]
+        for query in [*report_queries.captured_queries, *rate_queries.captured_queries]
+        if any(write in query["sql"].upper() for write in WRITES)
+    ]
+    # Only the token's bookkeeping (accounts: when it was last used), never the figures'.
+    assert all(sql.startswith('UPDATE "accounts_apitoken" SET "last_used_at"') for sql in writes), writes
+    assert AlertDayCount.objects.get(day="2026-11-03").followed_up == 2
+    assert AlertDayCountState.objects.get().checked_at == after
+
+    # payments in November: first_day, in_time (in time), late, never (followed up just now, weeks late).
+    payments = {g["key"]: g for g in report.json()["alerts"]["by_team"]}["payments"]
+    assert (payments["in_time"], payments["denominator"], payments["followed_up"]) == (2, 4, 4)
+    everything = follow_up_rate(
+        occurrences=AlertOccurrence.objects.all(), period=NOVEMBER, group_by="team", now=after, percentiles=False
+    )
+    assert {g["key"]: g["followed_up"] for g in rate.json()["groups"]} == {
+        g["key"]: g["followed_up"] for g in everything["groups"]
+    }
+    november = report.json()["trend"]["follow_up_rate"][-1]
+    assert {k: v for k, v in november.items() if k not in ("period", "value")} == everything["overall"]
+    # payments' 4 and risk's edge, today and pending (decided by now, never followed up): 7.
+    assert (november["followed_up"], november["denominator"]) == (6, 7)
