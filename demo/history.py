@@ -18,8 +18,12 @@ occurrences and the people's follow-ups, as the product's own paths would have w
   linked to it. Every follow-up has its activity row.
 
 Consequences (recovery, follow-ups, completions) never lie after `now`; an incident still burning
-at `now` is left open. Everything is written in one transaction: on PostgreSQL with COPY (psycopg 3),
-elsewhere with batched INSERTs. Same seed and scale, same records.
+at `now` is left open. Everything is written in one transaction. Teams, people and systems are
+few; the integrations are made by stability.services. The rest goes through the bulk loads of the
+owning apps (incidents.bulk, stability.bulk: COPY on PostgreSQL, batched INSERTs elsewhere), which
+store rows as given: this module computes what the services would have (level and explanation,
+status, version, timeline rows, follow-up activities) and refreshes the follow-up day counts after.
+Same seed and scale, same records.
 """
 
 import hashlib
@@ -27,19 +31,27 @@ import json
 import math
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from itertools import islice
+from operator import itemgetter
+from typing import NamedTuple
 
 from django.conf import settings
 from django.contrib.auth.hashers import make_password
-from django.db import connection, models, transaction
+from django.db import connection, transaction
 from django.utils import timezone, translation
 
 from accounts.models import Role, User
 from incidents import periods, severity
+from incidents.bulk import (
+    action_items_bulk_load,
+    ids_reserve,
+    incident_systems_bulk_load,
+    incidents_bulk_load,
+    timeline_entries_bulk_load,
+)
 from incidents.models import (
     TIER_RANK,
     ActionItem,
@@ -55,6 +67,7 @@ from incidents.models import (
 )
 from incidents.selectors import current_severity_policy
 from stability import follow_up
+from stability.bulk import alert_follow_up_activities_bulk_load, alert_occurrences_bulk_load
 from stability.models import AlertActivity, AlertDayCount, AlertOccurrence, Integration
 from stability.services import integration_create
 
@@ -267,72 +280,6 @@ def _at(epoch: int | None) -> datetime | None:
     return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
 
 
-# --- writing ---------------------------------------------------------------------------------------
-
-
-class _Writer:
-    """Rows (tuples of Python values, JSON already as text) into a table: COPY on PostgreSQL (psycopg 3),
-    batched executemany elsewhere. Reports progress every `every` rows."""
-
-    BATCH = 2_000
-
-    def __init__(self, *, progress: Progress, every: int = 20_000):
-        self.postgres = connection.vendor == "postgresql"
-        self.progress = progress
-        self.every = every
-
-    def ids(self, model: type[models.Model], n: int) -> list[int]:
-        """n primary keys for rows written with explicit ids, taken from the table's sequence."""
-        if n == 0:
-            return []
-        table = model._meta.db_table
-        with connection.cursor() as cursor:
-            if self.postgres:
-                cursor.execute(
-                    "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)", [table, n]
-                )
-                return [row[0] for row in cursor.fetchall()]
-            # SQLite: one writer at a time (this transaction holds the lock from its first write).
-            cursor.execute(f"SELECT COALESCE(MAX(id), 0) FROM {connection.ops.quote_name(table)}")
-            first = cursor.fetchone()[0] + 1
-        return list(range(first, first + n))
-
-    def write(self, model: type[models.Model], names: list[str], rows: Iterable[tuple], *, phase: str, total: int):
-        meta = model._meta
-        fields = [meta.pk if name == "id" else meta.get_field(name) for name in names]
-        table = connection.ops.quote_name(meta.db_table)
-        columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-        done = 0
-        self.progress(phase, 0, total)
-        if self.postgres:
-            connection.ensure_connection()
-            with connection.connection.cursor() as cursor, cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-                    done += 1
-                    if done % self.every == 0:
-                        self.progress(phase, done, total)
-        else:
-            # JSON columns arrive as text already; the rest as the field would store it.
-            prepare = [
-                None if isinstance(f, models.JSONField) else (lambda v, f=f: f.get_db_prep_save(v, connection))
-                for f in fields
-            ]
-            statement = f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * len(fields))})"
-            iterator = iter(rows)
-            with connection.cursor() as cursor:
-                while batch := list(islice(iterator, self.BATCH)):
-                    cursor.executemany(
-                        statement,
-                        [tuple(v if p is None else p(v) for p, v in zip(prepare, row, strict=True)) for row in batch],
-                    )
-                    done += len(batch)
-                    if done % self.every < self.BATCH:
-                        self.progress(phase, done, total)
-        self.progress(phase, done, max(total, done))
-        return done
-
-
 # --- the plan of the world -------------------------------------------------------------------------
 
 
@@ -405,6 +352,70 @@ class _Item:
         return max(t for t in (self.created, self.started, self.completed, self.verified, self.waived) if t)
 
 
+class _Rule(NamedTuple):
+    """An alert rule firing on a system; labels and annotations as JSON text, as they are stored."""
+
+    system: _System
+    weight: float  # how often it fires, relative to the other rules
+    alertname: str
+    severity: str
+    fingerprint: str
+    labels: str
+    annotations: str
+    summary: str
+    url: str
+
+
+def _entry(
+    incident: _Incident,
+    kind: str,
+    at: datetime,
+    *,
+    author: int | None = None,
+    item: int | None = None,
+    field: str = "",
+    old: str = "",
+    new: str = "",
+    text: str = "",
+) -> dict:
+    """A timeline row of `incident` as the services write it (by its owner unless `author`)."""
+    return {
+        "incident": incident.pk,
+        "kind": kind,
+        "at": at,
+        "author": incident.owner if author is None else author,
+        "action_item": item,
+        "field": field,
+        "old_value": old,
+        "new_value": new,
+        "text": text,
+        "created_at": at,
+    }
+
+
+class _FreeNames:
+    """Names not yet taken in the database or by this run: a second "payments" team (--append) becomes
+    "payments-2", a second wei.wang "wei.wang.2"."""
+
+    def __init__(self) -> None:
+        self.taken = {
+            "slug": set(Team.objects.values_list("slug", flat=True)),
+            "team": set(Team.objects.values_list("name", flat=True)),
+            "code": set(System.objects.values_list("code", flat=True)),
+            "username": set(User.objects.values_list("username", flat=True)),
+            "integration": set(Integration.objects.values_list("name", flat=True)),
+        }
+
+    def take(self, kind: str, candidate: str, sep: str = "-") -> str:
+        taken = self.taken[kind]
+        name, n = candidate, 1
+        while name in taken:
+            n += 1
+            name = f"{candidate}{sep}{n}"
+        taken.add(name)
+        return name
+
+
 class _History:
     def __init__(self, *, window: periods.Period, scale: Scale, seed: int, now: datetime, progress: Progress):
         self.rng = random.Random(seed)
@@ -414,7 +425,6 @@ class _History:
         self.now = int(now.timestamp())
         self.offset = int(timezone.localtime(window.start).utcoffset().total_seconds())
         self.progress = progress
-        self.writer = _Writer(progress=progress)
         self.policy = current_severity_policy()
         if self.policy is None:
             raise HistoryRefused("No severity policy: run `manage.py migrate` first.")
@@ -438,44 +448,55 @@ class _History:
     # -- people, teams, systems, integrations -------------------------------------------------------
 
     def organisation(self) -> list[_Team]:
-        rng, scale = self.rng, self.scale
+        scale = self.scale
         self.progress("organisation", 0, scale.teams * 7 + scale.systems)
-        taken_slugs = set(Team.objects.values_list("slug", flat=True))
-        taken_names = set(Team.objects.values_list("name", flat=True))
-        taken_codes = set(System.objects.values_list("code", flat=True))
-        taken_users = set(User.objects.values_list("username", flat=True))
-        taken_integrations = set(Integration.objects.values_list("name", flat=True))
-
-        def free(candidate: str, taken: set, sep: str = "-") -> str:
-            name, n = candidate, 1
-            while name in taken:
-                n += 1
-                name = f"{candidate}{sep}{n}"
-            taken.add(name)
-            return name
-
+        names = _FreeNames()
         teams = Team.objects.bulk_create(
             Team(
-                slug=free(TEAMS[i % len(TEAMS)][0], taken_slugs),
-                name=free(TEAMS[i % len(TEAMS)][1], taken_names, " "),
+                slug=names.take("slug", TEAMS[i % len(TEAMS)][0]),
+                name=names.take("team", TEAMS[i % len(TEAMS)][1], " "),
             )
             for i in range(scale.teams)
         )
+        people = self._people(teams, names)
+        planned = []
+        for index, team in enumerate(teams):
+            integration, _token = integration_create(
+                kind=Integration.Kind.ALERTMANAGER,
+                name=names.take("integration", f"{team.slug}-alertmanager"),
+                default_team=team,
+            )
+            planned.append(
+                _Team(
+                    team=team,
+                    integration=integration,
+                    members=[u.pk for u in people[6 * index + 1 : 6 * index + 6]],
+                    manager=people[6 * index].pk,
+                    follow_up_discipline=self.rng.uniform(0.72, 0.97),
+                )
+            )
+        self._systems(planned, names)
+        self.counts["integrations"] = len(planned)
+        self.progress("organisation", scale.teams * 7 + scale.systems, scale.teams * 7 + scale.systems)
+        return planned
+
+    def _people(self, teams: list[Team], names: _FreeNames) -> list[User]:
+        """Per team a manager, then five engineers (in that order in the list), members of their team."""
+        rng = self.rng
         password = make_password(None)  # unusable: generated people sign in only if an admin sets one
         people = []
         for _index in range(len(teams)):
-            for position in range(6):  # a manager and five engineers
+            for position in range(6):
                 surname, surname_cn = rng.choice(SURNAMES)
                 given, given_cn = rng.choice(GIVEN)
-                username = free(f"{given}.{surname}", taken_users, ".")
-                role = Role.MANAGER if position == 0 else Role.ENGINEER
+                username = names.take("username", f"{given}.{surname}", ".")
                 people.append(
                     User(
                         username=username,
                         first_name=given_cn,
                         last_name=surname_cn,
                         email=f"{username}@example.com",
-                        role=role,
+                        role=Role.MANAGER if position == 0 else Role.ENGINEER,
                         password=password,
                     )
                 )
@@ -488,25 +509,12 @@ class _History:
         Team.managers.through.objects.bulk_create(
             Team.managers.through(team_id=team.pk, user_id=people[6 * index].pk) for index, team in enumerate(teams)
         )
+        self.counts.update(teams=len(teams), users=len(people), members=len(members))
+        return people
 
-        planned = []
-        for index, team in enumerate(teams):
-            integration, _token = integration_create(
-                kind=Integration.Kind.ALERTMANAGER,
-                name=free(f"{team.slug}-alertmanager", taken_integrations),
-                default_team=team,
-            )
-            planned.append(
-                _Team(
-                    team=team,
-                    integration=integration,
-                    members=[u.pk for u in people[6 * index + 1 : 6 * index + 6]],
-                    manager=people[6 * index].pk,
-                    follow_up_discipline=rng.uniform(0.72, 0.97),
-                )
-            )
-
-        # Every team has a system; the rest go to teams at random.
+    def _systems(self, teams: list[_Team], names: _FreeNames) -> None:
+        """Every team has a system; the rest go to teams at random."""
+        rng, scale = self.rng, self.scale
         owners = list(range(scale.teams)) + [rng.randrange(scale.teams) for _ in range(scale.systems - scale.teams)]
         rows = []
         for n, team_index in enumerate(owners):
@@ -514,24 +522,20 @@ class _History:
             tier = _weighted(rng, TIER_WEIGHTS)
             rows.append(
                 System(
-                    code=free(code, taken_codes),
+                    code=names.take("code", code),
                     name=f"{label} ({code})",
                     tier=tier,
-                    team=teams[team_index],
+                    team=teams[team_index].team,
                     availability_target=Decimal(rng.choice(TARGETS[tier])),
                     description=label,
                 )
             )
         for system, team_index in zip(System.objects.bulk_create(rows), owners, strict=True):
-            planned[team_index].systems.append(
-                _System(
-                    pk=system.pk, code=system.code, label=system.description, tier=system.tier, team=planned[team_index]
-                )
+            team = teams[team_index]
+            team.systems.append(
+                _System(pk=system.pk, code=system.code, label=system.description, tier=system.tier, team=team)
             )
-        self.counts.update(teams=len(teams), users=len(people), members=len(members), systems=len(rows))
-        self.counts["integrations"] = len(planned)
-        self.progress("organisation", scale.teams * 7 + scale.systems, scale.teams * 7 + scale.systems)
-        return planned
+        self.counts["systems"] = len(rows)
 
     # -- incidents ---------------------------------------------------------------------------------
 
@@ -588,81 +592,95 @@ class _History:
         for system in systems:
             total += _lognormal(rng, 1, 0.8) * (1.5 if system.tier in (Tier.P0, Tier.P1) else 1)
             cumulative.append(total)
-        ids = self.writer.ids(Incident, self.scale.incidents)
+        ids = ids_reserve(model=Incident, count=self.scale.incidents)
         planned = []
         self.progress("planning incidents", 0, len(ids))
         for pk in ids:
             if len(planned) % 5_000 == 0:
                 self.progress("planning incidents", len(planned), len(ids))
-            system = rng.choices(systems, cum_weights=cumulative)[0]
-            impacted = [system]
-            if rng.random() < 0.12 and len(system.team.systems) > 1:
-                other = rng.choice(system.team.systems)
-                impacted += [other] if other is not system else []
-            tier = severity.most_critical_tier(s.tier for s in impacted)
-            wanted = _weighted(rng, LEVEL_WEIGHTS)
-            minutes, facts = self._facts(wanted=wanted, tier=tier)
-            occurred = self.moment()
-            cause = _weighted(rng, CAUSE_WEIGHTS)
-            if cause == CauseCategory.DATA and rng.random() < 0.5:
-                source = DetectionSource.CUSTOMER  # data errors are mostly found by customers, later
-            else:
-                source = _weighted(rng, SOURCE_WEIGHTS)
-            if source == DetectionSource.MONITORING:
-                detected = occurred + int(rng.expovariate(1 / 90))
-            else:
-                detected = occurred + int(_lognormal(rng, DETECTION_MINUTES[source] * MINUTE, 0.9))
-            detected = min(detected, self.now)
-            recovered = self.by_now(occurred + minutes * MINUTE + rng.randrange(MINUTE))
-            title = rng.choice(INCIDENT_TITLES[cause]).format(s=system.label, n=rng.randrange(12, 3000))
-            result = severity.classify(
-                severity.ImpactFacts(
-                    tier=tier,
-                    impact=severity.impact_of(
-                        occurred_at=_at(occurred), recovered_at=_at(recovered), now=_at(self.now)
-                    ),
-                    affected_users=facts.get("affected_users", 0),
-                    affected_transactions=facts.get("affected_transactions", 0),
-                    funds_loss=facts.get("funds_loss", Decimal(0)),
-                    data_or_security_breach=facts.get("data_or_security_breach", False),
-                    regulatory_reportable=facts.get("regulatory_reportable", False),
-                ),
-                self.policy.rules,
-            )
-            incident = _Incident(
-                pk=pk,
-                team=system.team,
-                systems=impacted,
-                occurred=occurred,
-                detected=detected,
-                source=source,
-                cause=cause,
-                title=title,
-                level=result.level,
-                matches=result.matches,
-                users=facts.get("affected_users", 0),
-                transactions=facts.get("affected_transactions", 0),
-                funds_loss=facts.get("funds_loss", Decimal(0)),
-                breach=facts.get("data_or_security_breach", False),
-                reportable=facts.get("regulatory_reportable", False),
-                owner=rng.choice(system.team.members),
-                recovered=recovered,
-            )
-            if rng.random() < 0.95:
-                incident.responded = self.by_now(detected + int(rng.expovariate(1 / 240)))
-            incident.created = min(detected + rng.randrange(30, 10 * MINUTE), self.now)
-            if recovered is not None and rng.random() < 0.92:
-                incident.resolved = self.by_now(recovered + int(_lognormal(rng, 20 * HOUR, 1.0)))
-            if cause == CauseCategory.DATA:
-                incident.availability_impact = Decimal(0)  # a wrong bill: nobody's requests failed
-            elif rng.random() < 0.75:  # mostly a share of requests failing; else the default of the level
-                incident.availability_impact = Decimal(
-                    rng.choices(("0.02", "0.05", "0.1", "0.2", "0.3", "0.5", "1"), (3, 4, 4, 3, 2, 1, 1))[0]
-                )
-            planned.append(incident)
+            planned.append(self._incident(pk, rng.choices(systems, cum_weights=cumulative)[0]))
         self.progress("planning incidents", len(planned), len(planned))
         self.counts["incidents"] = len(planned)
         return planned
+
+    def _incident(self, pk: int, system: _System) -> _Incident:
+        """One incident starting on `system` (sometimes a second system of its team too): its facts drawn
+        for a level, then classified; detection by its source; recovery after the facts' minutes."""
+        rng = self.rng
+        impacted = [system]
+        if rng.random() < 0.12 and len(system.team.systems) > 1:
+            other = rng.choice(system.team.systems)
+            impacted += [other] if other is not system else []
+        tier = severity.most_critical_tier(s.tier for s in impacted)
+        minutes, facts = self._facts(wanted=_weighted(rng, LEVEL_WEIGHTS), tier=tier)
+        occurred = self.moment()
+        cause = _weighted(rng, CAUSE_WEIGHTS)
+        source = self._detection_source(cause)
+        if source == DetectionSource.MONITORING:
+            detected = occurred + int(rng.expovariate(1 / 90))
+        else:
+            detected = occurred + int(_lognormal(rng, DETECTION_MINUTES[source] * MINUTE, 0.9))
+        detected = min(detected, self.now)
+        recovered = self.by_now(occurred + minutes * MINUTE + rng.randrange(MINUTE))
+        title = rng.choice(INCIDENT_TITLES[cause]).format(s=system.label, n=rng.randrange(12, 3000))
+        result = self._classify(tier=tier, occurred=occurred, recovered=recovered, facts=facts)
+        incident = _Incident(
+            pk=pk,
+            team=system.team,
+            systems=impacted,
+            occurred=occurred,
+            detected=detected,
+            source=source,
+            cause=cause,
+            title=title,
+            level=result.level,
+            matches=result.matches,
+            users=facts.get("affected_users", 0),
+            transactions=facts.get("affected_transactions", 0),
+            funds_loss=facts.get("funds_loss", Decimal(0)),
+            breach=facts.get("data_or_security_breach", False),
+            reportable=facts.get("regulatory_reportable", False),
+            owner=rng.choice(system.team.members),
+            recovered=recovered,
+        )
+        self._aftermath(incident)
+        return incident
+
+    def _detection_source(self, cause: str) -> str:
+        rng = self.rng
+        if cause == CauseCategory.DATA and rng.random() < 0.5:
+            return DetectionSource.CUSTOMER  # data errors are mostly found by customers, later
+        return _weighted(rng, SOURCE_WEIGHTS)
+
+    def _classify(self, *, tier: str, occurred: int, recovered: int | None, facts: dict) -> severity.Classification:
+        """The level incidents.services would give these facts under the current policy."""
+        return severity.classify(
+            severity.ImpactFacts(
+                tier=tier,
+                impact=severity.impact_of(occurred_at=_at(occurred), recovered_at=_at(recovered), now=_at(self.now)),
+                affected_users=facts.get("affected_users", 0),
+                affected_transactions=facts.get("affected_transactions", 0),
+                funds_loss=facts.get("funds_loss", Decimal(0)),
+                data_or_security_breach=facts.get("data_or_security_breach", False),
+                regulatory_reportable=facts.get("regulatory_reportable", False),
+            ),
+            self.policy.rules,
+        )
+
+    def _aftermath(self, incident: _Incident) -> None:
+        """Response, the record's creation, resolution and the availability impact of an incident."""
+        rng = self.rng
+        if rng.random() < 0.95:
+            incident.responded = self.by_now(incident.detected + int(rng.expovariate(1 / 240)))
+        incident.created = min(incident.detected + rng.randrange(30, 10 * MINUTE), self.now)
+        if incident.recovered is not None and rng.random() < 0.92:
+            incident.resolved = self.by_now(incident.recovered + int(_lognormal(rng, 20 * HOUR, 1.0)))
+        if incident.cause == CauseCategory.DATA:
+            incident.availability_impact = Decimal(0)  # a wrong bill: nobody's requests failed
+        elif rng.random() < 0.75:  # mostly a share of requests failing; else the default of the level
+            incident.availability_impact = Decimal(
+                rng.choices(("0.02", "0.05", "0.1", "0.2", "0.3", "0.5", "1"), (3, 4, 4, 3, 2, 1, 1))[0]
+            )
 
     # -- closed-loop items -------------------------------------------------------------------------
 
@@ -672,7 +690,7 @@ class _History:
         if not candidates or not self.scale.items:
             return []
         chosen = rng.choices(candidates, weights=[ITEMS_PER_LEVEL[i.level] for i in candidates], k=self.scale.items)
-        ids = self.writer.ids(ActionItem, len(chosen))
+        ids = ids_reserve(model=ActionItem, count=len(chosen))
         planned = []
         for pk, incident in zip(ids, chosen, strict=True):
             team = incident.team
@@ -693,28 +711,34 @@ class _History:
                 created=created,
                 due=due,
             )
-            roll = rng.random()
-            if roll < 0.04:  # waived with the manager's approval
-                item.waived = self.by_now(created + rng.randrange(DAY, 20 * DAY))
-                item.waived_by = team.manager if item.waived else None
-            elif roll < 0.80:  # done on time
-                item.completed = self.by_now(created + int((due - created) * rng.uniform(0.2, 1.0)))
-            elif roll < 0.92:  # done late
-                item.completed = self.by_now(due + int(rng.expovariate(1 / (6 * DAY))) + 1)
-            # else: nobody got to it (overdue once due passes)
-            if item.waived:
-                item.status = ActionItem.Status.WAIVED
-            elif item.completed:
-                item.started = created + (item.completed - created) // 3
-                item.verified = self.by_now(item.completed + rng.randrange(HOUR, 5 * DAY))
-                item.status = ActionItem.Status.VERIFIED if item.verified else ActionItem.Status.DONE
-            elif rng.random() < 0.5:
-                item.started = self.by_now(created + rng.randrange(HOUR, 3 * DAY))
-                item.status = ActionItem.Status.IN_PROGRESS if item.started else ActionItem.Status.OPEN
+            self._progress_of(item)
             incident.items.append(item)
             planned.append(item)
         self.counts["items"] = len(planned)
         return planned
+
+    def _progress_of(self, item: _Item) -> None:
+        """How far an item got by now: waived, done on time, done late, or nobody got to it; a done item is
+        mostly verified, an untouched one sometimes started."""
+        rng, created, due = self.rng, item.created, item.due
+        roll = rng.random()
+        if roll < 0.04:  # waived with the manager's approval
+            item.waived = self.by_now(created + rng.randrange(DAY, 20 * DAY))
+            item.waived_by = item.incident.team.manager if item.waived else None
+        elif roll < 0.80:  # done on time
+            item.completed = self.by_now(created + int((due - created) * rng.uniform(0.2, 1.0)))
+        elif roll < 0.92:  # done late
+            item.completed = self.by_now(due + int(rng.expovariate(1 / (6 * DAY))) + 1)
+        # else: nobody got to it (overdue once due passes)
+        if item.waived:
+            item.status = ActionItem.Status.WAIVED
+        elif item.completed:
+            item.started = created + (item.completed - created) // 3
+            item.verified = self.by_now(item.completed + rng.randrange(HOUR, 5 * DAY))
+            item.status = ActionItem.Status.VERIFIED if item.verified else ActionItem.Status.DONE
+        elif rng.random() < 0.5:
+            item.started = self.by_now(created + rng.randrange(HOUR, 3 * DAY))
+            item.status = ActionItem.Status.IN_PROGRESS if item.started else ActionItem.Status.OPEN
 
     def close_loops(self, incidents: list[_Incident]) -> None:
         """Resolved incidents whose items are all verified or waived get their review and are closed."""
@@ -726,9 +750,9 @@ class _History:
             settled = max([incident.resolved] + [item.last_change for item in incident.items])
             incident.closed = self.by_now(settled + self.rng.randrange(HOUR, int(CLOSE_AFTER.total_seconds())))
 
-    # -- rows --------------------------------------------------------------------------------------
+    # -- rows (for incidents.bulk and stability.bulk: mappings by field name) ------------------------
 
-    def incident_rows(self, incidents: list[_Incident]) -> Iterator[tuple]:
+    def incident_rows(self, incidents: list[_Incident]) -> Iterator[dict]:
         policy_id = self.policy.pk
         targets = self.policy.recovery_targets
         for i in incidents:
@@ -742,104 +766,55 @@ class _History:
                 else Status.OPEN
             )
             changes = [t for t in (i.recovered, i.resolved, i.closed) if t]
-            last = max([i.created, *changes])
             review = (
                 f"复盘：{i.title}。原因：{CAUSES[i.cause]}。改进：{'；'.join(item.title for item in i.items) or '无'}"
                 if i.closed
                 else ""
             )
-            yield (
-                i.pk,
-                i.title,
-                "",
-                i.team.team.pk,
-                i.owner,
-                i.source,
-                _at(i.occurred),
-                _at(i.detected),
-                _at(i.responded),
-                _at(i.recovered),
-                _at(i.resolved),
-                _at(i.closed),
-                i.users,
-                i.transactions,
-                i.funds_loss,
-                i.breach,
-                i.reportable,
-                i.availability_impact,
-                i.cause,
-                CAUSES[i.cause],
-                HANDLINGS[i.pk % len(HANDLINGS)] if i.recovered else "",
-                review,
-                status,
-                i.level,
-                i.level,
-                json.dumps(i.matches, ensure_ascii=False),
-                policy_id,
-                "",
-                "",
-                timedelta(seconds=targets[i.level]),
-                1 + len(changes),
-                i.owner,
-                _at(i.created),
-                _at(last),
-            )
+            yield {
+                "id": i.pk,
+                "title": i.title,
+                "summary": "",
+                "team": i.team.team.pk,
+                "owner": i.owner,
+                "detection_source": i.source,
+                "occurred_at": _at(i.occurred),
+                "detected_at": _at(i.detected),
+                "responded_at": _at(i.responded),
+                "recovered_at": _at(i.recovered),
+                "resolved_at": _at(i.resolved),
+                "closed_at": _at(i.closed),
+                "affected_users": i.users,
+                "affected_transactions": i.transactions,
+                "funds_loss": i.funds_loss,
+                "data_or_security_breach": i.breach,
+                "regulatory_reportable": i.reportable,
+                "availability_impact": i.availability_impact,
+                "cause_category": i.cause,
+                "cause": CAUSES[i.cause],
+                "handling": HANDLINGS[i.pk % len(HANDLINGS)] if i.recovered else "",
+                "review": review,
+                "status": status,
+                "level": i.level,
+                "classified_level": i.level,
+                "severity_matches": json.dumps(i.matches, ensure_ascii=False),
+                "severity_policy": policy_id,
+                "level_override": "",
+                "level_override_reason": "",
+                "recovery_target": timedelta(seconds=targets[i.level]),
+                "version": 1 + len(changes),
+                "created_by": i.owner,
+                "created_at": _at(i.created),
+                "updated_at": _at(max([i.created, *changes])),
+            }
 
-    INCIDENT_FIELDS = [
-        "id",
-        "title",
-        "summary",
-        "team",
-        "owner",
-        "detection_source",
-        "occurred_at",
-        "detected_at",
-        "responded_at",
-        "recovered_at",
-        "resolved_at",
-        "closed_at",
-        "affected_users",
-        "affected_transactions",
-        "funds_loss",
-        "data_or_security_breach",
-        "regulatory_reportable",
-        "availability_impact",
-        "cause_category",
-        "cause",
-        "handling",
-        "review",
-        "status",
-        "level",
-        "classified_level",
-        "severity_matches",
-        "severity_policy",
-        "level_override",
-        "level_override_reason",
-        "recovery_target",
-        "version",
-        "created_by",
-        "created_at",
-        "updated_at",
-    ]
-
-    def timeline_rows(self, incidents: list[_Incident]) -> Iterator[tuple]:
+    def timeline_rows(self, incidents: list[_Incident]) -> Iterator[dict]:
         """What the services would have written: creation with the level's explanation, each status
         change with its timestamp field, each item's creation and completion."""
-        kind = TimelineEntry.Kind
         with translation.override(settings.LANGUAGE_CODE):
             for i in incidents:
-                created = _at(i.created)
-                yield (
-                    i.pk,
-                    kind.CREATED,
-                    created,
-                    i.owner,
-                    None,
-                    "",
-                    "",
-                    i.level,
-                    severity.explain(i.level, i.matches),
-                )
+                explanation = severity.explain(i.level, i.matches)
+                yield _entry(i, TimelineEntry.Kind.CREATED, _at(i.created), new=i.level, text=explanation)
                 previous = Status.OPEN
                 for name, at, status in (
                     ("recovered_at", i.recovered, Status.RECOVERED),
@@ -849,86 +824,57 @@ class _History:
                     if at is None:
                         continue
                     when = _at(max(at, i.created))
-                    yield (i.pk, kind.STATUS, when, i.owner, None, "status", previous, status, "")
-                    yield (i.pk, kind.CHANGE, when, i.owner, None, name, "", _at(at).isoformat(), "")
+                    yield _entry(i, TimelineEntry.Kind.STATUS, when, field="status", old=previous, new=status)
+                    yield _entry(i, TimelineEntry.Kind.CHANGE, when, field=name, new=_at(at).isoformat())
                     previous = status
                 for item in i.items:
-                    yield (i.pk, kind.ACTION_ITEM, _at(item.created), i.owner, item.pk, "", "", item.title, "")
+                    yield _entry(i, TimelineEntry.Kind.ACTION_ITEM, _at(item.created), item=item.pk, new=item.title)
                     if item.status != ActionItem.Status.OPEN:
-                        yield (
-                            i.pk,
-                            kind.ACTION_ITEM,
+                        yield _entry(
+                            i,
+                            TimelineEntry.Kind.ACTION_ITEM,
                             _at(item.last_change),
-                            item.waived_by or item.owner,
-                            item.pk,
-                            "status",
-                            ActionItem.Status.OPEN,
-                            item.status,
-                            "已评审豁免：已由其他改进项覆盖" if item.waived else "",
+                            author=item.waived_by or item.owner,
+                            item=item.pk,
+                            field="status",
+                            old=ActionItem.Status.OPEN,
+                            new=item.status,
+                            text="已评审豁免：已由其他改进项覆盖" if item.waived else "",
                         )
 
-    TIMELINE_FIELDS = ["incident", "kind", "at", "author", "action_item", "field", "old_value", "new_value", "text"]
-
-    def item_rows(self, items: list[_Item]) -> Iterator[tuple]:
+    def item_rows(self, items: list[_Item]) -> Iterator[dict]:
         for item in items:
             verified = item.verified if item.status == ActionItem.Status.VERIFIED else None
-            yield (
-                item.pk,
-                item.incident.pk,
-                item.title,
-                "",
-                item.kind,
-                item.priority,
-                item.owner,
-                item.verifier,
-                "告警、用例或流程已上线并经验证人确认",
-                _at(item.due),
-                f"https://jira.example.com/browse/STAB-{item.pk}",
-                item.status,
-                _at(item.started),
-                _at(item.completed),
-                _at(verified),
-                item.verifier if verified else None,
-                _at(item.waived),
-                item.waived_by,
-                "已由其他改进项覆盖，经理批准豁免" if item.waived else "",
-                1 + sum(t is not None for t in (item.started, item.completed, verified, item.waived)),
-                item.incident.owner,
-                _at(item.created),
-                _at(item.last_change),
-            )
-
-    ITEM_FIELDS = [
-        "id",
-        "incident",
-        "title",
-        "description",
-        "kind",
-        "priority",
-        "owner",
-        "verifier",
-        "acceptance_criteria",
-        "due_at",
-        "ticket_url",
-        "status",
-        "started_at",
-        "completed_at",
-        "verified_at",
-        "verified_by",
-        "waived_at",
-        "waived_by",
-        "waive_reason",
-        "version",
-        "created_by",
-        "created_at",
-        "updated_at",
-    ]
+            yield {
+                "id": item.pk,
+                "incident": item.incident.pk,
+                "title": item.title,
+                "description": "",
+                "kind": item.kind,
+                "priority": item.priority,
+                "owner": item.owner,
+                "verifier": item.verifier,
+                "acceptance_criteria": "告警、用例或流程已上线并经验证人确认",
+                "due_at": _at(item.due),
+                "ticket_url": f"https://jira.example.com/browse/STAB-{item.pk}",
+                "status": item.status,
+                "started_at": _at(item.started),
+                "completed_at": _at(item.completed),
+                "verified_at": _at(verified),
+                "verified_by": item.verifier if verified else None,
+                "waived_at": _at(item.waived),
+                "waived_by": item.waived_by,
+                "waive_reason": "已由其他改进项覆盖，经理批准豁免" if item.waived else "",
+                "version": 1 + sum(t is not None for t in (item.started, item.completed, verified, item.waived)),
+                "created_by": item.incident.owner,
+                "created_at": _at(item.created),
+                "updated_at": _at(item.last_change),
+            }
 
     # -- alerts ------------------------------------------------------------------------------------
 
-    def _rules(self, teams: list[_Team]) -> list[tuple]:
-        """Per system, the alert rules that fire on it: (system, weight, alertname, severity, fingerprint,
-        labels JSON, annotations JSON, summary, source link)."""
+    def _rules(self, teams: list[_Team]) -> list[_Rule]:
+        """Per system, the alert rules that fire on it."""
         rng = self.rng
         rules = []
         for team in teams:
@@ -947,172 +893,120 @@ class _History:
                     canonical = json.dumps(labels, sort_keys=True, ensure_ascii=False)
                     summary = f"{system.label}{alertname}"
                     rules.append(
-                        (
-                            system,
-                            noise * _lognormal(rng, 1, 0.7),
-                            alertname,
-                            level,
-                            hashlib.sha256(canonical.encode()).hexdigest()[:16],
-                            canonical,
-                            json.dumps({"summary": summary}, ensure_ascii=False),
-                            summary,
-                            f"http://prometheus.internal:9090/graph?g0.expr=ALERTS&rule={system.code}-{k}",
+                        _Rule(
+                            system=system,
+                            weight=noise * _lognormal(rng, 1, 0.7),
+                            alertname=alertname,
+                            severity=level,
+                            fingerprint=hashlib.sha256(canonical.encode()).hexdigest()[:16],
+                            labels=canonical,
+                            annotations=json.dumps({"summary": summary}, ensure_ascii=False),
+                            summary=summary,
+                            url=f"http://prometheus.internal:9090/graph?g0.expr=ALERTS&rule={system.code}-{k}",
                         )
                     )
         return rules
 
-    def alert_rows(self, teams: list[_Team], incidents: list[_Incident]) -> Iterator[tuple]:
-        rng, now = self.rng, self.now
+    def alert_rows(self, teams: list[_Team], incidents: list[_Incident]) -> Iterator[dict]:
+        """First the alerts that revealed monitoring-detected incidents (linked to them), then the
+        everyday noise of the rules, the noisiest most often."""
+        rng = self.rng
         rules = self._rules(teams)
         by_system: dict[int, list[int]] = {}
         for index, rule in enumerate(rules):
-            by_system.setdefault(rule[0].pk, []).append(index)
+            by_system.setdefault(rule.system.pk, []).append(index)
         cumulative, total = [], 0.0
         for rule in rules:
-            total += rule[1]
+            total += rule.weight
             cumulative.append(total)
         seen: set[int] = set()  # rule index x 2^40 + starts_at: (integration, fingerprint, starts_at) is unique
-        # The alerts that revealed monitoring-detected incidents, then the everyday noise.
         revealing = [i for i in incidents if i.source == DetectionSource.MONITORING]
         revealing = revealing[: self.scale.alerts]
         noise = self.scale.alerts - len(revealing)
-
-        def row(index: int, received: int, *, incident: _Incident | None = None) -> tuple:
-            system, _w, alertname, level, fingerprint, labels, annotations, summary, url = rules[index]
-            team = system.team
-            starts = received - rng.randrange(0, 45)  # group_wait before the first notification
-            while (index << 40) + starts in seen:
-                starts -= 1
-            seen.add((index << 40) + starts)
-            excluded = ""
-            if incident is None:
-                roll = rng.random()
-                excluded = "maintenance" if roll < 0.02 else "silenced" if roll < 0.03 else ""
-            by = rng.choice(team.members)
-            follow = None
-            if incident is not None:
-                follow = received + max(0, (incident.responded or incident.detected + 600) - incident.detected)
-            elif excluded:
-                follow = received + int(rng.expovariate(1 / 1800)) if rng.random() < 0.2 else None
-            else:
-                roll = rng.random()
-                if roll < team.follow_up_discipline:
-                    follow = received + min(int(_lognormal(rng, 70, 0.9)), 300)
-                elif roll < team.follow_up_discipline + (1 - team.follow_up_discipline) * 0.6:
-                    follow = received + 301 + int(rng.expovariate(1 / 1500))
-            follow = self.by_now(follow)
-            followed = follow is not None
-            action = "link" if incident is not None else rng.choices(("ack", "comment", "resolve"), (85, 7, 8))[0]
-            # The source fires until `ends`, notifying again every repeat interval, then sends resolved.
-            ends = starts + max(int(_lognormal(rng, 8 * MINUTE, 1.2)), received - starts + 1)
-            repeats = (min(ends, now) - received) // REPEAT_INTERVAL
-            notifications, last = 1 + repeats, received + repeats * REPEAT_INTERVAL
-            status, resolved_at, resolved_by, ends_at = "firing", None, None, None
-            if followed and action == "resolve":
-                status, resolved_at, resolved_by = "resolved", follow, by
-            elif ends <= now:
-                status, resolved_at, ends_at = "resolved", ends, ends
-                notifications, last = notifications + 1, ends
-            return (
-                team.integration.pk,
-                fingerprint,
-                _at(starts),
-                status,
-                alertname,
-                level,
-                summary,
-                labels,
-                annotations,
-                url,
-                team.team.pk,
-                system.pk,
-                _at(received),
-                _at(last),
-                notifications,
-                excluded,
-                _at(ends_at),
-                _at(resolved_at),
-                resolved_by,
-                _at(follow) if followed and action == "ack" else None,
-                by if followed and action == "ack" else None,
-                _at(follow),
-                by if followed else None,
-                incident.pk if incident is not None and followed else None,
-                # The last write that touched it: receipt, follow-up or resolution.
-                _at(max(t for t in (received, follow, resolved_at) if t is not None)),
-            )
-
         for incident in revealing:
             candidates = by_system.get(incident.systems[0].pk) or range(len(rules))
-            yield row(rng.choice(candidates), incident.detected, incident=incident)
+            index = rng.choice(candidates)
+            yield self._alert_row(rules[index], index, incident.detected, seen=seen, incident=incident)
         chunk = 10_000
         while noise > 0:
             for index in rng.choices(range(len(rules)), cum_weights=cumulative, k=min(chunk, noise)):
-                yield row(index, self.moment())
+                yield self._alert_row(rules[index], index, self.moment(), seen=seen)
             noise -= chunk
 
-    ALERT_FIELDS = [
-        "integration",
-        "fingerprint",
-        "starts_at",
-        "status",
-        "alertname",
-        "severity",
-        "summary",
-        "labels",
-        "annotations",
-        "generator_url",
-        "team",
-        "system",
-        "received_at",
-        "last_received_at",
-        "notifications",
-        "excluded",
-        "ends_at",
-        "resolved_at",
-        "resolved_by",
-        "acknowledged_at",
-        "acknowledged_by",
-        "followed_up_at",
-        "followed_up_by",
-        "incident",
-        "changed_at",
-    ]
+    def _alert_row(
+        self, rule: _Rule, index: int, received: int, *, seen: set[int], incident: _Incident | None = None
+    ) -> dict:
+        """One occurrence of `rule` received at `received`: its start (unique per rule), exclusion,
+        follow-up by a member of the team, and what the source sent until now."""
+        rng = self.rng
+        team = rule.system.team
+        starts = received - rng.randrange(0, 45)  # group_wait before the first notification
+        while (index << 40) + starts in seen:
+            starts -= 1
+        seen.add((index << 40) + starts)
+        excluded = ""
+        if incident is None:
+            roll = rng.random()
+            excluded = "maintenance" if roll < 0.02 else "silenced" if roll < 0.03 else ""
+        by = rng.choice(team.members)
+        follow = self.by_now(self._follow_up(team, received, incident=incident, excluded=excluded))
+        followed = follow is not None
+        action = "link" if incident is not None else rng.choices(("ack", "comment", "resolve"), (85, 7, 8))[0]
+        # The source fires until `ends`, notifying again every repeat interval, then sends resolved.
+        ends = starts + max(int(_lognormal(rng, 8 * MINUTE, 1.2)), received - starts + 1)
+        repeats = (min(ends, self.now) - received) // REPEAT_INTERVAL
+        notifications, last = 1 + repeats, received + repeats * REPEAT_INTERVAL
+        status, resolved_at, resolved_by, ends_at = "firing", None, None, None
+        if followed and action == "resolve":
+            status, resolved_at, resolved_by = "resolved", follow, by
+        elif ends <= self.now:
+            status, resolved_at, ends_at = "resolved", ends, ends
+            notifications, last = notifications + 1, ends
+        acknowledged = followed and action == "ack"
+        return {
+            "integration": team.integration.pk,
+            "fingerprint": rule.fingerprint,
+            "starts_at": _at(starts),
+            "status": status,
+            "alertname": rule.alertname,
+            "severity": rule.severity,
+            "summary": rule.summary,
+            "labels": rule.labels,
+            "annotations": rule.annotations,
+            "generator_url": rule.url,
+            "team": team.team.pk,
+            "system": rule.system.pk,
+            "received_at": _at(received),
+            "last_received_at": _at(last),
+            "notifications": notifications,
+            "excluded": excluded,
+            "ends_at": _at(ends_at),
+            "resolved_at": _at(resolved_at),
+            "resolved_by": resolved_by,
+            "acknowledged_at": _at(follow) if acknowledged else None,
+            "acknowledged_by": by if acknowledged else None,
+            "followed_up_at": _at(follow),
+            "followed_up_by": by if followed else None,
+            "incident": incident.pk if incident is not None and followed else None,
+            # The last write that touched it: receipt, follow-up or resolution.
+            "changed_at": _at(max(t for t in (received, follow, resolved_at) if t is not None)),
+            "receipt_started": False,  # Alertmanager sends starts_at
+        }
 
-    def activities(self, teams: list[_Team]) -> int:
-        """Each follow-up's activity row (what stability.services.alerts_follow_up writes), set-based:
-        a person's resolve, a link to an incident, an acknowledgement, else a comment."""
-        q = connection.ops.quote_name
-        occurrence = {f.name: q(f.column) for f in AlertOccurrence._meta.concrete_fields}
-        activity = {f.name: q(f.column) for f in AlertActivity._meta.concrete_fields}
-        kind = AlertActivity.Kind
-        integrations = [t.integration.pk for t in teams]
-        columns = ", ".join(activity[name] for name in ("occurrence", "kind", "at", "by", "text", "incident"))
-        statement = f"""
-            INSERT INTO {q(AlertActivity._meta.db_table)} ({columns})
-            SELECT {occurrence["id"]},
-                   CASE WHEN {occurrence["resolved_by"]} IS NOT NULL THEN %s
-                        WHEN {occurrence["incident"]} IS NOT NULL THEN %s
-                        WHEN {occurrence["acknowledged_at"]} IS NOT NULL THEN %s
-                        ELSE %s END,
-                   {occurrence["followed_up_at"]},
-                   {occurrence["followed_up_by"]},
-                   CASE WHEN {occurrence["resolved_by"]} IS NULL AND {occurrence["incident"]} IS NULL
-                             AND {occurrence["acknowledged_at"]} IS NULL THEN %s ELSE '' END,
-                   {occurrence["incident"]}
-            FROM {q(AlertOccurrence._meta.db_table)}
-            WHERE {occurrence["followed_up_at"]} IS NOT NULL
-              AND {occurrence["integration"]} IN ({", ".join(["%s"] * len(integrations))})
-        """
-        self.progress("alert activities", 0, -1)  # unknown until written
-        with connection.cursor() as cursor:
-            cursor.execute(
-                statement,
-                [kind.RESOLVED, kind.LINKED, kind.ACKNOWLEDGED, kind.COMMENTED, "已跟进，观察中", *integrations],
-            )
-            written = cursor.rowcount
-        self.progress("alert activities", written, written)
-        return written
+    def _follow_up(self, team: _Team, received: int, *, incident: _Incident | None, excluded: str) -> int | None:
+        """When someone followed the alert up, if anyone did (possibly after now): a revealing alert as the
+        incident was responded to, an excluded one rarely, the rest as the team's discipline has it."""
+        rng = self.rng
+        if incident is not None:
+            return received + max(0, (incident.responded or incident.detected + 600) - incident.detected)
+        if excluded:
+            return received + int(rng.expovariate(1 / 1800)) if rng.random() < 0.2 else None
+        roll = rng.random()
+        if roll < team.follow_up_discipline:
+            return received + min(int(_lognormal(rng, 70, 0.9)), 300)
+        if roll < team.follow_up_discipline + (1 - team.follow_up_discipline) * 0.6:
+            return received + 301 + int(rng.expovariate(1 / 1500))
+        return None
 
     # -- the whole -------------------------------------------------------------------------------
 
@@ -1121,35 +1015,29 @@ class _History:
         incidents = self.incidents(teams)
         self.items(incidents)
         self.close_loops(incidents)
-        writer = self.writer
-        writer.write(
-            Incident, self.INCIDENT_FIELDS, self.incident_rows(incidents), phase="incidents", total=len(incidents)
-        )
-        pairs = [(i.pk, s.pk) for i in incidents for s in i.systems]
-        writer.write(
-            Incident.systems.through, ["incident", "system"], pairs, phase="incident systems", total=len(pairs)
-        )
+        progress = self.progress
+        incidents_bulk_load(rows=self.incident_rows(incidents), total=len(incidents), progress=progress)
+        pairs = [{"incident": i.pk, "system": s.pk} for i in incidents for s in i.systems]
+        incident_systems_bulk_load(rows=pairs, total=len(pairs), progress=progress)
         items = [item for i in incidents for item in i.items]
-        writer.write(ActionItem, self.ITEM_FIELDS, self.item_rows(items), phase="action items", total=len(items))
-        self.counts["timeline"] = writer.write(
-            TimelineEntry,
-            self.TIMELINE_FIELDS + ["created_at"],
-            (row + (row[2],) for row in self.timeline_rows(incidents)),
-            phase="timeline",
+        action_items_bulk_load(rows=self.item_rows(items), total=len(items), progress=progress)
+        self.counts["timeline"] = timeline_entries_bulk_load(
+            rows=self.timeline_rows(incidents),
             total=sum(1 + 2 * sum(t is not None for t in (i.recovered, i.resolved, i.closed)) for i in incidents)
             + sum(1 + (item.status != ActionItem.Status.OPEN) for item in items),
+            progress=progress,
         )
-        self.counts["alerts"] = writer.write(
-            AlertOccurrence,
-            self.ALERT_FIELDS,
+        self.counts["alerts"] = alert_occurrences_bulk_load(
             # In the order of received_at, as ingestion writes them: a month's alerts then lie together on
             # disk, as in a real installation (in generation order a month's scan read 3 times the pages).
-            sorted(self.alert_rows(teams, incidents), key=lambda row: row[self.ALERT_FIELDS.index("received_at")]),
-            phase="alerts",
+            rows=sorted(self.alert_rows(teams, incidents), key=itemgetter("received_at")),
             total=self.scale.alerts,
+            progress=progress,
         )
-        self.counts["alert_activities"] = self.activities(teams)
-        # As the beat task keeps them in a running installation (stability.tasks.day_counts_refresh).
+        self.counts["alert_activities"] = alert_follow_up_activities_bulk_load(
+            integration_ids=[t.integration.pk for t in teams], progress=progress
+        )
+        # As the beat task keeps them in a running installation (stability.tasks).
         self.progress("day counts", 0, 1)
         follow_up.refresh_day_counts()
         self.progress("day counts", 1, 1)
