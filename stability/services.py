@@ -6,6 +6,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -68,6 +69,54 @@ _ACTIVITY_OF = {
 }
 
 
+def _check_follow_up(*, action: str, text: str, incident: Incident | None, ids: list[int]) -> None:
+    if action not in FollowUp.CHOICES:
+        raise ValidationError(
+            {"action": [_("Unknown action; use one of: %(actions)s.") % {"actions": ", ".join(FollowUp.CHOICES)}]}
+        )
+    if action == FollowUp.COMMENT and not text.strip():
+        raise ValidationError({"text": [_("Write the comment.")]})
+    if action == FollowUp.LINK and incident is None:
+        raise ValidationError({"incident": [_("Choose the incident to link the alerts to.")]})
+    if not ids:
+        raise ValidationError({"ids": [_("Choose at least one alert.")]})
+
+
+def _locked(ids: list[int]) -> list[AlertOccurrence]:
+    occurrences = list(AlertOccurrence.objects.select_for_update().filter(pk__in=ids).order_by("pk"))
+    unknown = set(ids) - {o.pk for o in occurrences}
+    if unknown:
+        raise ValidationError({"ids": [_("Unknown alerts: %(ids)s.") % {"ids": ", ".join(map(str, sorted(unknown)))}]})
+    return occurrences
+
+
+def _what_changes(
+    *, action: str, occurrences: list[AlertOccurrence], now: datetime, by: User, incident: Incident | None
+) -> tuple[list[AlertOccurrence], dict]:
+    """The occurrences the action changes and the fields it sets on them: an action that would change
+    nothing (acknowledging twice, resolving a resolved alert, linking to the same incident) leaves an
+    occurrence out. A comment changes every occurrence and sets no field."""
+    if action == FollowUp.ACKNOWLEDGE:
+        return [o for o in occurrences if o.acknowledged_at is None], {"acknowledged_at": now, "acknowledged_by": by}
+    if action == FollowUp.RESOLVE:
+        resolved = AlertOccurrence.Status.RESOLVED
+        return [o for o in occurrences if o.status != resolved], {
+            "status": resolved,
+            "resolved_at": now,
+            "resolved_by": by,
+        }
+    if action == FollowUp.LINK:
+        return [o for o in occurrences if o.incident_id != incident.pk], {"incident": incident}
+    return occurrences, {}
+
+
+def _occurrences_change(occurrences: QuerySet[AlertOccurrence], *, now: datetime, **fields) -> int:
+    """Every change to stored occurrences goes through here: it stamps changed_at, which the follow-up
+    figures' readers and their day counts' refresh look for (stability.follow_up). Ingestion's SQL
+    stamps it itself; a bulk loader refreshes the day counts after loading."""
+    return occurrences.update(**fields, changed_at=now)
+
+
 @transaction.atomic
 def alerts_follow_up(
     *, occurrence_ids: list[int], by: User, action: str, text: str = "", incident: Incident | None = None
@@ -79,41 +128,21 @@ def alerts_follow_up(
     alert, linking to the incident it is linked to) records nothing. Queries do not grow with the
     number of alerts.
     """
-    if action not in FollowUp.CHOICES:
-        raise ValidationError(
-            {"action": [_("Unknown action; use one of: %(actions)s.") % {"actions": ", ".join(FollowUp.CHOICES)}]}
-        )
-    if action == FollowUp.COMMENT and not text.strip():
-        raise ValidationError({"text": [_("Write the comment.")]})
-    if action == FollowUp.LINK and incident is None:
-        raise ValidationError({"incident": [_("Choose the incident to link the alerts to.")]})
     ids = sorted(set(occurrence_ids))
-    if not ids:
-        raise ValidationError({"ids": [_("Choose at least one alert.")]})
+    _check_follow_up(action=action, text=text, incident=incident, ids=ids)
     now = timezone.now().replace(microsecond=0)
-    occurrences = list(AlertOccurrence.objects.select_for_update().filter(pk__in=ids).order_by("pk"))
-    unknown = set(ids) - {o.pk for o in occurrences}
-    if unknown:
-        raise ValidationError({"ids": [_("Unknown alerts: %(ids)s.") % {"ids": ", ".join(map(str, sorted(unknown)))}]})
-
-    if action == FollowUp.ACKNOWLEDGE:
-        changed = [o for o in occurrences if o.acknowledged_at is None]
-        fields = {"acknowledged_at": now, "acknowledged_by": by}
-    elif action == FollowUp.RESOLVE:
-        changed = [o for o in occurrences if o.status != AlertOccurrence.Status.RESOLVED]
-        fields = {"status": AlertOccurrence.Status.RESOLVED, "resolved_at": now, "resolved_by": by}
-    elif action == FollowUp.LINK:
-        changed = [o for o in occurrences if o.incident_id != incident.pk]
-        fields = {"incident": incident}
-    else:
-        changed, fields = occurrences, {}
+    occurrences = _locked(ids)
+    changed, fields = _what_changes(action=action, occurrences=occurrences, now=now, by=by, incident=incident)
     if not changed:
         return occurrences
     changed_ids = [o.pk for o in changed]
     if fields:
-        AlertOccurrence.objects.filter(pk__in=changed_ids).update(**fields, changed_at=now)
-    AlertOccurrence.objects.filter(pk__in=changed_ids, followed_up_at__isnull=True).update(
-        followed_up_at=now, followed_up_by=by, changed_at=now
+        _occurrences_change(AlertOccurrence.objects.filter(pk__in=changed_ids), now=now, **fields)
+    _occurrences_change(
+        AlertOccurrence.objects.filter(pk__in=changed_ids, followed_up_at__isnull=True),
+        now=now,
+        followed_up_at=now,
+        followed_up_by=by,
     )
     AlertActivity.objects.bulk_create(
         AlertActivity(
