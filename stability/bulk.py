@@ -20,7 +20,7 @@ def alert_occurrences_bulk_load(*, rows: Iterable[Row], total: int = -1, progres
     identity is an IntegrityError), or clean the source's strings; and it stamps no changed_at of its
     own: the rows carry the last write's time. Follow-ups given in the rows have no activity yet: load
     those with `alert_follow_up_activities_bulk_load`. The follow-up day counts are not touched: run
-    stability.day_counts.refresh() after the transaction's loads, as the beat task would.
+    stability.follow_up.refresh_day_counts() after the transaction's loads, as the beat task would.
     Write the rows in received_at order, as ingestion does, so a month's alerts lie together on disk."""
     return rows_load(
         model=AlertOccurrence, rows=rows, fields=occurrence_columns(), phase="alerts", total=total, progress=progress
