@@ -211,7 +211,9 @@ class AlertOccurrence(models.Model):
         Incident, on_delete=models.SET_NULL, null=True, blank=True, related_name="alerts", verbose_name=_("incident")
     )
     # When anything the follow-up figures read last changed (a receipt, a follow-up, a resolution, a
-    # renamed rule): stability.day_counts recounts the days of the occurrences changed since it last ran.
+    # renamed rule): stability.follow_up counts the days of the occurrences changed since the day counts'
+    # last refresh from the occurrences, and that refresh counts them again. Written by ingestion's SQL
+    # and stability.services; a bulk loader refreshes the day counts instead.
     changed_at = models.DateTimeField(_("changed at"), default=timezone.now, editable=False)
     # The sender gave no starts_at and no occurrence was open: starts_at is the tracker's receipt.
     # A database default too: bulk writers that name their columns (history.py COPY) leave it out.
@@ -300,8 +302,8 @@ class AlertActivity(models.Model):
 
 class AlertDayCount(models.Model):
     """The follow-up counts of one day (organisation zone) of alert occurrences, per team, system and
-    alert name, kept by stability.day_counts for the days whose figures no longer depend on the clock.
-    Each count is the count of stability.selectors' rules over those occurrences, summed as they are."""
+    alert name, kept by stability.follow_up.refresh_day_counts for the days whose figures no longer
+    depend on the clock. Each count is the count of stability.follow_up's rules over those occurrences."""
 
     day = models.DateField(_("day"))
     team = models.ForeignKey(
