@@ -1,3 +1,5 @@
+from collections.abc import Callable
+
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models
@@ -23,20 +25,45 @@ class RecordAdmin(admin.ModelAdmin):
         return False
 
 
+class ConfigurationAdmin(admin.ModelAdmin):
+    """For records written by a create and an update service (`create`, `update`, `key` set by the
+    subclass), with the service's field list: the admin saves what the pages and the API save."""
+
+    create: Callable[..., models.Model]
+    update: Callable[..., models.Model]
+    key: str
+
+    def save_model(self, request, obj, form, change):
+        values = {name: form.cleaned_data[name] for name in self.fields if name in form.cleaned_data}
+        if change:
+            self.update(**{self.key: obj.pk}, changes=values)
+        else:
+            obj.pk = self.create(**values).pk
+
+    def save_related(self, request, form, formsets, change):
+        # Many-to-many relations were set by the service with the rest (no form.save_m2m()).
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
+
+
 @admin.register(Team)
-class TeamAdmin(admin.ModelAdmin):
+class TeamAdmin(ConfigurationAdmin):
     list_display = ("name", "slug")
     search_fields = ("name", "slug")
     prepopulated_fields = {"slug": ("name",)}
     filter_horizontal = ("managers", "members")
+    fields = services.TEAM_FIELDS
+    create, update, key = staticmethod(services.team_create), staticmethod(services.team_update), "team_id"
 
 
 @admin.register(System)
-class SystemAdmin(admin.ModelAdmin):
+class SystemAdmin(ConfigurationAdmin):
     list_display = ("code", "name", "tier", "team", "availability_target")
     list_filter = ("tier", "team")
     search_fields = ("code", "name")
     list_select_related = ("team",)
+    fields = services.SYSTEM_FIELDS
+    create, update, key = staticmethod(services.system_create), staticmethod(services.system_update), "system_id"
 
 
 @admin.register(SeverityPolicy)

@@ -5,14 +5,14 @@ what, old -> new, when); a change that changes nothing writes nothing.
 """
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
@@ -981,3 +981,70 @@ def action_items_bulk_update(
     if failures:
         raise ValidationError({"ids": failures})
     return items
+
+
+# -- teams and systems ----------------------------------------------------------------------------
+#
+# The settings pages, the API and the admin write these records here, with one list of editable fields
+# per kind. What ingestion routes by (teams, systems) changes its version in the same transaction: the
+# stability app's save signal (stability.signals) bumps it on every save, whoever saves.
+
+TEAM_FIELDS = ("name", "slug", "managers", "members")
+SYSTEM_FIELDS = ("code", "name", "tier", "team", "availability_target", "description")
+
+
+def configuration_write(
+    *,
+    record: Model,
+    values: Mapping[str, Any],
+    fields: Sequence[str],
+    check: Callable[[Model], None] | None = None,
+) -> Model:
+    """Set `values` on a configuration record (a team, a system, an integration, a reminder policy) and
+    save it after the kind's own `check` (which may normalise what it checks) and the model's (field
+    validators, uniqueness, constraints); many-to-many relations are set after the save. `fields` is the
+    record kind's editable fields: any other name is a caller's mistake (TypeError). Runs in the
+    caller's transaction."""
+    unknown = set(values) - set(fields)
+    if unknown:
+        raise TypeError(f"unknown {record._meta.model_name} fields: {sorted(unknown)}")
+    many = {name: value for name, value in values.items() if record._meta.get_field(name).many_to_many}
+    for name, value in values.items():
+        if name not in many:
+            setattr(record, name, value)
+    if check is not None:
+        check(record)
+    record.full_clean(exclude=list(many))
+    record.save()
+    for name, value in many.items():
+        getattr(record, name).set(value)
+    return record
+
+
+@transaction.atomic
+def team_create(*, name: str, slug: str, managers: Iterable[User] = (), members: Iterable[User] = ()) -> Team:
+    """A new team, its managers (who approve and read its figures) and members."""
+    values = {"name": name, "slug": slug, "managers": list(managers), "members": list(members)}
+    return configuration_write(record=Team(), values=values, fields=TEAM_FIELDS)
+
+
+@transaction.atomic
+def team_update(*, team_id: int, changes: Mapping[str, Any]) -> Team:
+    """Change a team's name, slug, managers or members (TEAM_FIELDS)."""
+    team = Team.objects.select_for_update().get(pk=team_id)
+    return configuration_write(record=team, values=changes, fields=TEAM_FIELDS)
+
+
+@transaction.atomic
+def system_create(*, code: str, name: str, tier: str, team: Team, **optional: Any) -> System:
+    """A new system: its code is what alert labels name, its tier what the severity policy reads;
+    `optional` holds availability_target and description."""
+    values = {"code": code, "name": name, "tier": tier, "team": team, **optional}
+    return configuration_write(record=System(), values=values, fields=SYSTEM_FIELDS)
+
+
+@transaction.atomic
+def system_update(*, system_id: int, changes: Mapping[str, Any]) -> System:
+    """Change a system's fields (SYSTEM_FIELDS). Incidents keep their level until re-evaluated."""
+    system = System.objects.select_for_update().get(pk=system_id)
+    return configuration_write(record=system, values=changes, fields=SYSTEM_FIELDS)

@@ -21,18 +21,7 @@ from stability.models import (
 class IntegrationForm(forms.ModelForm):
     class Meta:
         model = Integration
-        fields = (
-            "kind",
-            "name",
-            "enabled",
-            "is_test",
-            "default_team",
-            "default_system",
-            "team_label",
-            "system_labels",
-            "severity_label",
-            "rate_limit_per_minute",
-        )
+        fields = services.INTEGRATION_FIELDS
 
     def clean_system_labels(self):
         # Routing reads this as a sequence of label names: a bare string would be read letter by letter.
@@ -54,7 +43,6 @@ class IntegrationAdmin(admin.ModelAdmin):
     list_select_related = ("default_team", "default_system")
     readonly_fields = ("token_prefix", "created_at", "created_by")
     actions = ["rotate_token"]
-    _options = ("enabled", "is_test", "team_label", "system_labels", "severity_label", "rate_limit_per_minute")
 
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
@@ -65,18 +53,11 @@ class IntegrationAdmin(admin.ModelAdmin):
         return False
 
     def save_model(self, request, obj, form, change):
+        values = {name: form.cleaned_data[name] for name in services.INTEGRATION_FIELDS if name in form.cleaned_data}
         if change:
-            super().save_model(request, obj, form, change)
+            services.integration_update(integration_id=obj.pk, changes=values)
             return
-        data = form.cleaned_data
-        integration, token = services.integration_create(
-            kind=data["kind"],
-            name=data["name"],
-            by=request.user,
-            default_team=data.get("default_team"),
-            default_system=data.get("default_system"),
-            **{name: data[name] for name in self._options if name in data},
-        )
+        integration, token = services.integration_create(by=request.user, **values)
         obj.pk, obj.token_prefix, obj.token_digest = integration.pk, integration.token_prefix, integration.token_digest
         messages.success(
             request,
@@ -97,7 +78,7 @@ class IntegrationAdmin(admin.ModelAdmin):
 class MaintenanceWindowForm(forms.ModelForm):
     class Meta:
         model = MaintenanceWindow
-        fields = ("system", "starts_at", "ends_at", "reason")
+        fields = services.MAINTENANCE_WINDOW_FIELDS
 
     def clean(self):
         cleaned = super().clean()
@@ -231,18 +212,14 @@ class NotificationChannelAdmin(admin.ModelAdmin):
         else:
             obj.pk = channels.channel_create(**values).pk
 
+    def delete_model(self, request, obj):
+        channels.channel_delete(channel_id=obj.pk)
+
 
 class ReminderPolicyForm(forms.ModelForm):
     class Meta:
         model = ReminderPolicy
-        fields = (
-            "team",
-            "days_before",
-            "escalate_after_days",
-            "escalate_every_days",
-            "quiet_hours_start",
-            "quiet_hours_end",
-        )
+        fields = services.REMINDER_POLICY_FIELDS
 
     def clean_days_before(self):
         value = self.cleaned_data["days_before"]
@@ -256,15 +233,18 @@ class ReminderPolicyAdmin(admin.ModelAdmin):
     """A team's own reminder schedule; teams without one follow the REMINDER_* settings."""
 
     form = ReminderPolicyForm
-    list_display = (
-        "team",
-        "days_before",
-        "escalate_after_days",
-        "escalate_every_days",
-        "quiet_hours_start",
-        "quiet_hours_end",
-    )
+    list_display = services.REMINDER_POLICY_FIELDS
     list_select_related = ("team",)
+
+    def save_model(self, request, obj, form, change):
+        values = {name: form.cleaned_data[name] for name in services.REMINDER_POLICY_FIELDS}
+        if change:
+            services.reminder_policy_update(policy_id=obj.pk, changes=values)
+        else:
+            obj.pk = services.reminder_policy_create(**values).pk
+
+    def delete_model(self, request, obj):
+        services.reminder_policy_delete(policy_id=obj.pk)
 
 
 @admin.register(Notification)

@@ -416,3 +416,9 @@ def channel_update(*, channel_id: int, changes: Mapping[str, Any]) -> Notificati
     validate_channel(channel)
     channel.save()
     return channel
+
+
+@transaction.atomic
+def channel_delete(*, channel_id: int) -> None:
+    """Remove a channel (the settings page, the API, the admin): what was sent through it stays logged."""
+    NotificationChannel.objects.filter(pk=channel_id).delete()

@@ -1,6 +1,6 @@
 """Writes of the stability app: integrations, and what people do with alerts."""
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -13,8 +13,8 @@ from django.utils.translation import gettext as _
 from accounts.models import User
 from accounts.tokens import new_secret
 from incidents.models import DetectionSource, Incident, System, Team
-from incidents.services import incident_create
-from stability.models import AlertActivity, AlertOccurrence, Integration, MaintenanceWindow
+from incidents.services import configuration_write, incident_create
+from stability.models import AlertActivity, AlertOccurrence, Integration, MaintenanceWindow, ReminderPolicy
 
 
 @transaction.atomic
@@ -230,3 +230,96 @@ def maintenance_window_update(*, window_id: int, changes: Mapping[str, Any]) -> 
     _check_window(window)
     window.save()
     return window
+
+
+# -- configuration: integrations' routing, reminder policies ---------------------------------------
+#
+# The settings pages, the API and the admin write these here, with one list of editable fields per
+# kind. Integrations and maintenance windows are what ingestion routes by: the save signal of
+# stability.signals bumps IngestConfigVersion in the saving transaction, whoever saves.
+
+INTEGRATION_FIELDS = (
+    "kind",
+    "name",
+    "enabled",
+    "is_test",
+    "default_team",
+    "default_system",
+    "team_label",
+    "system_labels",
+    "severity_label",
+    "rate_limit_per_minute",
+)
+MAINTENANCE_WINDOW_FIELDS = _WINDOW_FIELDS
+REMINDER_POLICY_FIELDS = (
+    "team",
+    "days_before",
+    "escalate_after_days",
+    "escalate_every_days",
+    "quiet_hours_start",
+    "quiet_hours_end",
+)
+
+
+@transaction.atomic
+def integration_update(*, integration_id: int, changes: Mapping[str, Any]) -> Integration:
+    """Change an integration's name, routing or limits (INTEGRATION_FIELDS). Its kind stays: another
+    kind is another integration. The token changes only by integration_rotate_token."""
+    integration = Integration.objects.select_for_update().get(pk=integration_id)
+    if "kind" in changes and changes["kind"] != integration.kind:
+        raise ValidationError({"kind": [_("The kind of an integration cannot change; create another one.")]})
+    return configuration_write(record=integration, values=changes, fields=INTEGRATION_FIELDS)
+
+
+def reminder_days_before(days: Iterable[int]) -> list[int]:
+    """The days before due a policy reminds on: whole days of at least one, largest first, no repeats
+    (the settings page checks a typed list with this too, so every error shows at once)."""
+    days = list(days)
+    if any(isinstance(day, bool) or not isinstance(day, int) or day < 1 for day in days):
+        raise ValidationError(_("Each number of days must be at least 1."))
+    return sorted(set(days), reverse=True)
+
+
+def reminder_escalate_every_days(days: int) -> int:
+    """Escalations repeat at most daily (also a database constraint)."""
+    if days is not None and days < 1:
+        raise ValidationError(_("Escalate at most once a day."))
+    return days
+
+
+def _check_reminder_policy(policy: ReminderPolicy) -> None:
+    errors = {}
+    for name, check in (("days_before", reminder_days_before), ("escalate_every_days", reminder_escalate_every_days)):
+        try:
+            setattr(policy, name, check(getattr(policy, name)))
+        except ValidationError as exc:
+            errors[name] = exc.messages
+    if errors:
+        raise ValidationError(errors)
+
+
+@transaction.atomic
+def reminder_policy_create(*, team: Team, **schedule: Any) -> ReminderPolicy:
+    """A team's own reminder schedule (REMINDER_POLICY_FIELDS); fields left out take the REMINDER_*
+    settings' values of today. The sweep reads it from its next run (stability.reminders.team_policies)."""
+    return configuration_write(
+        record=ReminderPolicy(),
+        values={"team": team, **schedule},
+        fields=REMINDER_POLICY_FIELDS,
+        check=_check_reminder_policy,
+    )
+
+
+@transaction.atomic
+def reminder_policy_update(*, policy_id: int, changes: Mapping[str, Any]) -> ReminderPolicy:
+    """Change a team's reminder schedule (REMINDER_POLICY_FIELDS)."""
+    policy = ReminderPolicy.objects.select_for_update().get(pk=policy_id)
+    return configuration_write(
+        record=policy, values=changes, fields=REMINDER_POLICY_FIELDS, check=_check_reminder_policy
+    )
+
+
+@transaction.atomic
+def reminder_policy_delete(*, policy_id: int) -> None:
+    """The team follows the REMINDER_* settings again."""
+    ReminderPolicy.objects.filter(pk=policy_id).delete()

@@ -18,7 +18,7 @@ from incidents.models import (
     Tier,
     TimelineEntry,
 )
-from incidents.services import ItemTransition, Transition
+from incidents.services import SYSTEM_FIELDS, TEAM_FIELDS, ItemTransition, Transition
 
 User = get_user_model()
 
@@ -49,7 +49,7 @@ class TeamSerializer(ModelSerializer):
 
     class Meta:
         model = Team
-        fields = ["id", "name", "slug", "managers", "members"]
+        fields = ["id", *TEAM_FIELDS]
 
 
 class SystemSerializer(ModelSerializer):
@@ -57,7 +57,7 @@ class SystemSerializer(ModelSerializer):
 
     class Meta:
         model = System
-        fields = ["id", "code", "name", "tier", "team", "availability_target", "description"]
+        fields = ["id", *SYSTEM_FIELDS]
 
 
 class SeverityPolicySerializer(ModelSerializer):

@@ -198,6 +198,12 @@ class TeamViewSet(
     ordering_fields = ["name", "slug"]
     ordering = ["name"]
 
+    def perform_create(self, serializer):
+        serializer.instance = services.team_create(**serializer.validated_data)
+
+    def perform_update(self, serializer):
+        serializer.instance = services.team_update(team_id=serializer.instance.pk, changes=serializer.validated_data)
+
 
 class SystemViewSet(
     mixins.ListModelMixin,
@@ -213,6 +219,14 @@ class SystemViewSet(
     filterset_fields = ["tier", "team__slug"]
     ordering_fields = ["code", "name", "tier"]
     ordering = ["tier", "code"]
+
+    def perform_create(self, serializer):
+        serializer.instance = services.system_create(**serializer.validated_data)
+
+    def perform_update(self, serializer):
+        serializer.instance = services.system_update(
+            system_id=serializer.instance.pk, changes=serializer.validated_data
+        )
 
 
 class SeverityPolicyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):

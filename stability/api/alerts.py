@@ -344,7 +344,7 @@ class MaintenanceWindowSerializer(RejectUnknownFieldsMixin, ModelSerializer):
 
     class Meta:
         model = MaintenanceWindow
-        fields = ["id", "system", "starts_at", "ends_at", "reason", "created_by", "created_at"]
+        fields = ["id", *services.MAINTENANCE_WINDOW_FIELDS, "created_by", "created_at"]
         read_only_fields = ["created_by", "created_at"]
 
 

@@ -1,7 +1,6 @@
 """Integrations over the API: administrators create them (the token is in the answer, once),
 change their routing, rotate their token. Nothing is deleted: disable instead."""
 
-from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -28,31 +27,11 @@ class IntegrationSerializer(ModelSerializer):
 
     class Meta:
         model = Integration
-        fields = [
-            "id",
-            "kind",
-            "name",
-            "enabled",
-            "is_test",
-            "default_team",
-            "default_system",
-            "team_label",
-            "system_labels",
-            "severity_label",
-            "rate_limit_per_minute",
-            "token_prefix",
-            "webhook_path",
-            "created_at",
-        ]
+        fields = ["id", *services.INTEGRATION_FIELDS, "token_prefix", "webhook_path", "created_at"]
         read_only_fields = ["token_prefix", "created_at"]
 
     def get_webhook_path(self, integration) -> str:
         return f"/api/v1/integrations/{integration.kind}/"
-
-    def validate_kind(self, value):
-        if self.instance is not None and value != self.instance.kind:
-            raise serializers.ValidationError(_("The kind of an integration cannot change; create another one."))
-        return value
 
 
 class IntegrationWithTokenSerializer(IntegrationSerializer):
@@ -79,6 +58,11 @@ class IntegrationViewSet(
         integration, token = services.integration_create(by=request.user, **serializer.validated_data)
         integration.token = token
         return Response(IntegrationWithTokenSerializer(integration).data, status=status.HTTP_201_CREATED)
+
+    def perform_update(self, serializer):
+        serializer.instance = services.integration_update(
+            integration_id=serializer.instance.pk, changes=serializer.validated_data
+        )
 
     @extend_schema(request=None, responses={200: inline_serializer("RotatedToken", {"token": serializers.CharField()})})
     @action(detail=True, methods=["post"], url_path="rotate-token")

@@ -135,6 +135,9 @@ class NotificationChannelViewSet(viewsets.ModelViewSet):
             channel_id=serializer.instance.pk, changes=serializer.validated_data
         )
 
+    def perform_destroy(self, instance):
+        channels.channel_delete(channel_id=instance.pk)
+
 
 class NotificationFilter(django_filters.FilterSet):
     status = django_filters.MultipleChoiceFilter(choices=Notification.Status.choices)

@@ -139,3 +139,38 @@ def test_nothing_can_be_deleted_from_the_record(admin_browser):
     incident = IncidentFactory(systems=[SystemFactory(code="cashier")])
     response = admin_browser.get(reverse("admin:incidents_incident_delete", args=[incident.pk]))
     assert response.status_code == 403
+
+
+def test_teams_and_systems_are_saved_in_the_admin_through_their_services(admin_browser, monkeypatch):
+    from incidents import admin as incident_admin
+    from incidents import services
+
+    called = []
+    for admin_class, name in (
+        (incident_admin.TeamAdmin, "team_create"),
+        (incident_admin.TeamAdmin, "team_update"),
+        (incident_admin.SystemAdmin, "system_create"),
+    ):
+        real = getattr(services, name)
+        spy = staticmethod(lambda _real=real, _name=name, **kw: called.append(_name) or _real(**kw))
+        monkeypatch.setattr(admin_class, name.split("_")[1], spy)
+    ana = UserFactory(username="ana")
+    added = admin_browser.post(
+        reverse("admin:incidents_team_add"), {"name": "Payments", "slug": "payments", "members": [ana.pk]}
+    )
+    assert added.status_code == 302
+    team = Team.objects.get(slug="payments")
+    assert list(team.members.all()) == [ana]
+    changed = admin_browser.post(
+        reverse("admin:incidents_team_change", args=[team.pk]), {"name": "Pay", "slug": "payments"}
+    )
+    assert changed.status_code == 302
+    team.refresh_from_db()
+    assert (team.name, list(team.members.all())) == ("Pay", [])
+    system = admin_browser.post(
+        reverse("admin:incidents_system_add"),
+        {"code": "cashier", "name": "Cashier", "tier": "P0", "team": team.pk, "availability_target": "99.9"},
+    )
+    assert system.status_code == 302
+    assert System.objects.get(code="cashier").team == team
+    assert called == ["team_create", "team_update", "system_create"]

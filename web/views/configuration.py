@@ -1,8 +1,8 @@
 """Settings pages for administrators: teams, systems, integrations (the token shown once),
 notification channels (the secret never shown), reminder policies and the A-D severity policy.
-Integrations, channels and policy versions are written by their services (stability.channels for
-channels, as the API does); teams, systems, an integration's routing and reminder policies have no
-service, so these pages save them through model forms in one transaction, as the API and the admin do."""
+Every record is written by its service, as the API and the admin write it (incidents.services for
+teams and systems, stability.channels for channels, stability.services for the rest); each form edits
+the service's list of fields and puts the service's errors next to them."""
 
 import json
 
@@ -10,7 +10,6 @@ from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -28,6 +27,11 @@ from web.forms import apply_service_errors, people
 from web.views.base import PageView
 
 
+def _service_values(form: forms.ModelForm) -> dict:
+    """What a section's form sends its service: the fields of the service's list."""
+    return {name: form.cleaned_data[name] for name in form._meta.fields}
+
+
 class ConfigurationPage(PageView):
     read_capability = CONFIGURE
     write_capability = CONFIGURE
@@ -43,13 +47,13 @@ class TeamForm(forms.ModelForm):
 
     class Meta:
         model = Team
-        fields = ["name", "slug", "managers", "members"]
+        fields = incident_services.TEAM_FIELDS
 
 
 class SystemForm(forms.ModelForm):
     class Meta:
         model = System
-        fields = ["code", "name", "tier", "team", "availability_target", "description"]
+        fields = incident_services.SYSTEM_FIELDS
         widgets = {"description": forms.Textarea(attrs={"rows": 2})}
 
 
@@ -62,18 +66,7 @@ class IntegrationForm(forms.ModelForm):
 
     class Meta:
         model = Integration
-        fields = [
-            "kind",
-            "name",
-            "enabled",
-            "is_test",
-            "default_team",
-            "default_system",
-            "team_label",
-            "system_labels",
-            "severity_label",
-            "rate_limit_per_minute",
-        ]
+        fields = stability_services.INTEGRATION_FIELDS
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -128,18 +121,11 @@ class ChannelForm(forms.ModelForm):
         # violated" and hide the rest.
         pass
 
-    def save_through_service(self) -> NotificationChannel:
-        """Create or change the channel through stability.channels; its checks become field errors."""
-        values = {name: self.cleaned_data[name] for name in self.Meta.fields}
+    def service_values(self) -> dict:
+        values = _service_values(self)
         if self.instance.pk and not values["secret"]:
-            values.pop("secret")
-        try:
-            if self.instance.pk:
-                return stability_channels.channel_update(channel_id=self.instance.pk, changes=values)
-            return stability_channels.channel_create(**values)
-        except ValidationError as exc:
-            apply_service_errors(self, exc)
-            return None
+            values.pop("secret")  # an edit leaves the stored secret as it is
+        return values
 
 
 class ReminderPolicyForm(forms.ModelForm):
@@ -151,14 +137,7 @@ class ReminderPolicyForm(forms.ModelForm):
 
     class Meta:
         model = ReminderPolicy
-        fields = [
-            "team",
-            "days_before",
-            "escalate_after_days",
-            "escalate_every_days",
-            "quiet_hours_start",
-            "quiet_hours_end",
-        ]
+        fields = stability_services.REMINDER_POLICY_FIELDS
         widgets = {
             "quiet_hours_start": forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
             "quiet_hours_end": forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
@@ -169,22 +148,16 @@ class ReminderPolicyForm(forms.ModelForm):
         if self.instance.pk:
             self.initial["days_before"] = ", ".join(str(d) for d in self.instance.days_before)
 
+    # The service's own checks, here too so that every error of the form shows at once.
     def clean_days_before(self):
         try:
-            days = sorted(
-                {int(part) for part in self.cleaned_data["days_before"].split(",") if part.strip()}, reverse=True
-            )
+            days = [int(part) for part in self.cleaned_data["days_before"].split(",") if part.strip()]
         except ValueError:
             raise ValidationError(_("Write whole numbers of days, separated by commas.")) from None
-        if any(day < 1 for day in days):
-            raise ValidationError(_("Each number of days must be at least 1."))
-        return days
+        return stability_services.reminder_days_before(days)
 
     def clean_escalate_every_days(self):
-        value = self.cleaned_data["escalate_every_days"]
-        if value < 1:
-            raise ValidationError(_("Escalate at most once a day."))
-        return value
+        return stability_services.reminder_escalate_every_days(self.cleaned_data["escalate_every_days"])
 
 
 # What each model's pages show and edit.
@@ -196,6 +169,8 @@ SECTIONS = {
         "title": gettext_lazy("Teams"),
         "columns": ("name", "slug"),
         "queryset": lambda: Team.objects.prefetch_related("managers", "members"),
+        "create": lambda values, by: incident_services.team_create(**values),
+        "update": lambda pk, values: incident_services.team_update(team_id=pk, changes=values),
     },
     "systems": {
         "model": System,
@@ -204,6 +179,8 @@ SECTIONS = {
         "title": gettext_lazy("Systems"),
         "columns": ("code", "name", "tier", "team", "availability_target"),
         "queryset": lambda: System.objects.select_related("team"),
+        "create": lambda values, by: incident_services.system_create(**values),
+        "update": lambda pk, values: incident_services.system_update(system_id=pk, changes=values),
     },
     "integrations": {
         "model": Integration,
@@ -212,6 +189,8 @@ SECTIONS = {
         "title": gettext_lazy("Integrations"),
         "columns": ("name", "kind", "enabled", "is_test", "token_prefix", "default_team", "default_system"),
         "queryset": lambda: Integration.objects.select_related("default_team", "default_system"),
+        # Created by SectionView.post itself: the answer shows the new token once.
+        "update": lambda pk, values: stability_services.integration_update(integration_id=pk, changes=values),
     },
     "channels": {
         "model": NotificationChannel,
@@ -229,6 +208,8 @@ SECTIONS = {
             (gettext_lazy("Secret"), lambda channel: _("set") if channel.secret else _("not set")),
         ),
         "queryset": lambda: NotificationChannel.objects.select_related("team", "user"),
+        "create": lambda values, by: stability_channels.channel_create(**values),
+        "update": lambda pk, values: stability_channels.channel_update(channel_id=pk, changes=values),
     },
     "reminder-policies": {
         "model": ReminderPolicy,
@@ -244,17 +225,32 @@ SECTIONS = {
             "quiet_hours_end",
         ),
         "queryset": lambda: ReminderPolicy.objects.select_related("team"),
+        "create": lambda values, by: stability_services.reminder_policy_create(**values),
+        "update": lambda pk, values: stability_services.reminder_policy_update(policy_id=pk, changes=values),
     },
 }
 
 
-def _save(form) -> bool:
-    """Save a section's form: channels through their service, the rest as the API saves them."""
-    if isinstance(form, ChannelForm):
-        with transaction.atomic():
-            return form.save_through_service() is not None
-    with transaction.atomic():
-        form.save()
+# Sections whose records may be deleted (the others are disabled instead: alerts and incidents name them).
+DELETABLE = {
+    "channels": lambda pk: stability_channels.channel_delete(channel_id=pk),
+    "reminder-policies": lambda pk: stability_services.reminder_policy_delete(policy_id=pk),
+}
+
+
+def _save(name: str, form, *, by) -> bool:
+    """Create or change a section's record through its service; the service's errors go next to the
+    fields, and nothing is saved."""
+    section = SECTIONS[name]
+    values = form.service_values() if hasattr(form, "service_values") else _service_values(form)
+    try:
+        if form.instance.pk:
+            section["update"](form.instance.pk, values)
+        else:
+            section["create"](values, by)
+    except ValidationError as exc:
+        apply_service_errors(form, exc)
+        return False
     return True
 
 
@@ -329,7 +325,7 @@ class SectionView(ConfigurationPage):
             integration, token = stability_services.integration_create(by=request.user, **values)
             # The token is shown on this answer and never again (only a digest is stored).
             return self._render(request, name, IntegrationForm(), token=token, created=integration)
-        if not _save(form):
+        if not _save(name, form, by=request.user):
             return self._render(request, name, form, status=400)
         messages.success(request, _("Saved."))
         return redirect("web:configuration-section", name)
@@ -357,12 +353,12 @@ class ItemView(ConfigurationPage):
             return render(request, self.template, context)
         if name == "channels" and "toggle" in request.POST:
             return self._toggle(request, obj)
-        if "delete" in request.POST and name in ("channels", "reminder-policies"):
-            obj.delete()
+        if "delete" in request.POST and name in DELETABLE:
+            DELETABLE[name](obj.pk)
             messages.success(request, _("Deleted."))
             return redirect("web:configuration-section", name)
         form = SECTIONS[name]["form"](request.POST, instance=obj)
-        if not form.is_valid() or not _save(form):
+        if not form.is_valid() or not _save(name, form, by=request.user):
             context = {"name": name, "section": SECTIONS[name], "object": obj, "form": form}
             return render(request, self.template, context, status=400)
         messages.success(request, _("Saved."))
