@@ -27,6 +27,7 @@ those whose request went out are unknown (a webhook's: sent again, same Idempote
 import logging
 import threading
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -41,18 +42,15 @@ from django.utils.translation import ngettext
 
 from incidents import periods
 from incidents.models import ActionItem
-from stability import channels
+from stability import channels, links, reminders
 from stability.channels import DeliveryError, Entry
 from stability.models import Event, Notification, NotificationChannel, OutboundMessage
 from stability.reminders import (
     EMAIL_DESTINATION,
+    ITEM_EVENTS,
     Policy,
-    absolute_url,
-    alert_path,
     default_policy,
-    item_path,
     quiet_hours_end,
-    report_path,
     team_policies,
 )
 
@@ -61,7 +59,6 @@ logger = logging.getLogger(__name__)
 DAY = timedelta(days=1)
 BATCH = 200  # notifications claimed at once for email and webhooks
 RETRY_CAP = timedelta(hours=1)
-ITEM_EVENTS = (Event.ITEM_BEFORE_DUE, Event.ITEM_DUE, Event.ITEM_OVERDUE, Event.ITEM_ESCALATION)
 DIGEST_ITEMS = 20  # items listed in a digest; more are counted
 
 
@@ -103,7 +100,7 @@ def _item_entry(notification: Notification) -> Entry:
         % {"item": item.pk, "incident": item.incident_id, "incident_title": item.incident.title},
         _("Owner %(owner)s, due %(due)s") % {"owner": _person(item.owner), "due": _when(due_at)},
     )
-    url = absolute_url(item_path(incident_id=item.incident_id, item_id=item.pk))
+    url = links.item_url(incident_id=item.incident_id, item_id=item.pk)
     return Entry(title=title % {**values, "days": days}, url=url, details=details)
 
 
@@ -135,7 +132,7 @@ def _alert_entry(notification: Notification) -> Entry:
     )
     return Entry(
         title=title % {"minutes": minutes, "alert": name},
-        url=absolute_url(alert_path(alert_id=alert.pk)),
+        url=links.alert_url(alert_id=alert.pk),
         details=tuple(details),
     )
 
@@ -144,12 +141,12 @@ def _digest_entry(notification: Notification, items: list[ActionItem], *, now: d
     if not items:
         return None
     overdue = sum(1 for item in items if item.due_at < now)
-    links = []
+    listed = []
     for item in items[:DIGEST_ITEMS]:
         text = _("#%(item)s %(title)s, due %(due)s") % {"item": item.pk, "title": item.title, "due": _when(item.due_at)}
         if item.due_at < now:
             text += " " + _("(overdue)")
-        links.append((text, absolute_url(item_path(incident_id=item.incident_id, item_id=item.pk))))
+        listed.append((text, links.item_url(incident_id=item.incident_id, item_id=item.pk)))
     details = []
     if len(items) > DIGEST_ITEMS:
         details.append(_("and %(count)d more") % {"count": len(items) - DIGEST_ITEMS})
@@ -157,20 +154,29 @@ def _digest_entry(notification: Notification, items: list[ActionItem], *, now: d
         "open": len(items),
         "overdue": overdue,
     }
-    return Entry(title=title, url=absolute_url("/"), details=tuple(details), links=tuple(links))
+    return Entry(title=title, url=links.home_url(), details=tuple(details), links=tuple(listed))
 
 
-def _report_entry(notification: Notification) -> Entry:
+def _team_report(notification: Notification) -> dict:
+    """The monthly report a notification carries, as of its sending time (computed holding no lock)."""
+    from stability import report_pdf
+
+    return report_pdf.team_report(
+        team=notification.team, period=periods.parse(notification.step), now=notification.fire_at
+    )
+
+
+def _report_entry(notification: Notification, report: dict) -> Entry:
     """The monthly report's summary: its headline figures and the link to the page (the email adds the PDF)."""
     from stability import report_pdf
 
     team = notification.team
     period = periods.parse(notification.step)
     title = _("Stability report %(period)s: %(team)s") % {"period": period.label, "team": team.name}
-    report = report_pdf.team_report(team=team, period=period, now=notification.fire_at)
-    details = tuple(report_pdf.summary_lines(report))
     return Entry(
-        title=title, url=absolute_url(report_path(period_label=period.label, team_slug=team.slug)), details=details
+        title=title,
+        url=links.report_url(period_label=period.label, team_slug=team.slug),
+        details=tuple(report_pdf.summary_lines(report)),
     )
 
 
@@ -207,13 +213,18 @@ def _stale_reason(notification: Notification) -> str | None:
     if notification.recipient_id is not None and not notification.recipient.is_active:
         return _("Skipped: the recipient is deactivated.")
     if notification.event in ITEM_EVENTS:
-        item = notification.action_item
-        if item.status not in ActionItem.OPEN_STATUSES:
-            return _("Stale: the action item is no longer open.")
-        if item.due_at != notification.due_at:
-            return _("Stale: the due date changed.")
-    elif notification.alert_id is not None and notification.alert.followed_up_at is not None:
+        return _stale_item_reason(notification)
+    if notification.alert_id is not None and notification.alert.followed_up_at is not None:
         return _("Stale: the alert was followed up.")
+    return None
+
+
+def _stale_item_reason(notification: Notification) -> str | None:
+    item = notification.action_item
+    if item.status not in ActionItem.OPEN_STATUSES:
+        return _("Stale: the action item is no longer open.")
+    if item.due_at != notification.due_at:
+        return _("Stale: the due date changed.")
     return None
 
 
@@ -229,7 +240,7 @@ class _Message:
     secret: str = ""
     addresses: list[str] = field(default_factory=list)
     payload: dict | None = None
-    report: Notification | None = None  # a monthly report's email: the PDF is attached when it is sent
+    report: dict | None = None  # a monthly report's email: the report, drawn as the attached PDF when sent
     row: OutboundMessage | None = None
 
 
@@ -241,48 +252,29 @@ class _Plan:
     wait: timedelta | None = None  # until more can go (chat budget)
 
 
-def _pack(sender: channels.ChatSender, entries: list[tuple[Notification, Entry]]) -> list[list[tuple]]:
-    """Greedy batches of at most REMINDER_CHAT_ENTRIES_PER_MESSAGE entries within the sender's size."""
-    batches: list[list[tuple]] = []
-    current: list[tuple] = []
-    for pair in entries:
-        candidate = [*current, pair]
-        too_big = sender.content_size([e for _n, e in candidate]) > sender.max_bytes
-        if current and (len(candidate) > settings.REMINDER_CHAT_ENTRIES_PER_MESSAGE or too_big):
-            batches.append(current)
-            current = [pair]
-        else:
-            current = candidate
-    if current:
-        batches.append(current)
-    return batches
+@dataclass
+class _Claim:
+    """The notifications one worker took, stamped claimed_at = `now`: the stamp is the claim, so only rows
+    still carrying it are this worker's (another takes a claim over only once it is a lease old)."""
+
+    destination: str
+    now: datetime
+    channel: NotificationChannel | None
+    rows: list[Notification]
+    limit: int  # rows asked for: when as many came, more may be waiting
+    wait: timedelta | None = None  # a robot out of budget: until a slot frees
+
+    @property
+    def chat(self) -> bool:
+        return _is_chat(self.channel)
+
+    def mine(self, ids: Iterable[int]):
+        """These notifications, as long as they are still pending under this claim."""
+        return Notification.objects.filter(pk__in=list(ids), status=Notification.Status.PENDING, claimed_at=self.now)
 
 
-def _render(rows: list[Notification], *, now: datetime) -> tuple[list[tuple[Notification, Entry]], list]:
-    """Entries in each notification's language; and the (notification, reason) of those with nothing to say."""
-    owners = {n.recipient_id for n in rows if n.event == Event.DIGEST}
-    open_items: dict[int, list[ActionItem]] = defaultdict(list)
-    if owners:
-        for item in ActionItem.objects.filter(owner_id__in=owners, status__in=ActionItem.OPEN_STATUSES).order_by(
-            "due_at", "id"
-        ):
-            open_items[item.owner_id].append(item)
-    rendered, empty = [], []
-    for notification in rows:
-        with translation.override(notification.language):
-            if notification.event == Event.DIGEST:
-                entry = _digest_entry(notification, open_items.get(notification.recipient_id, []), now=now)
-            elif notification.event == Event.MONTHLY_REPORT:
-                entry = _report_entry(notification)
-            elif notification.alert_id is not None:
-                entry = _alert_entry(notification)
-            else:
-                entry = _item_entry(notification)
-        if entry is None:
-            empty.append((notification, _("Skipped: nothing open to list.")))
-        else:
-            rendered.append((notification, entry))
-    return rendered, empty
+def _is_chat(channel: NotificationChannel | None) -> bool:
+    return channel is not None and channel.enabled and channel.is_chat
 
 
 def _chat_budget(channel: NotificationChannel, *, now: datetime) -> tuple[int, timedelta | None]:
@@ -341,34 +333,28 @@ def _close_abandoned(destination: str, *, now: datetime, lapsed: datetime) -> No
         )
 
 
-def _quiet_policy(notification: Notification, policies: dict[int, Policy], fallback: Policy) -> Policy | None:
-    """The policy whose quiet hours hold this chat notification back (as the sweep chose it); alert
-    notices have none: late, they are noise."""
-    if notification.alert_id is not None:
+def _locked_channel(destination: str) -> NotificationChannel | None:
+    if destination == EMAIL_DESTINATION:
         return None
-    if notification.action_item_id is not None:
-        return policies.get(notification.action_item.incident.team_id, fallback)
-    if notification.team_id is not None:
-        return policies.get(notification.team_id, fallback)
-    return fallback
+    # Locked: a robot's budget is spent by one worker at a time.
+    channel_id = int(destination.removeprefix("channel:"))
+    return NotificationChannel.objects.select_for_update().filter(pk=channel_id).first()
 
 
-def _claim(destination: str, *, now: datetime) -> _Plan:
-    plan = _Plan()
+def _claim(destination: str, *, now: datetime) -> _Claim:
+    """One short transaction: close what a dead worker left, count a robot's budget, and take the ready
+    notifications no live worker holds (SELECT ... FOR UPDATE SKIP LOCKED, then claimed_at = now), so two
+    workers never take the same one. Nothing is judged, rendered or addressed here."""
     lapsed = now - timedelta(seconds=settings.REMINDER_CLAIM_LEASE_SECONDS)
     with transaction.atomic(), translation.override(settings.LANGUAGE_CODE):
-        channel = None
-        if destination != EMAIL_DESTINATION:
-            channel_id = int(destination.removeprefix("channel:"))
-            # Locked: the budget below is spent by one worker at a time.
-            channel = NotificationChannel.objects.select_for_update().filter(pk=channel_id).first()
+        channel = _locked_channel(destination)
         _close_abandoned(destination, now=now, lapsed=lapsed)
-        limit = BATCH
-        if channel is not None and channel.enabled and channel.is_chat:
-            remaining, plan.wait = _chat_budget(channel, now=now)
+        limit, wait = BATCH, None
+        if _is_chat(channel):
+            remaining, wait = _chat_budget(channel, now=now)
             limit = remaining * settings.REMINDER_CHAT_ENTRIES_PER_MESSAGE
             if not limit:
-                return plan
+                return _Claim(destination=destination, now=now, channel=channel, rows=[], limit=0, wait=wait)
         rows = list(
             Notification.objects.select_for_update(skip_locked=True, of=("self",))
             .filter(destination=destination, status=Notification.Status.PENDING, deliver_after__lte=now)
@@ -384,118 +370,251 @@ def _claim(destination: str, *, now: datetime) -> _Plan:
             )
             .order_by("id")[:limit]
         )
-        skips: dict[str, list[int]] = defaultdict(list)
-        live = []
-        quiet: dict[datetime, list[int]] = defaultdict(list)
-        chat = channel is not None and channel.enabled and channel.is_chat
-        policies, fallback = (team_policies(), default_policy()) if chat and rows else ({}, None)
-        for notification in rows:
-            reason = _stale_reason(notification)
-            if reason:
-                skips[reason].append(notification.pk)
-                continue
-            if chat:
-                # Checked when it goes, not only when recorded: a retry, or a backlog, reaching quiet hours.
-                notification.quiet_policy = _quiet_policy(notification, policies, fallback)
-                end = notification.quiet_policy and quiet_hours_end(now, notification.quiet_policy)
-                if end:
-                    quiet[end].append(notification.pk)
-                    continue
-            live.append(notification)
-        for end, ids in quiet.items():
-            Notification.objects.filter(pk__in=ids).update(deliver_after=end)
-        rendered, empty = _render(live, now=now)
-        for notification, reason in empty:
+        if rows:
+            Notification.objects.filter(pk__in=[n.pk for n in rows]).update(claimed_at=now)
+    for notification in rows:
+        notification.claimed_at = now
+    return _Claim(destination=destination, now=now, channel=channel, rows=rows, limit=limit, wait=wait)
+
+
+# --- from a claim to messages, holding no lock -------------------------------------------------------
+
+
+def _quiet_policy(notification: Notification, policies: dict[int, Policy], fallback: Policy) -> Policy | None:
+    """The policy whose quiet hours hold this chat notification back (as the sweep chose it); alert
+    notices have none: late, they are noise."""
+    if notification.alert_id is not None:
+        return None
+    if notification.action_item_id is not None:
+        return policies.get(notification.action_item.incident.team_id, fallback)
+    if notification.team_id is not None:
+        return policies.get(notification.team_id, fallback)
+    return fallback
+
+
+def _sort_out(claim: _Claim, plan: _Plan) -> tuple[list[Notification], list[datetime]]:
+    """The claimed notifications still to go now; the stale ones are skipped with the reason, and a robot's
+    inside quiet hours wait for their end (returned: those ends)."""
+    skips: dict[str, list[int]] = defaultdict(list)
+    quiet: dict[datetime, list[int]] = defaultdict(list)
+    live = []
+    policies, fallback = (team_policies(), default_policy()) if claim.chat else ({}, None)
+    for notification in claim.rows:
+        reason = _stale_reason(notification)
+        if reason:
             skips[reason].append(notification.pk)
-        for reason, ids in skips.items():
-            Notification.objects.filter(pk__in=ids).update(status=Notification.Status.SKIPPED, last_error=reason)
-            plan.skipped += len(ids)
+            continue
+        if claim.chat:
+            # Checked when it goes, not only when recorded: a retry, or a backlog, reaching quiet hours.
+            notification.quiet_policy = _quiet_policy(notification, policies, fallback)
+            end = notification.quiet_policy and quiet_hours_end(claim.now, notification.quiet_policy)
+            if end:
+                quiet[end].append(notification.pk)
+                continue
+        live.append(notification)
+    for end, ids in quiet.items():
+        claim.mine(ids).update(deliver_after=end, claimed_at=None)
+    _skip(claim, plan, skips)
+    return live, list(quiet)
 
-        if channel is not None and channel.enabled and channel.is_chat:
-            sender = channels.CHAT_SENDERS[channel.kind]
-            by_language: dict[str, list] = defaultdict(list)
-            for pair in rendered:
-                by_language[pair[0].language].append(pair)
-            for language, pairs in by_language.items():
-                with translation.override(language):
-                    for batch in _pack(sender, pairs):
-                        plan.messages.append(
-                            _Message(
-                                kind=channel.kind,
-                                language=language,
-                                notifications=[n for n, _e in batch],
-                                entries=[e for _n, e in batch],
-                                target=channel.target,
-                                secret=channel.secret,
-                            )
-                        )
-            if len(plan.messages) > remaining:  # long entries made more messages than the budget allows
-                plan.messages, plan.wait = plan.messages[:remaining], timedelta(seconds=60)
+
+def _skip(claim: _Claim, plan: _Plan, skips: dict[str, list[int]]) -> None:
+    for reason, ids in skips.items():
+        if not ids:
+            continue
+        plan.skipped += claim.mine(ids).update(status=Notification.Status.SKIPPED, last_error=reason, claimed_at=None)
+
+
+@dataclass
+class _Rendered:
+    entries: list[tuple[Notification, Entry]] = field(default_factory=list)
+    empty: list[int] = field(default_factory=list)  # notifications with nothing to say
+    reports: dict[int, dict] = field(default_factory=dict)  # a monthly report notification's report
+
+
+def _render(rows: list[Notification], *, now: datetime) -> _Rendered:
+    """Entries in each notification's language. A team's monthly report is computed once, whatever the
+    number of its notifications here, and kept for the email's PDF."""
+    owners = {n.recipient_id for n in rows if n.event == Event.DIGEST}
+    open_items: dict[int, list[ActionItem]] = defaultdict(list)
+    if owners:
+        for item in ActionItem.objects.filter(owner_id__in=owners, status__in=ActionItem.OPEN_STATUSES).order_by(
+            "due_at", "id"
+        ):
+            open_items[item.owner_id].append(item)
+    rendered = _Rendered()
+    computed: dict[tuple, dict] = {}
+    for notification in rows:
+        with translation.override(notification.language):
+            if notification.event == Event.DIGEST:
+                entry = _digest_entry(notification, open_items.get(notification.recipient_id, []), now=now)
+            elif notification.event == Event.MONTHLY_REPORT:
+                key = (notification.team_id, notification.step, notification.fire_at)
+                if key not in computed:
+                    computed[key] = _team_report(notification)
+                rendered.reports[notification.pk] = computed[key]
+                entry = _report_entry(notification, computed[key])
+            elif notification.alert_id is not None:
+                entry = _alert_entry(notification)
+            else:
+                entry = _item_entry(notification)
+        if entry is None:
+            rendered.empty.append(notification.pk)
         else:
-            no_address = []
-            for notification, entry in rendered:
-                message = _Message(
-                    kind=notification.channel.kind if notification.channel else NotificationChannel.Kind.EMAIL,
-                    language=notification.language,
-                    notifications=[notification],
-                    entries=[entry],
-                )
-                if message.kind == NotificationChannel.Kind.WEBHOOK:
-                    message.target, message.secret = notification.channel.target, notification.channel.secret
-                    message.payload = _webhook_payload(notification, entry)
-                else:
-                    # An email channel's addresses; a person's email channel with none, or no channel: theirs.
-                    target = notification.channel.target if notification.channel else ""
-                    recipient = notification.recipient
-                    message.addresses = channels.email_addresses(target) or (
-                        [recipient.email] if recipient is not None and recipient.email else []
-                    )
-                    if not message.addresses:
-                        no_address.append(notification.pk)
-                        continue
-                    if notification.event == Event.MONTHLY_REPORT:
-                        message.report = notification
-                plan.messages.append(message)
-            if no_address:
-                plan.failed += Notification.objects.filter(pk__in=no_address).update(
-                    status=Notification.Status.FAILED,
-                    attempts=1,
-                    last_error=_("Failed: the recipient has no email address and no channel."),
-                )
+            rendered.entries.append((notification, entry))
+    return rendered
 
+
+def _pack(sender: channels.ChatSender, entries: list[tuple[Notification, Entry]]) -> list[list[tuple]]:
+    """Greedy batches of at most REMINDER_CHAT_ENTRIES_PER_MESSAGE entries within the sender's size."""
+    batches: list[list[tuple]] = []
+    current: list[tuple] = []
+    for pair in entries:
+        candidate = [*current, pair]
+        too_big = sender.content_size([e for _n, e in candidate]) > sender.max_bytes
+        if current and (len(candidate) > settings.REMINDER_CHAT_ENTRIES_PER_MESSAGE or too_big):
+            batches.append(current)
+            current = [pair]
+        else:
+            current = candidate
+    if current:
+        batches.append(current)
+    return batches
+
+
+def _chat_messages(channel: NotificationChannel, rendered: _Rendered) -> list[_Message]:
+    """A robot's entries batched into messages, per language."""
+    sender = channels.CHAT_SENDERS[channel.kind]
+    by_language: dict[str, list] = defaultdict(list)
+    for pair in rendered.entries:
+        by_language[pair[0].language].append(pair)
+    messages = []
+    for language, pairs in by_language.items():
+        with translation.override(language):
+            for batch in _pack(sender, pairs):
+                messages.append(
+                    _Message(
+                        kind=channel.kind,
+                        language=language,
+                        notifications=[n for n, _e in batch],
+                        entries=[e for _n, e in batch],
+                        target=channel.target,
+                        secret=channel.secret,
+                    )
+                )
+    return messages
+
+
+def _addressed_messages(rendered: _Rendered) -> tuple[list[_Message], list[int]]:
+    """One email or webhook call per notification, addressed; and the notifications with no address."""
+    messages, no_address = [], []
+    for notification, entry in rendered.entries:
+        channel = notification.channel
+        message = _Message(
+            kind=channel.kind if channel else NotificationChannel.Kind.EMAIL,
+            language=notification.language,
+            notifications=[notification],
+            entries=[entry],
+        )
+        if message.kind == NotificationChannel.Kind.WEBHOOK:
+            message.target, message.secret = channel.target, channel.secret
+            message.payload = _webhook_payload(notification, entry)
+        else:
+            # An email channel's addresses; a person's email channel with none, or no channel: theirs.
+            recipient = notification.recipient
+            message.addresses = channels.email_addresses(channel.target if channel else "") or (
+                [recipient.email] if recipient is not None and recipient.email else []
+            )
+            if not message.addresses:
+                no_address.append(notification.pk)
+                continue
+            message.report = rendered.reports.get(notification.pk)
+        messages.append(message)
+    return messages, no_address
+
+
+def _open_messages(claim: _Claim, messages: list[_Message], plan: _Plan) -> None:
+    """One short transaction: the messages become rows (what a robot's budget counts and the heartbeat
+    renews) carrying the notifications still this worker's (attempts + 1). A robot's budget is counted
+    again under its lock: a message that no longer fits waits, its notifications released."""
+    if not messages:
+        return
+    with transaction.atomic():
+        if claim.chat:
+            channel = _locked_channel(claim.destination)
+            remaining, wait = _chat_budget(channel, now=claim.now) if channel else (0, None)
+            if len(messages) > remaining:  # long entries made more messages than the budget allows
+                left = [n.pk for message in messages[remaining:] for n in message.notifications]
+                messages, plan.wait = messages[:remaining], wait or timedelta(seconds=60)
+                claim.mine(left).update(claimed_at=None)
+        ids = [n.pk for message in messages for n in message.notifications]
+        mine = set(claim.mine(ids).select_for_update().values_list("pk", flat=True))
+        for message in messages:
+            _keep_only(message, mine)
+        plan.messages = [message for message in messages if message.notifications]
         for message in plan.messages:
             message.row = OutboundMessage(
-                channel=channel if channel is not None else message.notifications[0].channel,
-                destination=destination,
-                started_at=now,
+                channel=claim.channel or message.notifications[0].channel,
+                destination=claim.destination,
+                started_at=claim.now,
                 entries=len(message.notifications),
             )
         OutboundMessage.objects.bulk_create([m.row for m in plan.messages])
         claimed = []
         for message in plan.messages:
             for notification in message.notifications:
-                notification.claimed_at = now
                 notification.attempts += 1
                 notification.message = message.row
                 claimed.append(notification)
-        Notification.objects.bulk_update(claimed, ["claimed_at", "attempts", "message"])
-        if quiet and plan.wait is None and not plan.messages:
-            plan.wait = min(quiet) - now
-        if len(rows) == limit and plan.wait is None:
-            # More may be waiting: a robot's next minute, or the next batch of emails and webhook calls.
-            plan.wait = timedelta(seconds=60) if channel is not None and channel.is_chat else timedelta(0)
+        Notification.objects.bulk_update(claimed, ["attempts", "message"])
+
+
+def _keep_only(message: _Message, mine: set[int]) -> None:
+    """Drop the notifications another worker took over meanwhile (a claim that outlived its lease)."""
+    if all(n.pk in mine for n in message.notifications):
+        return
+    pairs = [(n, e) for n, e in zip(message.notifications, message.entries, strict=True) if n.pk in mine]
+    message.notifications, message.entries = [n for n, _e in pairs], [e for _n, e in pairs]
+
+
+def _prepare(destination: str, *, now: datetime) -> _Plan:
+    """Claim (a short transaction), then judge, render, batch and address what was claimed holding no
+    lock, and open the messages to send (another short transaction)."""
+    claim = _claim(destination, now=now)
+    plan = _Plan(wait=claim.wait)
+    if not claim.rows:
+        return plan
+    with translation.override(settings.LANGUAGE_CODE):
+        live, quiet = _sort_out(claim, plan)
+        rendered = _render(live, now=now)
+        _skip(claim, plan, {_("Skipped: nothing open to list."): rendered.empty})
+        if claim.chat:
+            messages = _chat_messages(claim.channel, rendered)
+        else:
+            messages, no_address = _addressed_messages(rendered)
+            if no_address:
+                plan.failed += claim.mine(no_address).update(
+                    status=Notification.Status.FAILED,
+                    attempts=1,
+                    claimed_at=None,
+                    last_error=_("Failed: the recipient has no email address and no channel."),
+                )
+        _open_messages(claim, messages, plan)
+    if quiet and plan.wait is None and not plan.messages:
+        plan.wait = min(quiet) - now
+    if len(claim.rows) == claim.limit and plan.wait is None:
+        # More may be waiting: a robot's next minute, or the next batch of emails and webhook calls.
+        plan.wait = timedelta(seconds=60) if claim.chat else timedelta(0)
     return plan
 
 
 # --- sending and recording -------------------------------------------------------------------------
 
 
-def _report_attachment(notification: Notification) -> tuple[str, bytes, str]:
-    """The monthly report as a PDF in the notification's language (drawn now, holding no lock)."""
+def _report_attachment(report: dict) -> tuple[str, bytes, str]:
+    """The monthly report as a PDF in the message's language (the report computed when it was rendered)."""
     from stability import report_pdf
 
-    period = periods.parse(notification.step)
-    report = report_pdf.team_report(team=notification.team, period=period, now=notification.fire_at)
     try:
         content = report_pdf.render_pdf(report)
     except Exception as error:  # a missing library or font: say so on the notification, and retry
@@ -612,7 +731,7 @@ class _Heartbeat(threading.Thread):
 def deliver(*, destination: str, now: datetime | None = None) -> DeliveryOutcome:
     """Send what is ready for one destination ("email" or "channel:<id>") and record each outcome."""
     now = (now or timezone.now()).replace(microsecond=0)
-    plan = _claim(destination, now=now)
+    plan = _prepare(destination, now=now)
     heartbeat = _Heartbeat([m.row.pk for m in plan.messages]) if plan.messages else None
     if heartbeat is not None:
         heartbeat.start()
@@ -688,10 +807,5 @@ def notification_retry(*, notification_id: int) -> Notification:
     notification.save(update_fields=["status", "attempts", "claimed_at", "deliver_after"])
     destination = notification.destination
 
-    def hand_over():
-        from stability.reminders import enqueue_deliveries
-
-        enqueue_deliveries([destination])
-
-    transaction.on_commit(hand_over)
+    transaction.on_commit(lambda: reminders.enqueue_deliveries([destination]))
     return notification

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 
+from celery import current_app
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
@@ -42,25 +43,7 @@ TEAM_DEFAULT_EVENTS = frozenset(
     {Event.ALERT_UNFOLLOWED, Event.ALERT_ESCALATION, Event.ITEM_ESCALATION, Event.MONTHLY_REPORT}
 )
 EMAIL_DESTINATION = "email"
-
-
-# --- links back to the tracker, defined once -------------------------------------------------------
-
-
-def item_path(*, incident_id: int, item_id: int) -> str:
-    return f"/incidents/{incident_id}/#item-{item_id}"
-
-
-def alert_path(*, alert_id: int) -> str:
-    return f"/alerts/{alert_id}/"
-
-
-def report_path(*, period_label: str, team_slug: str) -> str:
-    return f"/reports/?period={period_label}&team={team_slug}"
-
-
-def absolute_url(path: str) -> str:
-    return settings.SITE_URL.rstrip("/") + path
+DELIVER_TASK = "stability.tasks.deliver_notifications"
 
 
 # --- policy and steps ------------------------------------------------------------------------------
@@ -560,12 +543,12 @@ def ready_destinations(*, now: datetime) -> list[str]:
 def enqueue_deliveries(destinations: Iterable[str]) -> int:
     """Hand each destination to a delivery task; returns how many were handed over. A broker that
     refuses is logged and the rest wait for the next sweep, which finds them still pending."""
-    from stability.tasks import deliver_notifications
-
     handed = 0
     for destination in destinations:
         try:
-            deliver_notifications.delay(destination)
+            # By name: the task module imports this one, never the other way round (its route, the
+            # deliveries queue, is looked up by name too: config/celery.py).
+            current_app.send_task(DELIVER_TASK, args=[destination])
         except Exception:
             logger.exception("Cannot hand deliveries to the broker; the next sweep tries again.")
             break

@@ -511,7 +511,7 @@ def test_a_batch_still_in_flight_counts_against_the_robots_minute(db, receiver, 
         unfollowed_alert(team, received=start - timedelta(minutes=6), name=f"Alert{n}")
     with time_machine.travel(start, tick=False) as clock:
         reminders.sweep(enqueue=lambda destinations: 0)
-        worker_a = delivery._claim(destination, now=start)
+        worker_a = delivery._prepare(destination, now=start)
         assert len(worker_a.messages) == 4
         delivery._send_all(delivery._Plan(messages=worker_a.messages[:2]), destination, None)
         clock.move_to(start + timedelta(seconds=61))

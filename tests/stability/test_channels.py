@@ -431,7 +431,7 @@ def test_a_claim_of_a_worker_that_died_before_posting_comes_free_after_the_lease
     destination = f"channel:{channel.pk}"
     with time_machine.travel(SWEEP, tick=False):
         reminders.sweep(enqueue=lambda destinations: 0)
-        dead = delivery._claim(destination, now=SWEEP)  # claimed, then the worker died: nothing posted
+        dead = delivery._prepare(destination, now=SWEEP)  # claimed, then the worker died: nothing posted
     assert len(dead.messages) == 1
     with time_machine.travel(SWEEP + timedelta(seconds=59), tick=False):
         assert delivery.deliver(destination=destination).sent == 0  # the lease (60 s) still holds

@@ -422,21 +422,25 @@ def test_the_sweep_makes_the_same_number_of_queries_for_5_or_40_items(db):
 def test_when_the_broker_refuses_the_next_sweep_hands_over_again(
     world, monkeypatch, django_capture_on_commit_callbacks
 ):
+    from celery import current_app
     from kombu.exceptions import OperationalError
-
-    from stability.tasks import deliver_notifications
 
     def broker_down(*args, **kwargs):
         raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
-    monkeypatch.setattr(deliver_notifications, "delay", broker_down)
+    monkeypatch.setattr(current_app, "send_task", broker_down)
     with time_machine.travel(local("2026-11-22 21:30"), tick=False), django_capture_on_commit_callbacks(execute=True):
-        result = reminders.sweep()  # the default hand-over: the task's delay()
+        result = reminders.sweep()  # the default hand-over: the delivery task, sent by name
     assert result.destinations == (f"channel:{NotificationChannel.objects.get(kind='wecom').pk}", "email")
     assert Notification.objects.filter(status="pending").count() == 2  # recorded, nothing lost
 
     handed = []
-    monkeypatch.setattr(deliver_notifications, "delay", lambda destination: handed.append(destination))
+
+    def hand_over(name, args, **options):
+        assert name == "stability.tasks.deliver_notifications"
+        handed.extend(args)
+
+    monkeypatch.setattr(current_app, "send_task", hand_over)
     with time_machine.travel(local("2026-11-22 21:31"), tick=False), django_capture_on_commit_callbacks(execute=True):
         reminders.sweep()
     assert sorted(handed) == sorted(result.destinations)

@@ -136,3 +136,28 @@ def test_managers_get_an_email_with_the_pdf_and_the_channel_a_summary_with_a_lin
     assert "2026-11" in text and "Payments" in text
     assert "(https://stability.example.com/reports/?period=2026-11&team=payments)" in text
     assert Notification.objects.filter(status=Notification.Status.SENT).count() == 3
+
+
+def test_the_report_is_computed_once_per_delivery_outside_any_transaction(
+    teams, robot_posts, monkeypatch, django_capture_on_commit_callbacks
+):
+    """Two managers' emails carry one computation of the team's report (their summaries and both PDFs),
+    made after the claim committed: no row or channel lock is held while it runs."""
+    from django.db import connection
+
+    from stability import report_pdf
+
+    team_report, calls = report_pdf.team_report, []
+    outside = len(connection.atomic_blocks)  # the test's own transaction
+
+    def counted(**kwargs):
+        calls.append(len(connection.atomic_blocks) - outside)
+        return team_report(**kwargs)
+
+    monkeypatch.setattr(report_pdf, "team_report", counted)
+    with django_capture_on_commit_callbacks(execute=True):
+        run_at("2026-12-01 09:00", [])
+    with time_machine.travel(local("2026-12-01 09:00:05"), tick=False):
+        assert delivery.deliver(destination="email").sent == 2
+    assert calls == [0]
+    assert len(mail.outbox) == 2 and all(m.attachments[0][1].startswith(b"%PDF") for m in mail.outbox)
