@@ -24,7 +24,7 @@ from accounts.permissions import (
 )
 from incidents import periods, selectors, services
 from incidents.api import serializers as s
-from incidents.api.filters import ActionItemFilter, IncidentFilter
+from incidents.filters import ActionItemFilter, IncidentFilter
 from incidents.models import Incident, SeverityPolicy, System, Team
 from incidents.services import ItemTransition
 

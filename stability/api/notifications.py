@@ -5,8 +5,6 @@ write-only: leave it out to keep it, "" to clear it. The log: managers and admin
 with each failure's reason; administrators send a failed notification again (retry).
 """
 
-import django_filters
-from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -18,6 +16,7 @@ from config.api import ModelSerializer
 from incidents.api.serializers import RejectUnknownFieldsMixin
 from incidents.models import Team
 from stability import channels, delivery
+from stability.filters import NotificationFilter
 from stability.models import Event, Notification, NotificationChannel
 
 
@@ -137,19 +136,6 @@ class NotificationChannelViewSet(viewsets.ModelViewSet):
 
     def perform_destroy(self, instance):
         channels.channel_delete(channel_id=instance.pk)
-
-
-class NotificationFilter(django_filters.FilterSet):
-    status = django_filters.MultipleChoiceFilter(choices=Notification.Status.choices)
-    event = django_filters.MultipleChoiceFilter(choices=Event.choices)
-    recipient = django_filters.CharFilter(field_name="recipient__username", help_text=_("Username."))
-    channel = django_filters.NumberFilter(field_name="channel_id", help_text=_("Channel id."))
-    action_item = django_filters.NumberFilter(field_name="action_item_id", help_text=_("Action item id."))
-    alert = django_filters.NumberFilter(field_name="alert_id", help_text=_("Alert id."))
-
-    class Meta:
-        model = Notification
-        fields = []
 
 
 class NotificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):

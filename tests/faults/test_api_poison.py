@@ -21,7 +21,7 @@ from config.api import TimestampField, TimestampFilter
 from incidents import periods, selectors
 from incidents.models import ActionItem, Incident, Tier
 from stability.models import MaintenanceWindow
-from stability.reports import report_csv_tables, report_csv_zip, report_markdown, stability_report
+from stability.reports import build_report, report_csv_tables, report_csv_zip, report_markdown
 from tests.factories import ActionItemFactory, IncidentFactory, SystemFactory, TeamFactory, UserFactory
 from web import incident_csv
 
@@ -191,7 +191,7 @@ def test_every_time_the_api_takes_or_shows_is_a_timestamp_field():
 
 
 def test_every_time_filter_is_a_timestamp_filter():
-    from incidents.api.filters import ActionItemFilter, IncidentFilter
+    from incidents.filters import ActionItemFilter, IncidentFilter
     from stability.api.alerts import AlertFilter, MaintenanceWindowFilter
     from stability.api.metrics import FollowUpFilter
     from stability.api.notifications import NotificationFilter
@@ -318,7 +318,7 @@ def test_incident_csv_cells_are_guarded_and_import_back_unchanged(world):
 
 def test_report_csv_tables_and_zip_are_guarded(world):
     IncidentFactory(systems=[world["system"]], title=FORMULAS[0])
-    report = stability_report(period=periods.containing("month", timezone.now()))
+    report = build_report(period=periods.containing("month", timezone.now()))
     rows = list(csv.DictReader(io.StringIO(report_csv_tables(report)["incidents"])))
     assert sorted(row["title"] for row in rows) == ["'" + FORMULAS[0], "Cashier down"]
     archive = zipfile.ZipFile(io.BytesIO(report_csv_zip(report)))
@@ -332,7 +332,7 @@ def test_markdown_report_shows_user_text_as_text(world):
     system = SystemFactory(code="ledger", name="# Ledger <i>", team=team, tier=Tier.P0)
     incident = IncidentFactory(systems=[system], title=hostile, cause="<u>cause</u>\n# heading", handling="`rm -rf`")
     ActionItemFactory(incident=incident, title="<iframe>", due_at=NOW - timedelta(days=3))
-    report = stability_report(period=periods.containing("month", timezone.now()), team=team)
+    report = build_report(period=periods.containing("month", timezone.now()), team=team)
     markdown = report_markdown(report, language="en")
     assert "<script>" not in markdown and "<b>" not in markdown
     rendered = MarkdownIt("commonmark").render(markdown)

@@ -13,7 +13,7 @@ from django.utils.translation import gettext as _
 
 from accounts.permissions import READ_RECORD, WRITE_RECORD
 from incidents import selectors, services
-from incidents.api.filters import IncidentFilter
+from incidents.filters import IncidentFilter
 from incidents.models import Incident
 from web import forms, incident_csv
 from web.views import incident_page

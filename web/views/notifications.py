@@ -15,7 +15,7 @@ from django.utils.translation import gettext_lazy
 from accounts.permissions import CONFIGURE, READ_REPORTS, user_can
 from incidents.models import Team
 from stability import delivery
-from stability.api.notifications import NotificationFilter
+from stability.filters import NotificationFilter
 from stability.models import Event, Notification
 from web.views.base import PageView
 

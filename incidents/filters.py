@@ -1,3 +1,6 @@
+"""The filters of the incident and action item lists, shared by the API and the pages (query parameters
+in, a queryset out; a bad value is an error naming the parameter)."""
+
 import django_filters
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
