@@ -105,39 +105,47 @@ def follow_up_rate(
     else:
         overall = base.aggregate(**aggregates)
 
-    overall_delays = group_delays = None
-    if percentiles and not in_database:
-        # No percentile_cont (SQLite): one query for the delays of every group, interpolated here.
-        keyed = base.filter(rule.followed_up).annotate(delay=follow_up.delay())
-        if group_by is not None:
-            keyed = keyed.annotate(group_key=_group_expression(group_by))
-            pairs = keyed.values_list("group_key", "delay")
-        else:
-            pairs = ((None, delay) for delay in keyed.values_list("delay", flat=True))
-        group_delays = {}
-        for key, delay in pairs:
-            group_delays.setdefault(key, []).append(delay.total_seconds())
-        overall_delays = sorted(d for delays in group_delays.values() for d in delays)
-
+    # No percentile_cont (SQLite): the delays are read and interpolated here.
+    delays = _delays_by_group(base, rule, group_by) if percentiles and not in_database else None
     return {
         "period": period.label,
         "window_seconds": settings.FOLLOW_UP_WINDOW_SECONDS,
         "flapping_seconds": settings.FOLLOW_UP_FLAPPING_SECONDS,
         "as_of": now,
         "group_by": group_by,
-        "overall": follow_up.figures(overall, overall_delays, percentiles=percentiles),
+        "overall": follow_up.figures(
+            overall,
+            None if delays is None else sorted(d for group in delays.values() for d in group),
+            percentiles=percentiles,
+        ),
         "groups": [
             {
                 "key": _group_key(group_by, row["group_key"]),
                 **follow_up.figures(
                     row,
-                    None if in_database or not percentiles else sorted(group_delays.get(row["group_key"], [])),
+                    None if delays is None else sorted(delays.get(row["group_key"], [])),
                     percentiles=percentiles,
                 ),
             }
             for row in rows
         ],
     }
+
+
+def _delays_by_group(
+    base: QuerySet[AlertOccurrence], rule: follow_up.Rules, group_by: str | None
+) -> dict[object, list[float]]:
+    """The follow-up delays in seconds of the followed-up occurrences of `base`, per group key (None
+    without grouping), in one query."""
+    keyed = base.filter(rule.followed_up).annotate(delay=follow_up.delay())
+    if group_by is not None:
+        pairs = keyed.annotate(group_key=_group_expression(group_by)).values_list("group_key", "delay")
+    else:
+        pairs = ((None, delay) for delay in keyed.values_list("delay", flat=True))
+    delays: dict[object, list[float]] = {}
+    for key, delay in pairs:
+        delays.setdefault(key, []).append(delay.total_seconds())
+    return delays
 
 
 def follow_up_breakdown(
