@@ -1,3 +1,4 @@
+import json
 import random
 from collections import Counter
 from datetime import datetime, time, timedelta
@@ -12,7 +13,8 @@ from demo import dataset
 from incidents import services
 from incidents.models import ActionItem, Incident, Level, Status, System, Team
 from incidents.services import ItemTransition
-from stability.models import AlertActivity, AlertOccurrence
+from stability.bulk import alert_follow_up_activities_bulk_load, alert_occurrences_bulk_load
+from stability.models import AlertOccurrence, Integration
 from stability.services import integration_create
 
 ItemStatus = ActionItem.Status
@@ -110,82 +112,36 @@ class Command(BaseCommand):
     # -- alerts -------------------------------------------------------------------------------
 
     def _alerts(self, users: dict[str, User], teams: dict[str, Team], systems: dict[str, System]) -> Counter:
-        """dataset.ALERT_RULES over the last dataset.ALERT_DAYS days: one Alertmanager integration per team;
-        each occurrence resolved by the source a few minutes later, followed up (acknowledged, with the
-        activity a person's acknowledgement writes) as the team's habit has it."""
+        """dataset.ALERT_RULES over the last dataset.ALERT_DAYS days: one Alertmanager integration per
+        team; each occurrence resolved by the source a few minutes later, followed up (acknowledged, with
+        the activity a person's acknowledgement writes) as the team's habit has it.
+
+        Loaded in bulk (stability.bulk), as generate_history does: stability.services.alerts_follow_up
+        stamps its follow-ups with the current time, and these happened over the last 100 days."""
         now = timezone.now().replace(microsecond=0)
         rng = random.Random(dataset.SEED + 1)
-        members = {spec.slug: spec.members for spec in dataset.TEAMS}
         integrations = {
             slug: integration_create(kind="alertmanager", name=f"Alertmanager {team.name}", default_team=team)[0]
             for slug, team in teams.items()
         }
-        recent = now - timedelta(hours=dataset.RECENT_UNFOLLOWED_HOURS)
         counts: Counter = Counter()
-        occurrences, followers = [], []
+        rows = []
         for rule in dataset.ALERT_RULES:
             system = systems[rule.system]
-            slug = system.team.slug
-            in_time_share, late_share = dataset.FOLLOW_UP_HABITS[slug]
             moments = sorted(
                 now - timedelta(seconds=rng.randrange(600, dataset.ALERT_DAYS * 86400))
                 for _ in range(round(rule.per_day * dataset.ALERT_DAYS))
             )
             for n, received in enumerate(moments):
-                starts = received - timedelta(seconds=rng.randrange(30, 90))
-                ends = received + timedelta(seconds=rng.randrange(120, 1800))
-                draw = rng.random()
-                if received >= recent:
-                    followed = None
-                elif draw < in_time_share:
-                    followed = received + timedelta(seconds=rng.randrange(20, 300))
-                else:
-                    late = draw < in_time_share + late_share
-                    followed = received + timedelta(seconds=rng.randrange(301, 3600)) if late else None
-                resolved = ends if ends <= now and received < recent else None
-                by = users[rng.choice(members[slug])] if followed else None
-                labels = {"alertname": rule.alertname, "severity": rule.severity, "system": rule.system}
-                occurrences.append(
-                    AlertOccurrence(
-                        integration=integrations[slug],
-                        fingerprint=f"demo-{rule.system}-{rule.alertname}-{n}",
-                        starts_at=starts,
-                        status=AlertOccurrence.Status.RESOLVED if resolved else AlertOccurrence.Status.FIRING,
-                        alertname=rule.alertname,
-                        severity=rule.severity,
-                        summary=rule.summary,
-                        labels=labels,
-                        annotations={"summary": rule.summary},
-                        team=teams[slug],
-                        system=system,
-                        received_at=received,
-                        last_received_at=received,
-                        ends_at=resolved,
-                        resolved_at=resolved,
-                        acknowledged_at=followed,
-                        acknowledged_by=by,
-                        followed_up_at=followed,
-                        followed_up_by=by,
-                        changed_at=max(t for t in (received, followed, resolved) if t is not None),
-                    )
+                integration = integrations[system.team.slug]
+                row = _alert_row(
+                    rule, n, received, rng=rng, now=now, users=users, system=system, integration=integration
                 )
-                followers.append(by)
+                rows.append(row)
                 counts["alerts"] += 1
-                counts["followed_up"] += followed is not None
-        AlertOccurrence.objects.bulk_create(occurrences, batch_size=500)
-        AlertActivity.objects.bulk_create(
-            [
-                AlertActivity(
-                    occurrence=occurrence,
-                    kind=AlertActivity.Kind.ACKNOWLEDGED,
-                    at=occurrence.followed_up_at,
-                    by=by,
-                )
-                for occurrence, by in zip(occurrences, followers, strict=True)
-                if by is not None
-            ],
-            batch_size=500,
-        )
+                counts["followed_up"] += row["followed_up_at"] is not None
+        alert_occurrences_bulk_load(rows=rows, total=len(rows))
+        alert_follow_up_activities_bulk_load(integration_ids=[integration.pk for integration in integrations.values()])
         return counts
 
     # -- incidents ----------------------------------------------------------------------------
@@ -195,66 +151,106 @@ class Command(BaseCommand):
         rng = random.Random(dataset.SEED)
         members = {spec.slug: spec.members for spec in dataset.TEAMS}
         system_teams = {spec.code: spec.team for spec in dataset.SYSTEMS}
-        manager = users["manager"]
         ids = []
         for template in dataset.INCIDENTS:
             times = self._times(template, rng, now)
             team_slug = system_teams[template.systems[0]]
             owner = users[template.owner or rng.choice(members[team_slug])]
-            local = {
-                name.removesuffix("_at"): timezone.localtime(value) if value else None for name, value in times.items()
-            }
-            incident = services.incident_create(
-                by=owner,
-                title=template.title,
-                systems=[systems[code] for code in template.systems],
-                team=teams[team_slug],
-                owner=owner,
-                detection_source=template.source,
-                **times,
-                affected_users=template.users,
-                affected_transactions=template.transactions,
-                funds_loss=Decimal(template.funds_loss),
-                regulatory_reportable=template.regulatory_reportable,
-                availability_impact=Decimal(template.availability_impact) if template.availability_impact else None,
-                cause_category=template.cause_category,
-                summary=template.summary.format(**local),
-                cause=template.cause.format(**local),
-                handling=template.handling.format(**local),
-            )
-            if incident.classified_level != template.level:
-                self.stderr.write(
-                    f"Note: {template.title!r} classified {incident.classified_level}, not {template.level}: "
-                    "the current severity policy differs from the default one."
-                )
-            end = times["resolved_at"] or times["recovered_at"] or now
-            for note in template.notes:
-                at = min(times["occurred_at"] + timedelta(minutes=note.after), end, now)
-                services.timeline_note_add(
-                    incident_id=incident.pk, by=owner, text=f"{timezone.localtime(at):%H:%M} {note.text}", at=at
-                )
-            if template.override:
-                level, reason = template.override
-                services.severity_override_set(incident_id=incident.pk, by=manager, level=level, reason=reason)
+            incident = self._incident(template, times, owner=owner, team=teams[team_slug], systems=systems)
+            self._story(incident, template, times, owner=owner, manager=users["manager"], now=now)
             for spec in template.items:
                 self._item(incident, spec, by=owner, users=users, occurred=times["occurred_at"], now=now)
-            close = template.close
-            if close is None:
-                close = now - times["occurred_at"] > timedelta(days=dataset.CLOSE_AFTER_DAYS) and all(
-                    spec.status in ActionItem.FINAL_STATUSES for spec in template.items
-                )
-            close = close and incident.status == Status.RESOLVED
-            if template.review or close:
-                services.incident_update(
-                    incident_id=incident.pk,
-                    by=owner,
-                    expected_version=None,
-                    changes={"review": template.review or _review(incident, template)},
-                )
-            if close:
-                services.incident_transition(incident_id=incident.pk, by=manager, action="close")
+            self._close_loop(incident, template, times, owner=owner, manager=users["manager"], now=now)
             ids.append(incident.pk)
         return ids
+
+    def _incident(
+        self,
+        template: dataset.DemoIncident,
+        times: dict[str, datetime | None],
+        *,
+        owner: User,
+        team: Team,
+        systems: dict[str, System],
+    ) -> Incident:
+        """The incident as logged through incidents.services, its texts telling the local times."""
+        local = {
+            name.removesuffix("_at"): timezone.localtime(value) if value else None for name, value in times.items()
+        }
+        incident = services.incident_create(
+            by=owner,
+            title=template.title,
+            systems=[systems[code] for code in template.systems],
+            team=team,
+            owner=owner,
+            detection_source=template.source,
+            **times,
+            affected_users=template.users,
+            affected_transactions=template.transactions,
+            funds_loss=Decimal(template.funds_loss),
+            regulatory_reportable=template.regulatory_reportable,
+            availability_impact=Decimal(template.availability_impact) if template.availability_impact else None,
+            cause_category=template.cause_category,
+            summary=template.summary.format(**local),
+            cause=template.cause.format(**local),
+            handling=template.handling.format(**local),
+        )
+        if incident.classified_level != template.level:
+            self.stderr.write(
+                f"Note: {template.title!r} classified {incident.classified_level}, not {template.level}: "
+                "the current severity policy differs from the default one."
+            )
+        return incident
+
+    def _story(
+        self,
+        incident: Incident,
+        template: dataset.DemoIncident,
+        times: dict[str, datetime | None],
+        *,
+        owner: User,
+        manager: User,
+        now: datetime,
+    ) -> None:
+        """The template's timeline notes, each prefixed with its local time, and its level override."""
+        end = times["resolved_at"] or times["recovered_at"] or now
+        for note in template.notes:
+            at = min(times["occurred_at"] + timedelta(minutes=note.after), end, now)
+            services.timeline_note_add(
+                incident_id=incident.pk, by=owner, text=f"{timezone.localtime(at):%H:%M} {note.text}", at=at
+            )
+        if template.override:
+            level, reason = template.override
+            services.severity_override_set(incident_id=incident.pk, by=manager, level=level, reason=reason)
+
+    def _close_loop(
+        self,
+        incident: Incident,
+        template: dataset.DemoIncident,
+        times: dict[str, datetime | None],
+        *,
+        owner: User,
+        manager: User,
+        now: datetime,
+    ) -> None:
+        """The review, then the close, of a resolved incident whose template says so (or, by default, one
+        older than CLOSE_AFTER_DAYS whose items are all verified or waived)."""
+        close = template.close
+        if close is None:
+            close = now - times["occurred_at"] > timedelta(days=dataset.CLOSE_AFTER_DAYS) and all(
+                spec.status in ActionItem.FINAL_STATUSES for spec in template.items
+            )
+        # Status as the services left it after the items' steps.
+        close = close and incident.status == Status.RESOLVED
+        if template.review or close:
+            services.incident_update(
+                incident_id=incident.pk,
+                by=owner,
+                expected_version=None,
+                changes={"review": template.review or _review(incident, template)},
+            )
+        if close:
+            services.incident_transition(incident_id=incident.pk, by=manager, action="close")
 
     def _item(
         self, incident: Incident, spec: dataset.DemoItem, *, by: User, users: dict[str, User], occurred, now: datetime
@@ -312,6 +308,66 @@ class Command(BaseCommand):
             if max(value for value in times.values() if value) <= now:
                 return times
             occurred -= timedelta(days=1)
+
+
+def _alert_row(
+    rule: dataset.DemoAlertRule,
+    n: int,
+    received: datetime,
+    *,
+    rng: random.Random,
+    now: datetime,
+    users: dict[str, User],
+    system: System,
+    integration: Integration,
+) -> dict:
+    """The n-th occurrence of `rule`, as a row for stability.bulk, received through the integration of the
+    system's team: resolved by the source unless recent, followed up by a member as the team's habit has it."""
+    slug = system.team.slug
+    in_time_share, late_share = dataset.FOLLOW_UP_HABITS[slug]
+    recent = now - timedelta(hours=dataset.RECENT_UNFOLLOWED_HOURS)
+    starts = received - timedelta(seconds=rng.randrange(30, 90))
+    ends = received + timedelta(seconds=rng.randrange(120, 1800))
+    draw = rng.random()
+    if received >= recent:
+        followed = None
+    elif draw < in_time_share:
+        followed = received + timedelta(seconds=rng.randrange(20, 300))
+    else:
+        late = draw < in_time_share + late_share
+        followed = received + timedelta(seconds=rng.randrange(301, 3600)) if late else None
+    resolved = ends if ends <= now and received < recent else None
+    members = next(spec.members for spec in dataset.TEAMS if spec.slug == slug)
+    by = users[rng.choice(members)].pk if followed else None
+    labels = {"alertname": rule.alertname, "severity": rule.severity, "system": rule.system}
+    return {
+        "integration": integration.pk,
+        "fingerprint": f"demo-{rule.system}-{rule.alertname}-{n}",
+        "starts_at": starts,
+        "status": AlertOccurrence.Status.RESOLVED if resolved else AlertOccurrence.Status.FIRING,
+        "alertname": rule.alertname,
+        "severity": rule.severity,
+        "summary": rule.summary,
+        "labels": json.dumps(labels),
+        "annotations": json.dumps({"summary": rule.summary}),
+        "generator_url": "",
+        "team": system.team_id,
+        "system": system.pk,
+        "received_at": received,
+        "last_received_at": received,
+        "notifications": 1,
+        "excluded": AlertOccurrence.Exclusion.NONE,
+        "ends_at": resolved,
+        "resolved_at": resolved,
+        "resolved_by": None,
+        "acknowledged_at": followed,
+        "acknowledged_by": by,
+        "followed_up_at": followed,
+        "followed_up_by": by,
+        "incident": None,
+        "changed_at": max(t for t in (received, followed, resolved) if t is not None),
+        "receipt_started": False,
+    }
 
 
 def _timestamps(template: dataset.DemoIncident, occurred: datetime) -> dict[str, datetime | None]:
