@@ -12,7 +12,15 @@ from rest_framework.views import APIView
 from accounts.permissions import ReportAccess
 from incidents import periods
 from incidents.models import System, Team
-from stability.reports import report_csv_tables, report_csv_zip, report_markdown, stability_report
+from stability.reports import (
+    CSV_TABLES,
+    Report,
+    build_report,
+    report_csv_table,
+    report_csv_zip,
+    report_json,
+    report_markdown,
+)
 
 _PARAMETERS = [
     OpenApiParameter(
@@ -23,21 +31,7 @@ _PARAMETERS = [
     OpenApiParameter("team", str, description="Team slug: the report of one team."),
     OpenApiParameter("system", str, description="System code: the report of one system."),
 ]
-TABLES = (
-    "headline",
-    "incidents",
-    "incidents_by_level",
-    "recovery",
-    "recovery_compliance_by_level",
-    "trend",
-    "alerts_by_team",
-    "alerts_by_system",
-    "worst_missed_rules",
-    "availability",
-    "overdue_items",
-    "health_scores",
-    "detection_by_cause",
-)
+TABLES = tuple(CSV_TABLES)
 
 
 def report_period(text: str | None) -> periods.Period:
@@ -45,7 +39,7 @@ def report_period(text: str | None) -> periods.Period:
     return periods.requested_parameter(text, default=periods.last_complete_month)
 
 
-def requested_report(request) -> tuple[dict, str]:
+def requested_report(request) -> tuple[Report, str]:
     """The report the query asks for, and a file name stem for its downloads."""
     period = report_period(request.query_params.get("period"))
     team = system = None
@@ -54,7 +48,7 @@ def requested_report(request) -> tuple[dict, str]:
     if code := request.query_params.get("system"):
         system = get_object_or_404(System, code=code)
     stem = "-".join(filter(None, ["stability-report", period.label.replace("..", "_"), slug, code]))
-    return stability_report(period=period, team=team, system=system), stem
+    return build_report(period=period, team=team, system=system), stem
 
 
 def _download(content, *, content_type: str, filename: str) -> HttpResponse:
@@ -74,7 +68,7 @@ class StabilityReportView(APIView):
     )
     def get(self, request):
         report, _stem = requested_report(request)
-        return Response(report)
+        return Response(report_json(report))
 
 
 class StabilityReportCsvView(APIView):
@@ -93,7 +87,7 @@ class StabilityReportCsvView(APIView):
                 {"table": [_("Choose one of: %(tables)s.") % {"tables": ", ".join(TABLES)}]}
             )
         report, stem = requested_report(request)
-        text = report_csv_tables(report)[table]
+        text = report_csv_table(report, table)
         return _download("\ufeff" + text, content_type="text/csv; charset=utf-8", filename=f"{stem}-{table}.csv")
 
 

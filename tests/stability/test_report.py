@@ -14,7 +14,7 @@ from django.test.utils import CaptureQueriesContext
 
 from incidents import periods
 from incidents.models import Tier
-from stability.reports import report_csv_tables, report_markdown, stability_report
+from stability.reports import build_report, report_csv_tables, report_json, report_markdown, stability_report
 from tests.factories import ActionItemFactory, SystemFactory, TeamFactory
 from tests.stability.test_health_score import AFTER, alerts, incident, utc
 
@@ -84,12 +84,13 @@ def test_the_report_of_november_by_hand(dataset):
 
 def test_a_team_report_and_the_exports(dataset):
     payments, _quiet = dataset
-    report = stability_report(period=NOVEMBER, now=AFTER, team=payments)
+    built = build_report(period=NOVEMBER, now=AFTER, team=payments)
+    report = report_json(built)
     assert report["headline"]["incidents"] == 1
-    tables = report_csv_tables(report)
+    tables = report_csv_tables(built)
     rows = list(csv.DictReader(io.StringIO(tables["incidents"])))
     assert [(r["title"], r["level"]) for r in rows] == [("收银台支付失败", "A")]
-    english = report_markdown(report, language="en")
+    english = report_markdown(built, language="en")
     assert "A/B-level incidents 1, C/D-level 0" in english
     assert "5-minute alert follow-up rate 50.0% (2 of 4)" in english
     assert "补充监控报警" in english  # the overdue item

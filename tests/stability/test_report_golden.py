@@ -36,7 +36,7 @@ from django.test.utils import CaptureQueriesContext
 from incidents import periods
 from incidents.models import ActionItem, CauseCategory, DetectionSource, Tier
 from stability.models import AlertOccurrence
-from stability.reports import report_csv_tables, report_csv_zip, report_markdown, stability_report
+from stability.reports import build_report, report_csv_tables, report_csv_zip, report_markdown, stability_report
 from stability.selectors import follow_up_breakdown, follow_up_rate
 from stability.services import integration_create
 from tests.factories import ActionItemFactory, IncidentFactory, SystemFactory, TeamFactory, UserFactory
@@ -180,6 +180,12 @@ def golden():
 @pytest.fixture
 def report(golden):
     return stability_report(period=NOVEMBER, now=NOW)
+
+
+@pytest.fixture
+def built(golden):
+    """The report as the presenters read it (report: as the JSON API gives it)."""
+    return build_report(period=NOVEMBER, now=NOW)
 
 
 def test_period_and_headline(report):
@@ -425,8 +431,8 @@ def test_team_and_system_scopes(golden):
     assert cashier["closed_loop"]["on_time_completion"]["denominator"] == 3
 
 
-def test_markdown_in_both_languages(report):
-    english = report_markdown(report, language="en")
+def test_markdown_in_both_languages(built):
+    english = report_markdown(built, language="en")
     assert "A/B-level incidents 1, C/D-level 4 (1 not yet recovered)." in english
     assert "5-minute alert follow-up rate 62.5% (5 of 8)." in english
     assert "Lowest availability of a P0 system: cashier 99.953703%." in english
@@ -434,7 +440,7 @@ def test_markdown_in_both_languages(report):
     assert "Found by monitoring 60.0%, by customers 40.0%." in english
     assert "Health score Quiet: 1000.0, rank 1." in english
     assert "对账文件缺失236条" in english and "Cause: 可空字段作为主键." in english
-    chinese = report_markdown(report, language="zh-hans")
+    chinese = report_markdown(built, language="zh-hans")
     assert "A/B级事件 1 个，C/D级事件 4 个（1 个尚未恢复）。" in chinese
     assert "Payments 健康分：431.7，排名第 3。" in chinese
     # The incident line: local time, title, handling and cause as the weekly report writes them.
@@ -443,8 +449,8 @@ def test_markdown_in_both_languages(report):
     assert "18:12 修复完毕，已同步资金平台" in line and "可空字段作为主键" in line
 
 
-def test_csv_tables_and_zip(report):
-    tables = report_csv_tables(report)
+def test_csv_tables_and_zip(built):
+    tables = report_csv_tables(built)
     incidents = list(csv.DictReader(io.StringIO(tables["incidents"])))
     assert [(r["title"], r["level"], r["time_to_recover_seconds"]) for r in incidents] == [
         ("收银台支付失败", "C", "1200.0"),
@@ -480,7 +486,7 @@ def test_csv_tables_and_zip(report):
     ]
     availability = list(csv.DictReader(io.StringIO(tables["availability"])))
     assert [(r["system"], r["availability"]) for r in availability][0] == ("cashier", "99.953703")
-    archive = zipfile.ZipFile(io.BytesIO(report_csv_zip(report)))
+    archive = zipfile.ZipFile(io.BytesIO(report_csv_zip(built)))
     assert sorted(archive.namelist()) == sorted(f"{name}.csv" for name in tables)
     assert archive.read("incidents.csv").decode("utf-8-sig") == tables["incidents"]
 

@@ -13,6 +13,7 @@ from django.test.utils import CaptureQueriesContext
 
 from incidents import periods
 from stability import report_pdf
+from stability.reports import build_report
 from tests.factories import IncidentFactory
 from tests.web.conftest import text_of
 
@@ -86,12 +87,12 @@ def test_the_page_shows_the_reports_figures_and_charts(manager, november):
     html = page.content.decode()
     text = text_of(html)
     with time_machine.travel(NOW, tick=False):
-        report = report_pdf.team_report(period=periods.parse("2026-11"), team=november["payments"], now=NOW)
+        report = build_report(period=periods.parse("2026-11"), team=november["payments"], now=NOW)
     assert "Scope: Payments" in text
-    # the headline figures of the dict, as the page formats them
+    # the headline figures of the report, as the page formats them
     for item in report_pdf.headline(report):
         assert item["label"] in text
-    # every section of the dict has its heading
+    # every section of the report has its heading
     for section in report_pdf.context(report)["sections"]:
         assert f'id="section-{section["key"]}"' in html
     # server-drawn SVG, no script from anywhere

@@ -1,5 +1,5 @@
 """The monthly stability report for managers: the page (headline, charts, every section as tables, links
-to each export) and the same report as a PDF. Both render stability.reports.stability_report through
+to each export) and the same report as a PDF. Both render stability.reports.build_report through
 stability.report_pdf, so the page, the PDF and the exports show the same figures."""
 
 from django import forms
@@ -16,6 +16,7 @@ from accounts.permissions import READ_REPORTS
 from incidents import periods
 from incidents.models import System, Team
 from stability import report_pdf
+from stability.reports import Report, build_report
 from web.views.base import PageView
 
 
@@ -61,8 +62,8 @@ class ReportPage(PageView):
         return ReportScopeForm(data)
 
     @staticmethod
-    def report(form: ReportScopeForm) -> dict:
-        return report_pdf.team_report(
+    def report(form: ReportScopeForm) -> Report:
+        return build_report(
             period=form.cleaned_data["period"],
             team=form.cleaned_data["team"],
             system=form.cleaned_data["system"],
@@ -120,6 +121,6 @@ class ReportPdfView(ReportPage):
             errors = "; ".join(str(e) for errors in form.errors.values() for e in errors)
             return HttpResponse(errors, status=400, content_type="text/plain; charset=utf-8")
         report = self.report(form)
-        response = HttpResponse(report_pdf.render_pdf(report), content_type="application/pdf")
+        response = HttpResponse(report_pdf.report_pdf_bytes(report), content_type="application/pdf")
         response["Content-Disposition"] = f'attachment; filename="{report_pdf.filename(report)}"'
         return response
