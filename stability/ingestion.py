@@ -21,17 +21,23 @@ import functools
 import json
 import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from enum import StrEnum
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Field
+from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
+from accounts.guessing import token_failure, token_refusal
+from accounts.tokens import digest_of
 from incidents.models import System, Team
-from stability.formats import IncomingAlert, RejectedAlert, storable
+from stability.formats import BodyError, IncomingAlert, RejectedAlert, read_body, storable
 from stability.models import AlertOccurrence, IngestConfigVersion, Integration, MaintenanceWindow, RejectedDelivery
 
 KEPT_BODY_BYTES = 64 * 1024
@@ -250,10 +256,33 @@ def over_rate_limit(route: IntegrationRoute, *, now: float | None = None) -> int
 
 
 @dataclass(frozen=True)
-class IngestResult:
-    accepted: int
-    new: int
-    repeated: int
+class Received:
+    """A delivery stored: every accepted alert is in the database when this is returned."""
+
+    accepted: int  # alerts stored, new or repeated
+    new: int  # new occurrences
+    repeated: int  # repeat notifications of known occurrences
+    rejected: tuple[RejectedAlert, ...] = ()  # malformed alerts of the body, by index
+
+
+class Refusal(StrEnum):
+    """Why a delivery was refused, stored nothing (a rejected delivery is kept for some) and read no
+    further: the checks run in this order, so the body of an unknown or refused sender is never read."""
+
+    UNAUTHORISED = "unauthorised"  # no token, or one of no integration
+    TOO_MANY_WRONG_TOKENS = "too_many_wrong_tokens"  # from this address (accounts.guessing)
+    DISABLED = "disabled"
+    WRONG_KIND = "wrong_kind"  # the token is of another kind's endpoint
+    RATE_LIMITED = "rate_limited"  # over the integration's notifications a minute
+    TOO_LARGE = "too_large"  # over INGEST_MAX_BODY_BYTES
+    BAD_BODY = "bad_body"  # not JSON, or no alert list (formats.BodyError)
+
+
+@dataclass(frozen=True)
+class Refused:
+    reason: Refusal
+    detail: str  # in the active language
+    retry_after: int | None = None  # seconds, for the two limits
 
 
 def _open_starts(integration_id: int, fingerprints: set[str]) -> dict[str, datetime]:
@@ -355,7 +384,7 @@ def _route(alert: IncomingAlert, route: IntegrationRoute, config: Routing) -> tu
 RECEIPT_START_ATTEMPTS = 3
 
 
-def alerts_ingest(*, route: IntegrationRoute, alerts: list[IncomingAlert], now: datetime | None = None) -> IngestResult:
+def alerts_ingest(*, route: IntegrationRoute, alerts: list[IncomingAlert], now: datetime | None = None) -> Received:
     """Store the alerts of one notification (metrics.md, "Alerts"): a new occurrence per new
     (integration, fingerprint, starts_at), received_at set once; repeats only update. Exclusion
     (test integration, silenced, maintenance window) is decided at first receipt. Alerts without
@@ -368,14 +397,14 @@ def alerts_ingest(*, route: IntegrationRoute, alerts: list[IncomingAlert], now: 
     if not missing:  # the hot path (Alertmanager, Grafana): one statement
         rows = _rows(alerts, route=route, config=config, now=now, open_starts={})
         new = _write(rows)
-        return IngestResult(accepted=len(rows), new=new, repeated=len(rows) - new)
+        return Received(accepted=len(rows), new=new, repeated=len(rows) - new)
     for attempt in range(1, RECEIPT_START_ATTEMPTS + 1):
         try:
             # A savepoint inside a caller's transaction; a failed attempt leaves nothing behind.
             with transaction.atomic():
                 rows = _rows(alerts, route=route, config=config, now=now, open_starts=_open_starts(route.id, missing))
                 new = _write(rows)
-            return IngestResult(accepted=len(rows), new=new, repeated=len(rows) - new)
+            return Received(accepted=len(rows), new=new, repeated=len(rows) - new)
         except IntegrityError:
             # Another delivery opened one of these occurrences since we looked: join it.
             if attempt == RECEIPT_START_ATTEMPTS:
@@ -449,5 +478,67 @@ def rejected_delivery_record(
     )
 
 
-def describe_rejections(rejected: list[RejectedAlert]) -> str:
-    return "; ".join(f"alert {r.index}: {r.reason}" for r in rejected)
+def _sender_route(*, token: str | None, sender: HttpRequest) -> IntegrationRoute | Refused:
+    """The integration of the token, or why not. A wrong token counts against the sender's address; an
+    address already refused in this process is answered from memory, before any lookup."""
+    refused = token_refusal(scope="webhook", request=sender) if token else None
+    route = integration_route(token_digest=digest_of(token)) if token and refused is None else None
+    if route is not None:
+        return route
+    if token and (wait := refused or token_failure(scope="webhook", request=sender)):
+        return Refused(
+            Refusal.TOO_MANY_WRONG_TOKENS,
+            _("Too many wrong tokens from this address; retry in %(wait)s s.") % {"wait": wait},
+            retry_after=wait,
+        )
+    return Refused(Refusal.UNAUTHORISED, _("Unknown or missing integration token."))
+
+
+def _route_refusal(route: IntegrationRoute, *, kind: str) -> Refused | None:
+    if not route.enabled:
+        return Refused(Refusal.DISABLED, _("This integration is disabled."))
+    if route.kind != kind:
+        return Refused(
+            Refusal.WRONG_KIND,
+            _("This token belongs to an integration of kind %(kind)s; post to /api/v1/integrations/%(kind)s/.")
+            % {"kind": route.kind},
+        )
+    wait = over_rate_limit(route)
+    if wait is not None:
+        return Refused(
+            Refusal.RATE_LIMITED,
+            _("Over this integration's rate of %(rate)s notifications a minute; retry in %(wait)s s.")
+            % {"rate": route.rate_limit_per_minute, "wait": wait},
+            retry_after=wait,
+        )
+    return None
+
+
+def receive(
+    *, kind: str, token: str | None, sender: HttpRequest, body_up_to: Callable[[int], bytes | None]
+) -> Received | Refused:
+    """One delivery to the webhook of `kind` (contracts.md, "HTTP"): the token's integration, its state,
+    kind and rate, then the body, read by `body_up_to(limit)` (None: larger than limit) only once all of
+    those pass. Stores the body's good alerts (alerts_ingest) and keeps a rejected delivery for admins
+    when the body, or an alert in it, is refused. `sender` is read for its address only."""
+    route = _sender_route(token=token, sender=sender)
+    if isinstance(route, Refused):
+        return route
+    if refused := _route_refusal(route, kind=kind):
+        return refused
+    limit, remote = settings.INGEST_MAX_BODY_BYTES, sender.META.get("REMOTE_ADDR", "")
+    body = body_up_to(limit)
+    if body is None:
+        too_large = _("The body is larger than %(limit)s bytes.") % {"limit": limit}
+        rejected_delivery_record(integration_id=route.id, reason=too_large, body=b"", remote_addr=remote)
+        return Refused(Refusal.TOO_LARGE, too_large)
+    try:
+        alerts, rejected = read_body(kind, body)
+    except BodyError as exc:
+        rejected_delivery_record(integration_id=route.id, reason=str(exc), body=body, remote_addr=remote)
+        return Refused(Refusal.BAD_BODY, str(exc))
+    stored = alerts_ingest(route=route, alerts=alerts)
+    if rejected:
+        reason = "; ".join(f"alert {r.index}: {r.reason}" for r in rejected)
+        rejected_delivery_record(integration_id=route.id, reason=reason, body=body, remote_addr=remote)
+    return replace(stored, rejected=tuple(rejected))

@@ -8,24 +8,15 @@ Bodies come with a Content-Length or chunked (Transfer-Encoding: chunked, which 
 either way at most INGEST_MAX_BODY_BYTES + 1 bytes are read into memory.
 """
 
-from django.conf import settings
-from django.http import JsonResponse
-from django.utils.translation import gettext as _
+from functools import partial
+
+from django.http import HttpRequest, JsonResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers, status
 from rest_framework.views import APIView
 
-from accounts.guessing import token_failure, token_refusal
-from accounts.tokens import digest_of
-from stability.formats import BodyError, read_body
-from stability.ingestion import (
-    alerts_ingest,
-    describe_rejections,
-    integration_route,
-    over_rate_limit,
-    rejected_delivery_record,
-)
+from stability.ingestion import Refusal, Refused, receive
 from stability.models import Integration
 
 
@@ -83,6 +74,17 @@ class IngestAnswerSerializer(serializers.Serializer):
     rejected = RejectedAlertSerializer(many=True)
 
 
+_STATUS = {
+    Refusal.UNAUTHORISED: status.HTTP_401_UNAUTHORIZED,
+    Refusal.TOO_MANY_WRONG_TOKENS: status.HTTP_429_TOO_MANY_REQUESTS,
+    Refusal.DISABLED: status.HTTP_403_FORBIDDEN,
+    Refusal.WRONG_KIND: status.HTTP_403_FORBIDDEN,
+    Refusal.RATE_LIMITED: status.HTTP_429_TOO_MANY_REQUESTS,
+    Refusal.TOO_LARGE: status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+    Refusal.BAD_BODY: status.HTTP_400_BAD_REQUEST,
+}
+
+
 def _json(data: dict, status: int = 200, headers: dict | None = None) -> JsonResponse:
     return JsonResponse(data, status=status, headers=headers, json_dumps_params={"ensure_ascii": False})
 
@@ -111,85 +113,38 @@ def _bearer(request) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
+def webhook_answer(request: HttpRequest, *, kind: str) -> JsonResponse:
+    """A POST to the webhook of `kind`: stability.ingestion.receive, its outcome mapped to HTTP."""
+    outcome = receive(kind=kind, token=_bearer(request), sender=request, body_up_to=partial(_body, request))
+    if isinstance(outcome, Refused):
+        headers = {}
+        if outcome.retry_after is not None:
+            headers["Retry-After"] = str(outcome.retry_after)
+        if outcome.reason is Refusal.UNAUTHORISED:
+            headers["WWW-Authenticate"] = 'Bearer realm="integrations"'
+        return _json({"detail": outcome.detail}, status=_STATUS[outcome.reason], headers=headers)
+    return _json(
+        {
+            "accepted": outcome.accepted,
+            "new": outcome.new,
+            "repeated": outcome.repeated,
+            "rejected": [{"index": r.index, "reason": r.reason} for r in outcome.rejected],
+        }
+    )
+
+
 class _Webhook(APIView):
+    """A POST reaches this view only where stability.middleware.WebhookShortcut does not answer it (a
+    test calling the view); the class is an APIView for the OpenAPI schema."""
+
     kind: str = ""
     authentication_classes: list = []
     permission_classes: list = []
     throttle_classes: list = []
     parser_classes: list = []  # the body is read as bytes, after the size check
 
-    def dispatch(self, request, *args, **kwargs):
-        """The hot path: a POST is answered by plain Django, without DRF's per-request machinery (content
-        negotiation, Request wrapper, renderers); the class stays an APIView for the OpenAPI schema."""
-        if request.method == "POST":
-            return self.ingest(request)
-        return super().dispatch(request, *args, **kwargs)
-
-    def _refuse(self, http_status: int, detail: str, headers: dict | None = None) -> JsonResponse:
-        return _json({"detail": detail}, status=http_status, headers=headers)
-
-    def post(self, request):  # documented by the subclasses; answered by dispatch() -> ingest()
-        return self.ingest(request)
-
-    def ingest(self, request):
-        token = _bearer(request)
-        refused = token_refusal(scope="webhook", request=request) if token else None  # memory only
-        route = integration_route(token_digest=digest_of(token)) if token and refused is None else None
-        if route is None:
-            if token and (wait := refused or token_failure(scope="webhook", request=request)):
-                return self._refuse(
-                    status.HTTP_429_TOO_MANY_REQUESTS,
-                    _("Too many wrong tokens from this address; retry in %(wait)s s.") % {"wait": wait},
-                    {"Retry-After": str(wait)},
-                )
-            return self._refuse(
-                status.HTTP_401_UNAUTHORIZED,
-                _("Unknown or missing integration token."),
-                {"WWW-Authenticate": 'Bearer realm="integrations"'},
-            )
-        if not route.enabled:
-            return self._refuse(status.HTTP_403_FORBIDDEN, _("This integration is disabled."))
-        if route.kind != self.kind:
-            return self._refuse(
-                status.HTTP_403_FORBIDDEN,
-                _("This token belongs to an integration of kind %(kind)s; post to /api/v1/integrations/%(kind)s/.")
-                % {"kind": route.kind},
-            )
-        wait = over_rate_limit(route)
-        if wait is not None:
-            return self._refuse(
-                status.HTTP_429_TOO_MANY_REQUESTS,
-                _("Over this integration's rate of %(rate)s notifications a minute; retry in %(wait)s s.")
-                % {"rate": route.rate_limit_per_minute, "wait": wait},
-                {"Retry-After": str(wait)},
-            )
-
-        limit = settings.INGEST_MAX_BODY_BYTES
-        remote = request.META.get("REMOTE_ADDR", "")
-        body = _body(request, limit)
-        if body is None:
-            too_large = _("The body is larger than %(limit)s bytes.") % {"limit": limit}
-            rejected_delivery_record(integration_id=route.id, reason=too_large, body=b"", remote_addr=remote)
-            return self._refuse(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, too_large)
-
-        try:
-            alerts, rejected = read_body(self.kind, body)
-        except BodyError as exc:
-            rejected_delivery_record(integration_id=route.id, reason=str(exc), body=body, remote_addr=remote)
-            return self._refuse(status.HTTP_400_BAD_REQUEST, str(exc))
-        result = alerts_ingest(route=route, alerts=alerts)
-        if rejected:
-            rejected_delivery_record(
-                integration_id=route.id, reason=describe_rejections(rejected), body=body, remote_addr=remote
-            )
-        return _json(
-            {
-                "accepted": result.accepted,
-                "new": result.new,
-                "repeated": result.repeated,
-                "rejected": [{"index": r.index, "reason": r.reason} for r in rejected],
-            }
-        )
+    def post(self, request):  # documented by the subclasses
+        return webhook_answer(request, kind=self.kind)
 
 
 _ANSWERS = {

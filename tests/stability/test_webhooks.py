@@ -29,8 +29,8 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from accounts.tokens import digest_of
-from stability.formats import CLOCK_SKEW, EARLIEST_TIMESTAMP, BodyError, read_body
-from stability.ingestion import alerts_ingest, occurrence_columns, routing
+from stability.formats import CLOCK_SKEW, EARLIEST_TIMESTAMP, BodyError, RejectedAlert, read_body
+from stability.ingestion import Received, Refusal, Refused, alerts_ingest, occurrence_columns, receive, routing
 from stability.models import AlertOccurrence, MaintenanceWindow, RejectedDelivery
 from stability.services import integration_create
 from tests.conftest import needs_postgres
@@ -728,6 +728,50 @@ def test_the_occurrence_columns_are_every_column_of_the_model_but_its_id():
     columns = [f.column for f in occurrence_columns()]
     assert columns == [f.column for f in AlertOccurrence._meta.concrete_fields if f.column != "id"]
     assert {"integration_id", "fingerprint", "starts_at", "labels", "changed_at", "receipt_started"} <= set(columns)
+
+
+def _never_read(limit: int) -> bytes:
+    raise AssertionError("the body of a refused sender is read")
+
+
+def test_receive_refuses_before_reading_the_body_and_says_why(rf, db):
+    hook, token = integration()
+    sender = rf.post("/api/v1/integrations/alertmanager/")
+    refused = receive(kind="alertmanager", token="st_i_nope", sender=sender, body_up_to=_never_read)
+    assert refused == Refused(Refusal.UNAUTHORISED, "Unknown or missing integration token.")
+    refused = receive(kind="grafana", token=token, sender=sender, body_up_to=_never_read)
+    assert (refused.reason, refused.retry_after) == (Refusal.WRONG_KIND, None)
+    hook.enabled = False
+    hook.save()
+    refused = receive(kind="alertmanager", token=token, sender=sender, body_up_to=_never_read)
+    assert refused.reason == Refusal.DISABLED
+    assert not RejectedDelivery.objects.exists()
+
+
+def test_receive_stores_the_good_alerts_and_keeps_the_rejected_delivery(rf, db, settings):
+    hook, token = integration()
+    body = json.dumps(alertmanager_body([prometheus_alert(1), {"labels": {}}])).encode()
+    sender = rf.post("/api/v1/integrations/alertmanager/", REMOTE_ADDR="192.0.2.7")
+    limits = []
+
+    def body_up_to(limit: int) -> bytes:
+        limits.append(limit)
+        return body
+
+    received = receive(kind="alertmanager", token=token, sender=sender, body_up_to=body_up_to)
+    assert received == Received(
+        accepted=1, new=1, repeated=0, rejected=(RejectedAlert(index=1, reason="labels must be a non-empty object"),)
+    )
+    assert limits == [settings.INGEST_MAX_BODY_BYTES]
+    kept = RejectedDelivery.objects.get()
+    assert (kept.integration, kept.reason, kept.remote_addr) == (
+        hook,
+        "alert 1: labels must be a non-empty object",
+        "192.0.2.7",
+    )
+    too_large = receive(kind="alertmanager", token=token, sender=sender, body_up_to=lambda limit: None)
+    assert too_large.reason == Refusal.TOO_LARGE
+    assert AlertOccurrence.objects.count() == 1
 
 
 # --- concurrency (PostgreSQL) --------------------------------------------------------------------
