@@ -14,6 +14,7 @@ from itertools import count
 import pytest
 import time_machine
 from django.db import connection
+from django.db.models import Q
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 
@@ -302,3 +303,26 @@ def test_a_get_writes_nothing_and_shows_a_just_changed_day_exactly(alerts, engin
     assert {k: v for k, v in november.items() if k not in ("period", "value")} == everything["overall"]
     # payments' 4 and risk's edge, today and pending (decided by now, never followed up): 7.
     assert (november["followed_up"], november["denominator"]) == (6, 7)
+
+
+def test_period_counts_read_in_the_same_queries_whatever_the_day_counts_hold(world, alerts):
+    """Never refreshed, refreshed, a day changed since, other rules in force, a month with nothing: the
+    state, the changed days, the day counts, the other days' occurrences, the team slugs; no write."""
+    seen = []
+
+    def read(periods=(NOVEMBER,)):
+        with CaptureQueriesContext(connection) as queries:
+            counts = follow_up.period_counts(scope=Q(), periods=list(periods), dimensions=("team",), now=NOW)
+        assert not [q["sql"] for q in queries.captured_queries if any(w in q["sql"].upper() for w in WRITES)]
+        seen.append(len(queries))
+        return {team: row["n_denominator"] for (_period, team), row in counts.items()}
+
+    assert read() == {"payments": 4, "risk": 2}
+    follow_up.refresh_day_counts(NOW)
+    assert read() == {"payments": 4, "risk": 2}
+    alert(world, "payments", "cashier", utc(2026, 11, 3, 4), 30)  # into a counted day
+    assert read() == {"payments": 5, "risk": 2}
+    with override_settings(FOLLOW_UP_WINDOW_SECONDS=600):
+        assert read() == {"payments": 5, "risk": 2}
+    assert read([periods.month(2027, 3)]) == {}
+    assert seen == [5] * 5
