@@ -161,3 +161,20 @@ def test_action_items_close_some_loops_and_leave_the_engineer_overdue_work(loade
     on_time = ActionItem.objects.filter(completed_at__lte=F("due_at")).count()
     assert 0 < late < on_time
     assert TimelineEntry.objects.filter(kind=TimelineEntry.Kind.ACTION_ITEM).count() > 28
+
+
+def test_existing_teams_and_systems_are_kept_and_gain_the_demo_people(db):
+    """Teams and systems go through incidents.services: one already there is not recreated; a team keeps
+    its people and gains the demo's, a system keeps its own facts."""
+    keeper = User.objects.create(username="keeper", role=Role.ENGINEER)
+    team = Team.objects.create(slug=dataset.TEAMS[0].slug, name="Ours")
+    team.members.add(keeper)
+    system = System.objects.create(code=dataset.SYSTEMS[0].code, name="Ours", tier="P3", team=team)
+    out = _load()
+    assert "Created 3 teams, 11 systems" in out
+    team.refresh_from_db()
+    assert team.name == "Ours"
+    assert set(team.members.values_list("username", flat=True)) == {"keeper", *dataset.TEAMS[0].members}
+    assert set(team.managers.values_list("username", flat=True)) == set(dataset.TEAMS[0].managers)
+    system.refresh_from_db()
+    assert (system.name, system.tier) == ("Ours", "P3")

@@ -83,29 +83,37 @@ class Command(BaseCommand):
         return users, kept
 
     def _teams(self, users: dict[str, User]) -> tuple[dict[str, Team], int]:
+        """The demo's teams through incidents.services; a team already there keeps its people and gains the
+        demo's."""
         teams, created_count = {}, 0
         for spec in dataset.TEAMS:
-            team, created = Team.objects.get_or_create(slug=spec.slug, defaults={"name": spec.name})
-            created_count += created
-            team.managers.add(*(users[username] for username in spec.managers))
-            team.members.add(*(users[username] for username in spec.members))
+            managers = [users[username] for username in spec.managers]
+            members = [users[username] for username in spec.members]
+            team = Team.objects.filter(slug=spec.slug).first()
+            if team is None:
+                team = services.team_create(name=spec.name, slug=spec.slug, managers=managers, members=members)
+                created_count += 1
+            else:
+                changes = {"managers": {*team.managers.all(), *managers}, "members": {*team.members.all(), *members}}
+                team = services.team_update(team_id=team.pk, changes=changes)
             teams[spec.slug] = team
         return teams, created_count
 
     def _systems(self, teams: dict[str, Team]) -> tuple[dict[str, System], int]:
+        """The demo's systems through incidents.services; a system already there is kept as it is."""
         systems, created_count = {}, 0
         for spec in dataset.SYSTEMS:
-            system, created = System.objects.get_or_create(
-                code=spec.code,
-                defaults={
-                    "name": spec.name,
-                    "tier": spec.tier,
-                    "team": teams[spec.team],
-                    "availability_target": Decimal(spec.availability_target),
-                    "description": spec.description,
-                },
-            )
-            created_count += created
+            system = System.objects.filter(code=spec.code).first()
+            if system is None:
+                system = services.system_create(
+                    code=spec.code,
+                    name=spec.name,
+                    tier=spec.tier,
+                    team=teams[spec.team],
+                    availability_target=Decimal(spec.availability_target),
+                    description=spec.description,
+                )
+                created_count += 1
             systems[spec.code] = system
         return systems, created_count
 
