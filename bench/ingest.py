@@ -424,18 +424,7 @@ def measure(args, env, run: str, per: int, connections: int, workdir: Path) -> M
 # --- report --------------------------------------------------------------------------------------
 
 
-def report(args, database_url: str, redis_url: str, queries: dict, results: list[Measurement]) -> bool:
-    ok = True
-    print()
-    print(f"Machine: {os.cpu_count()} CPUs; gunicorn, PostgreSQL (synchronous_commit on), Redis and wrk all on it.")
-    workers = f"{args.workers} x {args.worker_class}"
-    if args.worker_class == "gthread":
-        workers += f" x {args.threads} threads, keep-alive {args.keep_alive} s"
-    print(
-        f"gunicorn: {workers}; wrk: {args.wrk_threads} thread(s), closed loop, {args.duration} s"
-        f" after {args.warmup} s of warm-up; every alert new."
-    )
-    print()
+def _print_table(results: list[Measurement]) -> None:
     header = (
         f"{'notification':<14}{'conns':>6}{'requests':>10}{'alerts/s':>11}{'req/s':>9}{'p50 ms':>8}{'p90 ms':>8}"
         f"{'p99 ms':>8}{'max ms':>8}{'errors':>7}{'CPU':>6}  target"
@@ -453,7 +442,9 @@ def report(args, database_url: str, redis_url: str, queries: dict, results: list
             f"{w['p99_us'] / 1000:>8.1f}{w['max_us'] / 1000:>8.1f}{m.errors:>7}{m.cpu_busy:>6.0%}  "
             f"{target}: {'MET' if met else 'MISSED'}"
         )
-    print()
+
+
+def _print_cpu(results: list[Measurement]) -> None:
     print("Machine CPU during each measurement, by process group ('other': anything else running):")
     for m in results:
         split = ", ".join(f"{k} {v:.0%}" for k, v in m.cpu_split.items())
@@ -467,37 +458,43 @@ def report(args, database_url: str, redis_url: str, queries: dict, results: list
             f"  {m.per} alert(s): {split}; total {total:.2f} -> ~{capacity:,.0f} notifications/s"
             f" = {capacity * m.per:,.0f} alerts/s"
         )
-    print()
+
+
+def _print_queries(queries: dict) -> bool:
     print("SQL queries per notification (in-process, Django test client + CaptureQueriesContext):")
     for label, (n, sql) in queries.items():
         print(f"  {label:<12} {n}  {'; '.join(sql)}")
     constant = len({n for n, _sql in queries.values()}) == 1
     print(f"  constant: {'yes' if constant else 'NO'}")
-    ok &= constant
-    print()
-    print("Stored against acknowledged (warm-up included):")
-    for m in results:
-        whole = m.stored_alerts == m.stored_notifications * m.per
-        kept = m.stored_notifications >= m.acknowledged
-        invented = m.stored_notifications > m.sent
+    return constant
+
+
+def _print_stored(m: Measurement) -> bool:
+    """Whether what was stored matches what was acknowledged (see the module's docstring, step 4)."""
+    whole = m.stored_alerts == m.stored_notifications * m.per
+    kept = m.stored_notifications >= m.acknowledged
+    invented = m.stored_notifications > m.sent
+    print(
+        f"  {m.per} alert(s): {m.stored_alerts:,} alerts stored = {m.stored_notifications:,} whole notifications"
+        f" x {m.per}: {'OK' if whole else 'PARTIAL NOTIFICATIONS'}"
+    )
+    print(
+        f"    wrk saw a 2xx for {m.acknowledged:,} notifications: {'all stored' if kept else 'SOME LOST'};"
+        f" stored after wrk stopped counting (in flight): {m.stored_notifications - m.acknowledged:,};"
+        f" wrk generated {m.sent:,}{': MORE STORED THAN SENT' if invented else ''}"
+    )
+    ok = whole and kept and not invented
+    if m.server_acknowledged is not None:
+        exact = m.stored_alerts == m.server_acknowledged * m.per
         print(
-            f"  {m.per} alert(s): {m.stored_alerts:,} alerts stored = {m.stored_notifications:,} whole notifications"
-            f" x {m.per}: {'OK' if whole else 'PARTIAL NOTIFICATIONS'}"
+            f"    gunicorn answered 2xx for {m.server_acknowledged:,} notifications"
+            f" = {m.server_acknowledged * m.per:,} alerts: {'equal to the stored alerts' if exact else 'MISMATCH'}"
         )
-        print(
-            f"    wrk saw a 2xx for {m.acknowledged:,} notifications: {'all stored' if kept else 'SOME LOST'};"
-            f" stored after wrk stopped counting (in flight): {m.stored_notifications - m.acknowledged:,};"
-            f" wrk generated {m.sent:,}{': MORE STORED THAN SENT' if invented else ''}"
-        )
-        ok &= whole and kept and not invented
-        if m.server_acknowledged is not None:
-            exact = m.stored_alerts == m.server_acknowledged * m.per
-            print(
-                f"    gunicorn answered 2xx for {m.server_acknowledged:,} notifications"
-                f" = {m.server_acknowledged * m.per:,} alerts: {'equal to the stored alerts' if exact else 'MISMATCH'}"
-            )
-            ok &= exact
-    print()
+        ok &= exact
+    return ok
+
+
+def _print_reproduce(database_url: str, redis_url: str, results: list[Measurement]) -> None:
     print("Reproduce:")
     print(f"  DATABASE_URL={database_url} REDIS_URL={redis_url} \\")
     print(f"    .venv/bin/python bench/ingest.py {' '.join(sys.argv[1:])}".rstrip())
@@ -507,6 +504,31 @@ def report(args, database_url: str, redis_url: str, queries: dict, results: list
         print(f"    {m.commands[1]}")
     print("  ($TOKEN: `manage.py create_integration --kind alertmanager --name bench`, its rate_limit_per_minute")
     print("   raised; $RUN: any fresh prefix, so that every alert is new.)")
+
+
+def report(args, database_url: str, redis_url: str, queries: dict, results: list[Measurement]) -> bool:
+    """Prints the figures; False when the query count or the stored alerts fail their check."""
+    print()
+    print(f"Machine: {os.cpu_count()} CPUs; gunicorn, PostgreSQL (synchronous_commit on), Redis and wrk all on it.")
+    workers = f"{args.workers} x {args.worker_class}"
+    if args.worker_class == "gthread":
+        workers += f" x {args.threads} threads, keep-alive {args.keep_alive} s"
+    print(
+        f"gunicorn: {workers}; wrk: {args.wrk_threads} thread(s), closed loop, {args.duration} s"
+        f" after {args.warmup} s of warm-up; every alert new."
+    )
+    print()
+    _print_table(results)
+    print()
+    _print_cpu(results)
+    print()
+    ok = _print_queries(queries)
+    print()
+    print("Stored against acknowledged (warm-up included):")
+    for m in results:
+        ok &= _print_stored(m)
+    print()
+    _print_reproduce(database_url, redis_url, results)
     return ok
 
 
