@@ -27,15 +27,17 @@ those whose request went out are unknown (a webhook's: sent again, same Idempote
 import logging
 import threading
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.core import mail
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError, connection, transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
@@ -541,12 +543,7 @@ def _open_messages(claim: _Claim, messages: list[_Message], plan: _Plan) -> None
         return
     with transaction.atomic():
         if claim.chat:
-            channel = _locked_channel(claim.destination)
-            remaining, wait = _chat_budget(channel, now=claim.now) if channel else (0, None)
-            if len(messages) > remaining:  # long entries made more messages than the budget allows
-                left = [n.pk for message in messages[remaining:] for n in message.notifications]
-                messages, plan.wait = messages[:remaining], wait or timedelta(seconds=60)
-                claim.mine(left).update(claimed_at=None)
+            messages = _within_budget(claim, messages, plan)
         ids = [n.pk for message in messages for n in message.notifications]
         mine = set(claim.mine(ids).select_for_update().values_list("pk", flat=True))
         for message in messages:
@@ -567,6 +564,19 @@ def _open_messages(claim: _Claim, messages: list[_Message], plan: _Plan) -> None
                 notification.message = message.row
                 claimed.append(notification)
         Notification.objects.bulk_update(claimed, ["attempts", "message"])
+
+
+def _within_budget(claim: _Claim, messages: list[_Message], plan: _Plan) -> list[_Message]:
+    """The messages the robot may still get, counted under its lock (another worker may have spent some
+    since the claim, and long entries may have made more messages than the claim counted on); the others
+    wait, their notifications released."""
+    channel = _locked_channel(claim.destination)
+    remaining, wait = _chat_budget(channel, now=claim.now) if channel else (0, None)
+    if len(messages) <= remaining:
+        return messages
+    claim.mine([n.pk for message in messages[remaining:] for n in message.notifications]).update(claimed_at=None)
+    plan.wait = wait or timedelta(seconds=60)
+    return messages[:remaining]
 
 
 def _keep_only(message: _Message, mine: set[int]) -> None:
@@ -672,23 +682,29 @@ def _record(message: _Message, error: DeliveryError | None, *, now: datetime) ->
                 last_error=error.reason + " " + _("Not sent again, so never twice."),
             )
             return 0, 0, None
-        final = [
-            n.pk for n in message.notifications if not error.retryable or n.attempts >= settings.REMINDER_MAX_ATTEMPTS
-        ]
-        failed = mine.filter(pk__in=final).update(
-            status=Notification.Status.FAILED, claimed_at=None, last_error=error.reason
-        )
-        retries: dict[datetime, list[int]] = defaultdict(list)
-        for notification in message.notifications:
-            if notification.pk in final:
-                continue
-            retry_at = now + retry_delay(notification.attempts)
-            policy = getattr(notification, "quiet_policy", None)
-            if policy is not None:  # a chat message: its retry waits out quiet hours too
-                retry_at = quiet_hours_end(retry_at, policy) or retry_at
-            retries[retry_at].append(notification.pk)
-        for retry_at, group in retries.items():
-            mine.filter(pk__in=group).update(claimed_at=None, last_error=error.reason, deliver_after=retry_at)
+        return _record_failure(message, mine, error, now=now)
+
+
+def _record_failure(
+    message: _Message, mine: QuerySet, error: DeliveryError, *, now: datetime
+) -> tuple[int, int, timedelta | None]:
+    """Failed for good after the last attempt or when retrying cannot help; else a retry after the backoff
+    (for a chat message, past quiet hours)."""
+    final = [n.pk for n in message.notifications if not error.retryable or n.attempts >= settings.REMINDER_MAX_ATTEMPTS]
+    failed = mine.filter(pk__in=final).update(
+        status=Notification.Status.FAILED, claimed_at=None, last_error=error.reason
+    )
+    retries: dict[datetime, list[int]] = defaultdict(list)
+    for notification in message.notifications:
+        if notification.pk in final:
+            continue
+        retry_at = now + retry_delay(notification.attempts)
+        policy = getattr(notification, "quiet_policy", None)
+        if policy is not None:  # a chat message: its retry waits out quiet hours too
+            retry_at = quiet_hours_end(retry_at, policy) or retry_at
+        retries[retry_at].append(notification.pk)
+    for retry_at, group in retries.items():
+        mine.filter(pk__in=group).update(claimed_at=None, last_error=error.reason, deliver_after=retry_at)
     return 0, failed, min((retry_at - now for retry_at in retries), default=None)
 
 
@@ -732,24 +748,8 @@ def deliver(*, destination: str, now: datetime | None = None) -> DeliveryOutcome
     """Send what is ready for one destination ("email" or "channel:<id>") and record each outcome."""
     now = (now or timezone.now()).replace(microsecond=0)
     plan = _prepare(destination, now=now)
-    heartbeat = _Heartbeat([m.row.pk for m in plan.messages]) if plan.messages else None
-    if heartbeat is not None:
-        heartbeat.start()
-    smtp = mail.get_connection() if destination == EMAIL_DESTINATION and plan.messages else None
-    try:
-        if smtp is not None:
-            try:
-                smtp.open()  # one SMTP session for the batch
-            except Exception:
-                logger.warning("Cannot open the mail connection; each email records why", exc_info=True)
-        try:
-            sent, failed, waits = _send_all(plan, destination, smtp)
-        finally:
-            if smtp is not None:
-                smtp.close()
-    finally:
-        if heartbeat is not None:
-            heartbeat.stop()
+    with _heartbeat(plan), _mail_session(destination, plan) as smtp:
+        sent, failed, waits = _send_all(plan, destination, smtp)
     wait = min([*waits, plan.wait] if plan.wait is not None else waits, default=None)
     return DeliveryOutcome(
         sent=sent,
@@ -757,6 +757,38 @@ def deliver(*, destination: str, now: datetime | None = None) -> DeliveryOutcome
         skipped=plan.skipped,
         retry_after=None if wait is None else max(1.0, wait.total_seconds()),
     )
+
+
+@contextmanager
+def _heartbeat(plan: _Plan) -> Iterator[None]:
+    """The claim of the planned messages renewed while they are sent."""
+    if not plan.messages:
+        yield
+        return
+    heartbeat = _Heartbeat([m.row.pk for m in plan.messages])
+    heartbeat.start()
+    try:
+        yield
+    finally:
+        heartbeat.stop()
+
+
+@contextmanager
+def _mail_session(destination: str, plan: _Plan) -> Iterator[Any]:
+    """One SMTP session for a batch of emails (None for robots and webhooks). One that cannot be opened is
+    logged: each email then records why it failed."""
+    if destination != EMAIL_DESTINATION or not plan.messages:
+        yield None
+        return
+    smtp = mail.get_connection()
+    try:
+        smtp.open()
+    except Exception:
+        logger.warning("Cannot open the mail connection; each email records why", exc_info=True)
+    try:
+        yield smtp
+    finally:
+        smtp.close()
 
 
 def _send_all(plan: _Plan, destination: str, smtp) -> tuple[int, int, list[timedelta]]:
