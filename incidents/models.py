@@ -1,6 +1,7 @@
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from itertools import chain
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -145,31 +146,40 @@ LATEST_TIMESTAMP = datetime(2100, 1, 1, tzinfo=UTC)
 TIMESTAMP_FIELDS = ("occurred_at", "detected_at", "responded_at", "recovered_at", "resolved_at")
 
 
-def validate_timestamps(values: Mapping[str, datetime | None], *, now: datetime) -> None:
-    """The ordering rules of metrics.md; raises a ValidationError naming each field at fault."""
-    occurred, detected = values.get("occurred_at"), values.get("detected_at")
-    responded, recovered, resolved = values.get("responded_at"), values.get("recovered_at"), values.get("resolved_at")
-    errors: dict[str, list[str]] = {}
+# (later, earlier, message): when both are known, the later one must not be before the earlier one.
+_TIMESTAMP_ORDER = (
+    ("detected_at", "occurred_at", _("Detected at must not be earlier than occurred at (when the impact started).")),
+    ("recovered_at", "occurred_at", _("Recovered at must not be earlier than occurred at (when the impact started).")),
+    ("responded_at", "detected_at", _("Responded at must not be earlier than detected at.")),
+    ("resolved_at", "recovered_at", _("Resolved at must not be earlier than recovered at.")),
+)
 
-    def fail(field_name: str, message: str) -> None:
-        errors.setdefault(field_name, []).append(message)
 
-    if occurred and detected and detected < occurred:
-        fail("detected_at", gettext("Detected at must not be earlier than occurred at (when the impact started)."))
-    if occurred and recovered and recovered < occurred:
-        fail("recovered_at", gettext("Recovered at must not be earlier than occurred at (when the impact started)."))
-    if detected and responded and responded < detected:
-        fail("responded_at", gettext("Responded at must not be earlier than detected at."))
-    if resolved and not recovered:
-        fail("resolved_at", gettext("An incident cannot be resolved before it has recovered: set recovered at too."))
-    elif recovered and resolved and resolved < recovered:
-        fail("resolved_at", gettext("Resolved at must not be earlier than recovered at."))
+def _order_faults(values: Mapping[str, datetime | None]) -> Iterator[tuple[str, str]]:
+    """(field, message) for each ordering rule of metrics.md the values break."""
+    for later, earlier, message in _TIMESTAMP_ORDER:
+        if values.get(earlier) and values.get(later) and values[later] < values[earlier]:
+            yield later, str(message)
+    if values.get("resolved_at") and not values.get("recovered_at"):
+        yield "resolved_at", gettext("An incident cannot be resolved before it has recovered: set recovered at too.")
+
+
+def _range_faults(values: Mapping[str, datetime | None], *, now: datetime) -> Iterator[tuple[str, str]]:
+    """(field, message) for each time too far ahead of now, or before EARLIEST_TIMESTAMP."""
     latest = now + settings.FUTURE_TOLERANCE
     for name in TIMESTAMP_FIELDS:
         if values.get(name) and values[name] > latest:
-            fail(name, gettext("This time lies in the future; at most 5 minutes ahead of now is accepted."))
+            yield name, gettext("This time lies in the future; at most 5 minutes ahead of now is accepted.")
         elif values.get(name) and values[name] < EARLIEST_TIMESTAMP:
-            fail(name, gettext("This time is before the year 2000; check the date."))
+            yield name, gettext("This time is before the year 2000; check the date.")
+
+
+def validate_timestamps(values: Mapping[str, datetime | None], *, now: datetime) -> None:
+    """The ordering rules of metrics.md and the accepted range; raises a ValidationError naming each
+    field at fault."""
+    errors: dict[str, list[str]] = {}
+    for name, message in chain(_order_faults(values), _range_faults(values, now=now)):
+        errors.setdefault(name, []).append(message)
     if errors:
         raise ValidationError(errors)
 

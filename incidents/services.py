@@ -12,7 +12,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import Model, QuerySet
+from django.db.models import Model, QuerySet, TextChoices
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
@@ -75,7 +75,40 @@ class StaleVersionError(Exception):
         self.current_version = current_version
 
 
-class Transition:
+class StateMachine:
+    """A record's life cycle: its steps (CHOICES, with LABELS) and the statuses each may be taken from
+    (ALLOWED_FROM). Subclasses name their STATUSES and the REFUSED message of a step not allowed."""
+
+    CHOICES: tuple[str, ...]
+    LABELS: Mapping[str, str]
+    ALLOWED_FROM: Mapping[str, set[str]]
+    STATUSES: type[TextChoices]
+    REFUSED: str
+
+    @classmethod
+    def choices(cls) -> list[tuple[str, str]]:
+        """(action, label) pairs for forms and the API schema."""
+        return [(action, cls.LABELS[action]) for action in cls.CHOICES]
+
+    @classmethod
+    def allowed(cls, status: str) -> list[tuple[str, str]]:
+        """The (action, label) pairs that may be taken from `status` (what a page offers)."""
+        return [(action, label) for action, label in cls.choices() if status in cls.ALLOWED_FROM[action]]
+
+    @classmethod
+    def check(cls, action: str, *, status: str) -> None:
+        """The guard of every step: a known action, allowed from the status; else a ValidationError on
+        "action"."""
+        if action not in cls.CHOICES:
+            raise ValidationError(
+                {"action": [_("Unknown action; use one of: %(actions)s.") % {"actions": ", ".join(cls.CHOICES)}]}
+            )
+        if status not in cls.ALLOWED_FROM[action]:
+            refusal = str(cls.REFUSED) % {"action": cls.LABELS[action], "status": cls.STATUSES(status).label}
+            raise ValidationError({"action": [refusal]})
+
+
+class Transition(StateMachine):
     RECOVER = "recover"
     RESOLVE = "resolve"
     CLOSE = "close"
@@ -93,6 +126,8 @@ class Transition:
         CLOSE: {Status.RECOVERED, Status.RESOLVED},
         REOPEN: {Status.RECOVERED, Status.RESOLVED, Status.CLOSED},
     }
+    STATUSES = Status
+    REFUSED = gettext_lazy("Cannot %(action)s an incident whose status is %(status)s.")
 
 
 # -- validation ---------------------------------------------------------------------------------
@@ -284,7 +319,33 @@ def incident_update(
     if unknown:
         raise TypeError(f"unknown incident fields: {sorted(unknown)}")
     changes = {k: _to_the_second(v) if k in TIMESTAMP_FIELDS else v for k, v in changes.items()}
+    _check_update(incident, changes)
 
+    current_systems = list(incident.systems.all())
+    changed = _real_changes(incident, changes, current_systems=current_systems)
+    if not changed:
+        return incident
+    entries = [
+        _change_entry(incident, field_name=n, old=old, new=new, by=by, now=now) for n, (old, new) in changed.items()
+    ]
+    for name, (_old, new) in changed.items():
+        if name != "systems":
+            setattr(incident, name, new)
+
+    systems = changes["systems"] if "systems" in changed else current_systems
+    old_level = incident.level
+    if changed.keys() & SEVERITY_FACTS:
+        _classify(incident, systems, policy=incident.severity_policy, now=now)
+    _save(incident)
+    if "systems" in changed:
+        incident.systems.set(systems)
+    TimelineEntry.objects.bulk_create(entries)
+    _record_level_change(incident, old_level=old_level, by=by, now=now, why=_org_language_explanation(incident))
+    return incident
+
+
+def _check_update(incident: Incident, changes: Mapping[str, Any]) -> None:
+    """What an edit may not do: set or clear a status timestamp (transitions do), leave no system."""
     errors: dict[str, list[str]] = {}
     for name, status in STATUS_TIMESTAMPS.items():
         if name in changes and (getattr(incident, name) is None) != (changes[name] is None):
@@ -297,33 +358,19 @@ def incident_update(
     if errors:
         raise ValidationError(errors)
 
-    current_systems = list(incident.systems.all())
-    entries = []
-    changed = set()
-    for name, new in changes.items():
-        old = current_systems if name == "systems" else getattr(incident, name)
-        if name == "systems":
-            if {s.pk for s in old} == {s.pk for s in new}:
-                continue
-        elif old == new:
-            continue
-        changed.add(name)
-        entries.append(_change_entry(incident, field_name=name, old=old, new=new, by=by, now=now))
-        if name != "systems":
-            setattr(incident, name, new)
-    if not changed:
-        return incident
 
-    systems = changes["systems"] if "systems" in changed else current_systems
-    old_level = incident.level
-    if changed & SEVERITY_FACTS:
-        _classify(incident, systems, policy=incident.severity_policy, now=now)
-    _save(incident)
-    if "systems" in changed:
-        incident.systems.set(systems)
-    TimelineEntry.objects.bulk_create(entries)
-    _record_level_change(incident, old_level=old_level, by=by, now=now, why=_org_language_explanation(incident))
-    return incident
+def _real_changes(
+    incident: Incident, changes: Mapping[str, Any], *, current_systems: list[System]
+) -> dict[str, tuple[Any, Any]]:
+    """name -> (old, new) for the changes that change something (systems compared as a set)."""
+    real = {}
+    for name, new in changes.items():
+        if name == "systems":
+            if {s.pk for s in current_systems} != {s.pk for s in new}:
+                real[name] = (current_systems, new)
+        elif getattr(incident, name) != new:
+            real[name] = (getattr(incident, name), new)
+    return real
 
 
 @transaction.atomic
@@ -335,19 +382,7 @@ def incident_transition(*, incident_id: int, by: User | None, action: str, at: d
     """
     now = timezone.now()
     incident = _lock(incident_id, None)
-    if action not in Transition.CHOICES:
-        raise ValidationError(
-            {"action": [_("Unknown action; use one of: %(actions)s.") % {"actions": ", ".join(Transition.CHOICES)}]}
-        )
-    if incident.status not in Transition.ALLOWED_FROM[action]:
-        raise ValidationError(
-            {
-                "action": [
-                    _("Cannot %(action)s an incident whose status is %(status)s.")
-                    % {"action": Transition.LABELS[action], "status": Status(incident.status).label}
-                ]
-            }
-        )
+    Transition.check(action, status=incident.status)
     if action == Transition.CLOSE:
         _check_loop_closed(incident)
     at = _to_the_second(at or now)
@@ -572,7 +607,7 @@ _ITEM_PEOPLE = ("owner", "verifier")
 _ITEM_RELATIONS = ["incident", "owner", "verifier", "verified_by", "waived_by", "created_by"]
 
 
-class ItemTransition:
+class ItemTransition(StateMachine):
     """The steps of an action item: open -> in_progress -> done (awaiting verification) -> verified,
     or waived with a manager's approval; reopen goes back to open from done, verified or waived."""
 
@@ -608,11 +643,8 @@ class ItemTransition:
     BACKDATABLE = {START: "started_at", COMPLETE: "completed_at", VERIFY: "verified_at"}
     # Managers read the record and approve: of the item steps they verify, waive and reopen.
     MANAGER_STEPS = (VERIFY, WAIVE, REOPEN)
-
-    @classmethod
-    def choices(cls) -> list[tuple[str, str]]:
-        """(action, label) pairs for forms and the API schema."""
-        return [(action, cls.LABELS[action]) for action in cls.CHOICES]
+    STATUSES = ItemStatus
+    REFUSED = gettext_lazy("Cannot %(action)s an action item whose status is %(status)s.")
 
 
 def _approves(user: User | None) -> bool:
@@ -827,19 +859,7 @@ def _item_step(
     item: ActionItem, *, by: User | None, action: str, reason: str, at: datetime | None, now: datetime
 ) -> None:
     """One step on a locked item (its incident locked and set on it). Raises before writing anything."""
-    if action not in ItemTransition.CHOICES:
-        raise ValidationError(
-            {"action": [_("Unknown action; use one of: %(actions)s.") % {"actions": ", ".join(ItemTransition.CHOICES)}]}
-        )
-    if item.status not in ItemTransition.ALLOWED_FROM[action]:
-        raise ValidationError(
-            {
-                "action": [
-                    _("Cannot %(action)s an action item whose status is %(status)s.")
-                    % {"action": ItemTransition.LABELS[action], "status": ItemStatus(item.status).label}
-                ]
-            }
-        )
+    ItemTransition.check(action, status=item.status)
     _check_item_step_allowed(item, by=by, action=action)
     reason = reason.strip()
     if action == ItemTransition.WAIVE and not reason:

@@ -23,8 +23,8 @@ def _items_section(request, incident: Incident, forms_given: dict) -> dict:
         item.days_overdue = selectors.days_overdue(item, now=now)
         item.steps = [
             (action, label)
-            for action, label in ItemTransition.LABELS.items()
-            if item.status in ItemTransition.ALLOWED_FROM[action] and (approves or action != ItemTransition.WAIVE)
+            for action, label in ItemTransition.allowed(item.status)
+            if approves or action != ItemTransition.WAIVE
         ]
     return {
         "items": items,
@@ -38,11 +38,7 @@ def _items_section(request, incident: Incident, forms_given: dict) -> dict:
 
 
 def detail_context(request, incident: Incident, **forms_given) -> dict:
-    allowed = [
-        (action, label)
-        for action, label in services.Transition.LABELS.items()
-        if incident.status in services.Transition.ALLOWED_FROM[action]
-    ]
+    allowed = services.Transition.allowed(incident.status)
     return {
         "incident": incident,
         "explanation": severity.explain(incident.classified_level, incident.severity_matches),
