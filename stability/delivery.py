@@ -2,13 +2,16 @@
 
 1. Claim, in one short transaction: the destination's pending notifications whose deliver_after has
    come and that no worker holds (claimed_at empty or older than the lease), locked with SKIP LOCKED
-   so two workers never take the same one. Each is checked against the state first: an item done or
+   so two workers never take the same one, and stamped claimed_at = now (the stamp is the claim: only
+   rows still carrying it are this worker's). For a chat robot, its row is locked and its budget
+   counted first: at most its messages-per-minute in any 60 s, counting the messages in flight and
+   those answered in the last 60 s, each message batching up to REMINDER_CHAT_ENTRIES_PER_MESSAGE.
+   Then, holding no lock: each claimed notification is checked against the state (an item done or
    whose due date moved, an alert followed up, a channel disabled, a person deactivated -> skipped
-   with the reason. A chat robot's notifications inside their quiet hours wait for the end. A chat
-   robot gets at most its messages-per-minute budget in any 60 s: the messages in flight and those
-   answered in the last 60 s are counted, each message batching up to
-   REMINDER_CHAT_ENTRIES_PER_MESSAGE entries; the channel's row is locked meanwhile, so two workers
-   cannot both spend the budget.
+   with the reason); a chat robot's inside their quiet hours wait for the end; the others are
+   rendered (a team's monthly report computed once), batched and addressed. A second short
+   transaction opens the messages: under the robot's lock its budget is counted again (what does not
+   fit waits), and only the notifications still under this claim go in.
 2. Send, holding no database lock: chat messages, emails (one per notification and recipient, in
    the recipient's language), webhook calls. Each message is stamped attempted_at (committed) just
    before its request goes out. A heartbeat renews the claim every REMINDER_CLAIM_HEARTBEAT_SECONDS
