@@ -66,6 +66,7 @@ from incidents.models import (
     TimelineEntry,
 )
 from incidents.selectors import current_severity_policy
+from incidents.services import system_create, team_create
 from stability import follow_up
 from stability.bulk import alert_follow_up_activities_bulk_load, alert_occurrences_bulk_load
 from stability.models import AlertActivity, AlertDayCount, AlertOccurrence, Integration
@@ -366,6 +367,16 @@ class _Rule(NamedTuple):
     url: str
 
 
+class _Notifications(NamedTuple):
+    """An occurrence as its notifications left it: status, how many, the last one's time."""
+
+    status: str
+    notifications: int
+    last: int
+    resolved_at: int | None = None
+    ends_at: int | None = None
+
+
 def _entry(
     incident: _Incident,
     kind: str,
@@ -448,19 +459,20 @@ class _History:
     # -- people, teams, systems, integrations -------------------------------------------------------
 
     def organisation(self) -> list[_Team]:
+        """Per team a manager and five engineers, the team, its integration; then the systems. Through
+        incidents.services and stability.services, but the people (accounts has no service to create
+        users): they are few, and the services validate each record as the settings pages do."""
         scale = self.scale
         self.progress("organisation", 0, scale.teams * 7 + scale.systems)
         names = _FreeNames()
-        teams = Team.objects.bulk_create(
-            Team(
-                slug=names.take("slug", TEAMS[i % len(TEAMS)][0]),
-                name=names.take("team", TEAMS[i % len(TEAMS)][1], " "),
-            )
-            for i in range(scale.teams)
-        )
-        people = self._people(teams, names)
+        people = self._people(scale.teams, names)
         planned = []
-        for index, team in enumerate(teams):
+        for index in range(scale.teams):
+            manager, engineers = people[6 * index], people[6 * index + 1 : 6 * index + 6]
+            slug, name = TEAMS[index % len(TEAMS)]
+            team = team_create(
+                slug=names.take("slug", slug), name=names.take("team", name, " "), managers=[manager], members=engineers
+            )
             integration, _token = integration_create(
                 kind=Integration.Kind.ALERTMANAGER,
                 name=names.take("integration", f"{team.slug}-alertmanager"),
@@ -470,22 +482,23 @@ class _History:
                 _Team(
                     team=team,
                     integration=integration,
-                    members=[u.pk for u in people[6 * index + 1 : 6 * index + 6]],
-                    manager=people[6 * index].pk,
+                    members=[u.pk for u in engineers],
+                    manager=manager.pk,
                     follow_up_discipline=self.rng.uniform(0.72, 0.97),
                 )
             )
+        self.counts.update(teams=len(planned), users=len(people), members=5 * len(planned))
         self._systems(planned, names)
         self.counts["integrations"] = len(planned)
         self.progress("organisation", scale.teams * 7 + scale.systems, scale.teams * 7 + scale.systems)
         return planned
 
-    def _people(self, teams: list[Team], names: _FreeNames) -> list[User]:
-        """Per team a manager, then five engineers (in that order in the list), members of their team."""
+    def _people(self, teams: int, names: _FreeNames) -> list[User]:
+        """Per team a manager, then five engineers (in that order in the list)."""
         rng = self.rng
         password = make_password(None)  # unusable: generated people sign in only if an admin sets one
         people = []
-        for _index in range(len(teams)):
+        for _index in range(teams):
             for position in range(6):
                 surname, surname_cn = rng.choice(SURNAMES)
                 given, given_cn = rng.choice(GIVEN)
@@ -500,42 +513,26 @@ class _History:
                         password=password,
                     )
                 )
-        people = User.objects.bulk_create(people)
-        members = Team.members.through.objects.bulk_create(
-            Team.members.through(team_id=team.pk, user_id=user.pk)
-            for index, team in enumerate(teams)
-            for user in people[6 * index + 1 : 6 * index + 6]
-        )
-        Team.managers.through.objects.bulk_create(
-            Team.managers.through(team_id=team.pk, user_id=people[6 * index].pk) for index, team in enumerate(teams)
-        )
-        self.counts.update(teams=len(teams), users=len(people), members=len(members))
-        return people
+        return User.objects.bulk_create(people)
 
     def _systems(self, teams: list[_Team], names: _FreeNames) -> None:
         """Every team has a system; the rest go to teams at random."""
         rng, scale = self.rng, self.scale
         owners = list(range(scale.teams)) + [rng.randrange(scale.teams) for _ in range(scale.systems - scale.teams)]
-        rows = []
         for n, team_index in enumerate(owners):
             code, label = SYSTEMS[n % len(SYSTEMS)]
             tier = _weighted(rng, TIER_WEIGHTS)
-            rows.append(
-                System(
-                    code=names.take("code", code),
-                    name=f"{label} ({code})",
-                    tier=tier,
-                    team=teams[team_index].team,
-                    availability_target=Decimal(rng.choice(TARGETS[tier])),
-                    description=label,
-                )
-            )
-        for system, team_index in zip(System.objects.bulk_create(rows), owners, strict=True):
             team = teams[team_index]
-            team.systems.append(
-                _System(pk=system.pk, code=system.code, label=system.description, tier=system.tier, team=team)
+            system = system_create(
+                code=names.take("code", code),
+                name=f"{label} ({code})",
+                tier=tier,
+                team=team.team,
+                availability_target=Decimal(rng.choice(TARGETS[tier])),
+                description=label,
             )
-        self.counts["systems"] = len(rows)
+            team.systems.append(_System(pk=system.pk, code=system.code, label=label, tier=tier, team=team))
+        self.counts["systems"] = len(owners)
 
     # -- incidents ---------------------------------------------------------------------------------
 
@@ -952,16 +949,10 @@ class _History:
         follow = self.by_now(self._follow_up(team, received, incident=incident, excluded=excluded))
         followed = follow is not None
         action = "link" if incident is not None else rng.choices(("ack", "comment", "resolve"), (85, 7, 8))[0]
-        # The source fires until `ends`, notifying again every repeat interval, then sends resolved.
-        ends = starts + max(int(_lognormal(rng, 8 * MINUTE, 1.2)), received - starts + 1)
-        repeats = (min(ends, self.now) - received) // REPEAT_INTERVAL
-        notifications, last = 1 + repeats, received + repeats * REPEAT_INTERVAL
-        status, resolved_at, resolved_by, ends_at = "firing", None, None, None
-        if followed and action == "resolve":
-            status, resolved_at, resolved_by = "resolved", follow, by
-        elif ends <= self.now:
-            status, resolved_at, ends_at = "resolved", ends, ends
-            notifications, last = notifications + 1, ends
+        resolved_by = by if followed and action == "resolve" else None
+        sent = self._notifications(starts, received, resolved=follow if resolved_by else None)
+        status, resolved_at, ends_at = sent.status, sent.resolved_at, sent.ends_at
+        notifications, last = sent.notifications, sent.last
         acknowledged = followed and action == "ack"
         return {
             "integration": team.integration.pk,
@@ -992,6 +983,18 @@ class _History:
             "changed_at": _at(max(t for t in (received, follow, resolved_at) if t is not None)),
             "receipt_started": False,  # Alertmanager sends starts_at
         }
+
+    def _notifications(self, starts: int, received: int, *, resolved: int | None) -> _Notifications:
+        """What the source sent by now: it fires until its end, notifying again every repeat interval, then
+        sends resolved, unless a person resolved the occurrence first (at `resolved`)."""
+        ends = starts + max(int(_lognormal(self.rng, 8 * MINUTE, 1.2)), received - starts + 1)
+        repeats = (min(ends, self.now) - received) // REPEAT_INTERVAL
+        notifications, last = 1 + repeats, received + repeats * REPEAT_INTERVAL
+        if resolved is not None:
+            return _Notifications("resolved", notifications, last, resolved_at=resolved)
+        if ends <= self.now:
+            return _Notifications("resolved", notifications + 1, ends, resolved_at=ends, ends_at=ends)
+        return _Notifications("firing", notifications, last)
 
     def _follow_up(self, team: _Team, received: int, *, incident: _Incident | None, excluded: str) -> int | None:
         """When someone followed the alert up, if anyone did (possibly after now): a revealing alert as the
@@ -1069,20 +1072,23 @@ def generate_history(
         )
         counts = history.run()
     if connection.vendor == "postgresql":
-        # What autovacuum does in a running installation, at once: planner statistics, and the visibility
-        # map that lets the follow-up figures read the covering index alone. Outside the transaction.
-        tables = [Incident, Incident.systems.through, ActionItem, TimelineEntry, AlertOccurrence, AlertDayCount]
-        tables.append(AlertActivity)
-        report = progress or _quiet
-        report("vacuum analyze", 0, len(tables))
-        # VACUUM cannot run inside a transaction (a caller's, or a test's): there, statistics alone.
-        command = "ANALYZE" if connection.in_atomic_block else "VACUUM (ANALYZE)"
-        with connection.cursor() as cursor:
-            for done, model in enumerate(tables, start=1):
-                cursor.execute(f"{command} {connection.ops.quote_name(model._meta.db_table)}")
-                report("vacuum analyze", done, len(tables))
+        _vacuum_analyze(progress or _quiet)
     counts["seconds"] = round(time.monotonic() - started)
     return counts
+
+
+def _vacuum_analyze(report: Progress) -> None:
+    """What autovacuum does in a running installation, at once: planner statistics, and the visibility
+    map that lets the follow-up figures read the covering index alone. Outside the transaction."""
+    tables = [Incident, Incident.systems.through, ActionItem, TimelineEntry, AlertOccurrence, AlertDayCount]
+    tables.append(AlertActivity)
+    report("vacuum analyze", 0, len(tables))
+    # VACUUM cannot run inside a transaction (a caller's, or a test's): there, statistics alone.
+    command = "ANALYZE" if connection.in_atomic_block else "VACUUM (ANALYZE)"
+    with connection.cursor() as cursor:
+        for done, model in enumerate(tables, start=1):
+            cursor.execute(f"{command} {connection.ops.quote_name(model._meta.db_table)}")
+            report("vacuum analyze", done, len(tables))
 
 
 def _quiet(phase: str, done: int, total: int) -> None:
