@@ -1,7 +1,7 @@
 """The monthly report's charts, drawn on the server by pygal as inline SVG: the same markup serves the
 page and the PDF (WeasyPrint draws SVG itself), with no script and nothing fetched from elsewhere.
 
-Each chart shows figures the report dict already holds (stability.reports.stability_report); nothing is
+Each chart shows figures the report already holds (stability.reports.build_report); nothing is
 computed here but units (seconds -> minutes, rates -> percent). A missing figure (no data) is a gap,
 never a zero.
 """

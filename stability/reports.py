@@ -1,7 +1,9 @@
 """The stability report (稳定性报告) of a period and a scope: every figure from the selectors that define
 it (incidents.selectors, stability.selectors), gathered here and never recomputed.
 
-stability_report() returns plain data (numbers, strings, ISO times) in these sections:
+build_report() runs the queries once and returns a Report: its typed sections (stability.report_sections)
+hold plain data (numbers, strings of exact decimals, ISO times), which report_json (the JSON API; also
+stability_report) gives as:
 
 - period: label, kind, start, end, previous (label); scope: team / system or null; generated_at;
 - headline: incidents, a_b and c_d counts, unrecovered, mttr_seconds with its previous value and
