@@ -47,7 +47,7 @@ from django.utils.translation import ngettext
 
 from incidents import periods
 from incidents.models import ActionItem
-from stability import channels, links, reminders
+from stability import channels, links, reminders, reports
 from stability.channels import DeliveryError, Entry
 from stability.models import Event, Notification, NotificationChannel, OutboundMessage
 from stability.reminders import (
@@ -162,16 +162,13 @@ def _digest_entry(notification: Notification, items: list[ActionItem], *, now: d
     return Entry(title=title, url=links.home_url(), details=tuple(details), links=tuple(listed))
 
 
-def _team_report(notification: Notification) -> dict:
+def _team_report(notification: Notification) -> reports.Report:
     """The monthly report a notification carries, as of its sending time (computed holding no lock)."""
-    from stability import report_pdf
-
-    return report_pdf.team_report(
-        team=notification.team, period=periods.parse(notification.step), now=notification.fire_at
-    )
+    period = periods.parse(notification.step)
+    return reports.build_report(period=period, team=notification.team, now=notification.fire_at)
 
 
-def _report_entry(notification: Notification, report: dict) -> Entry:
+def _report_entry(notification: Notification, report: reports.Report) -> Entry:
     """The monthly report's summary: its headline figures and the link to the page (the email adds the PDF)."""
     from stability import report_pdf
 
@@ -245,7 +242,7 @@ class _Message:
     secret: str = ""
     addresses: list[str] = field(default_factory=list)
     payload: dict | None = None
-    report: dict | None = None  # a monthly report's email: the report, drawn as the attached PDF when sent
+    report: reports.Report | None = None  # a monthly report's email: the report, drawn as the attached PDF when sent
     row: OutboundMessage | None = None
 
 
@@ -434,7 +431,7 @@ def _skip(claim: _Claim, plan: _Plan, skips: dict[str, list[int]]) -> None:
 class _Rendered:
     entries: list[tuple[Notification, Entry]] = field(default_factory=list)
     empty: list[int] = field(default_factory=list)  # notifications with nothing to say
-    reports: dict[int, dict] = field(default_factory=dict)  # a monthly report notification's report
+    report_of: dict[int, reports.Report] = field(default_factory=dict)  # a monthly report notification's report
 
 
 def _render(rows: list[Notification], *, now: datetime) -> _Rendered:
@@ -448,7 +445,7 @@ def _render(rows: list[Notification], *, now: datetime) -> _Rendered:
         ):
             open_items[item.owner_id].append(item)
     rendered = _Rendered()
-    computed: dict[tuple, dict] = {}
+    computed: dict[tuple, reports.Report] = {}
     for notification in rows:
         with translation.override(notification.language):
             if notification.event == Event.DIGEST:
@@ -457,7 +454,7 @@ def _render(rows: list[Notification], *, now: datetime) -> _Rendered:
                 key = (notification.team_id, notification.step, notification.fire_at)
                 if key not in computed:
                     computed[key] = _team_report(notification)
-                rendered.reports[notification.pk] = computed[key]
+                rendered.report_of[notification.pk] = computed[key]
                 entry = _report_entry(notification, computed[key])
             elif notification.alert_id is not None:
                 entry = _alert_entry(notification)
@@ -533,7 +530,7 @@ def _addressed_messages(rendered: _Rendered) -> tuple[list[_Message], list[int]]
             if not message.addresses:
                 no_address.append(notification.pk)
                 continue
-            message.report = rendered.reports.get(notification.pk)
+            message.report = rendered.report_of.get(notification.pk)
         messages.append(message)
     return messages, no_address
 
@@ -624,12 +621,12 @@ def _prepare(destination: str, *, now: datetime) -> _Plan:
 # --- sending and recording -------------------------------------------------------------------------
 
 
-def _report_attachment(report: dict) -> tuple[str, bytes, str]:
+def _report_attachment(report: reports.Report) -> tuple[str, bytes, str]:
     """The monthly report as a PDF in the message's language (the report computed when it was rendered)."""
     from stability import report_pdf
 
     try:
-        content = report_pdf.render_pdf(report)
+        content = report_pdf.report_pdf_bytes(report)
     except Exception as error:  # a missing library or font: say so on the notification, and retry
         raise DeliveryError(_("Cannot draw the report PDF: %(error)s") % {"error": error}) from error
     return report_pdf.filename(report), content, "application/pdf"

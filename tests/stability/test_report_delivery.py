@@ -145,16 +145,16 @@ def test_the_report_is_computed_once_per_delivery_outside_any_transaction(
     made after the claim committed: no row or channel lock is held while it runs."""
     from django.db import connection
 
-    from stability import report_pdf
+    from stability import reports
 
-    team_report, calls = report_pdf.team_report, []
+    build_report, calls = reports.build_report, []
     outside = len(connection.atomic_blocks)  # the test's own transaction
 
     def counted(**kwargs):
         calls.append(len(connection.atomic_blocks) - outside)
-        return team_report(**kwargs)
+        return build_report(**kwargs)
 
-    monkeypatch.setattr(report_pdf, "team_report", counted)
+    monkeypatch.setattr(reports, "build_report", counted)
     with django_capture_on_commit_callbacks(execute=True):
         run_at("2026-12-01 09:00", [])
     with time_machine.travel(local("2026-12-01 09:00:05"), tick=False):
