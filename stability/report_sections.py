@@ -19,7 +19,8 @@ from incidents.models import ActionItem, CauseCategory, DetectionSource, Status,
 
 
 class Kind(StrEnum):
-    """How a column's values read. The value is the template's name for it (web/reports/_cell.html)."""
+    """How a column's values read. The first six are the template's names (web/reports/_cell.html); the
+    others are shown as one of those (stability.report_pdf.cell)."""
 
     COUNT = "number"  # a whole number: 1,234
     RATE = "rate"  # a share in [0, 1], or the change of one, as a percentage; missing: "no data"
@@ -46,8 +47,8 @@ class Column:
 @dataclass(frozen=True)
 class Table:
     """Rows of figures under a title. `pairs`: one figure per row (`columns[i]` describes `rows[0][i]`'s
-    key), headed by the column's label; otherwise a row per entry, a column per figure, and `row_label`
-    names each row (a level, a measure) in a first, unheaded column."""
+    key), headed by the column's label; otherwise a row per entry, a column per figure, and `row_labels`
+    name each row (a level, a measure) in a first, unheaded column."""
 
     title: str
     columns: tuple[Column, ...]
