@@ -12,6 +12,8 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from incidents.durations import incident_duration
+
 
 class Tier(models.TextChoices):
     P0 = "P0", _("P0 – core money path")
@@ -327,25 +329,22 @@ class Incident(models.Model):
     def clean(self):
         validate_timestamps({name: getattr(self, name) for name in TIMESTAMP_FIELDS}, now=timezone.now())
 
-    @staticmethod
-    def _between(start, end) -> timedelta | None:
-        return end - start if start is not None and end is not None else None
-
+    # The durations of metrics.md, as incidents.durations.INCIDENT_DURATIONS defines them.
     @property
     def time_to_detect(self) -> timedelta:
-        return self.detected_at - self.occurred_at
+        return incident_duration("time_to_detect", self)
 
     @property
     def time_to_respond(self) -> timedelta | None:
-        return self._between(self.detected_at, self.responded_at)
+        return incident_duration("time_to_respond", self)
 
     @property
     def time_to_recover(self) -> timedelta | None:
-        return self._between(self.occurred_at, self.recovered_at)
+        return incident_duration("time_to_recover", self)
 
     @property
     def time_to_resolve(self) -> timedelta | None:
-        return self._between(self.occurred_at, self.resolved_at)
+        return incident_duration("time_to_resolve", self)
 
     @property
     def effective_availability_impact(self) -> Decimal:

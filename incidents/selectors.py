@@ -17,6 +17,7 @@ from django.utils.translation import gettext as _
 
 from accounts.models import User
 from incidents import severity
+from incidents.durations import INCIDENT_DURATIONS
 from incidents.models import (
     ActionItem,
     CauseCategory,
@@ -138,13 +139,14 @@ def rate(numerator: int, denominator: int) -> float | None:
     return numerator / denominator if denominator else None
 
 
-_DURATIONS = {
-    # name: (expression, which incidents have it)
-    "time_to_detect": (F("detected_at") - F("occurred_at"), Q()),
-    "time_to_respond": (F("responded_at") - F("detected_at"), Q(responded_at__isnull=False)),
-    "time_to_recover": (F("recovered_at") - F("occurred_at"), Q(recovered_at__isnull=False)),
-    "time_to_resolve": (F("resolved_at") - F("occurred_at"), Q(resolved_at__isnull=False)),
-}
+def _duration_in_sql(start_field: str, end_field: str) -> tuple[F, Q]:
+    # Only timestamps that may be missing need a filter: detected_at never is.
+    has_it = Q(**{f"{end_field}__isnull": False}) if Incident._meta.get_field(end_field).null else Q()
+    return F(end_field) - F(start_field), has_it
+
+
+# name: (expression, which incidents have it), from incidents.durations.INCIDENT_DURATIONS
+_DURATIONS = {name: _duration_in_sql(*fields) for name, fields in INCIDENT_DURATIONS.items()}
 
 
 def _durations(incidents: QuerySet[Incident]) -> dict[str, list[float]]:

@@ -5,7 +5,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from config.api import ModelSerializer, TimestampField
-from incidents import selectors, severity
+from incidents import durations, selectors, severity
 from incidents.models import (
     ActionItem,
     CauseCategory,
@@ -82,10 +82,10 @@ class SeverityPolicySerializer(ModelSerializer):
 
 
 class DurationsSerializer(serializers.Serializer):
-    time_to_detect = serializers.IntegerField(allow_null=True, help_text="detected_at - occurred_at, seconds")
-    time_to_respond = serializers.IntegerField(allow_null=True, help_text="responded_at - detected_at, seconds")
-    time_to_recover = serializers.IntegerField(allow_null=True, help_text="recovered_at - occurred_at, seconds")
-    time_to_resolve = serializers.IntegerField(allow_null=True, help_text="resolved_at - occurred_at, seconds")
+    time_to_detect = serializers.IntegerField(allow_null=True, help_text=durations.described("time_to_detect"))
+    time_to_respond = serializers.IntegerField(allow_null=True, help_text=durations.described("time_to_respond"))
+    time_to_recover = serializers.IntegerField(allow_null=True, help_text=durations.described("time_to_recover"))
+    time_to_resolve = serializers.IntegerField(allow_null=True, help_text=durations.described("time_to_resolve"))
 
 
 class IncidentSerializer(ModelSerializer):
@@ -151,10 +151,7 @@ class IncidentSerializer(ModelSerializer):
 
     @extend_schema_field(DurationsSerializer)
     def get_durations(self, incident):
-        return {
-            name: _seconds(getattr(incident, name))
-            for name in ("time_to_detect", "time_to_respond", "time_to_recover", "time_to_resolve")
-        }
+        return {name: _seconds(durations.incident_duration(name, incident)) for name in durations.INCIDENT_DURATIONS}
 
 
 class IncidentWriteSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
