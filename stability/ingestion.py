@@ -8,251 +8,34 @@ one starting at its receipt; at most one such receipt-started occurrence per (in
 fingerprint) is open at a time (a partial unique constraint), and a delivery that loses that race
 re-reads and joins the winner's.
 
-What ingestion needs of the configuration (integrations, systems, teams, maintenance windows) is
-read into a per-process snapshot. Every change to one of them bumps IngestConfigVersion in its own
-transaction; a process compares its snapshot's version with the database's at most once a second
-(VERSION_CHECK_SECONDS) and reloads when they differ, so a change made by any process applies
-everywhere within about a second; a token the snapshot does not know is looked up in the database
-before the answer is 401, so a new integration works at once on every process. The snapshot is
-reloaded every INGEST_CONFIG_TTL seconds anyway, for writes that bypass the signals (bulk_create).
+receive() is the webhook's service: it checks the sender (stability.ingest_routing: what ingestion
+routes by, a per-process snapshot; stability.ingest_rates: the rate windows), reads the body
+(stability.formats) and stores it (alerts_ingest), returning Received or Refused with its reason for
+the view to map to HTTP.
 """
 
 import functools
 import json
-import threading
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Field
+from django.db.models import Field
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.guessing import token_failure, token_refusal
 from accounts.tokens import digest_of
-from incidents.models import System, Team
 from stability.formats import BodyError, IncomingAlert, RejectedAlert, read_body, storable
-from stability.models import AlertOccurrence, IngestConfigVersion, Integration, MaintenanceWindow, RejectedDelivery
+from stability.ingest_rates import over_rate_limit
+from stability.ingest_routing import IntegrationRoute, Routing, integration_route, routing
+from stability.models import AlertOccurrence, RejectedDelivery
 
 KEPT_BODY_BYTES = 64 * 1024
-
-
-@dataclass(frozen=True)
-class IntegrationRoute:
-    id: int
-    kind: str
-    name: str
-    enabled: bool
-    is_test: bool
-    default_team_id: int | None
-    default_system_id: int | None
-    team_label: str
-    system_labels: tuple[str, ...]
-    severity_label: str
-    rate_limit_per_minute: int
-
-
-@dataclass
-class Routing:
-    integrations: dict[str, IntegrationRoute]  # by token digest
-    systems: dict[str, int]  # code -> system id
-    system_teams: dict[int, int]  # system id -> its team id
-    teams: dict[str, int]  # slug -> team id
-    windows: dict[int, list[tuple[datetime, datetime]]]  # system id -> [starts_at, ends_at) not yet over
-    version: int = 0  # IngestConfigVersion when loaded
-    loaded_at: float = field(default_factory=time.monotonic)
-    checked_at: float = field(default_factory=time.monotonic)  # last compared with the database's version
-
-    def in_maintenance(self, system_id: int | None, moment: datetime) -> bool:
-        return any(start <= moment < end for start, end in self.windows.get(system_id, ()))
-
-
-_routing: Routing | None = None
-_routing_lock = threading.Lock()
-# How often a process asks the database whether its routing snapshot is stale: the delay before a
-# change (a disabled integration, a new system) applies on every process. Measured by bench/ingest.py:
-# one primary-key read a second per process, nothing per request.
-VERSION_CHECK_SECONDS = 1.0
-
-
-def invalidate_routing(**_kwargs) -> None:
-    """This process drops its snapshot (tests; a save made here applies here at once)."""
-    global _routing
-    _routing = None
-
-
-def routing_changed(**_kwargs) -> None:
-    """Connected to saves and deletions of integrations, systems, teams and maintenance windows: bumps the
-    version in the saving transaction, so other processes see the change when it is committed."""
-    invalidate_routing()
-    if not IngestConfigVersion.objects.filter(pk=1).update(version=F("version") + 1):
-        IngestConfigVersion.objects.get_or_create(pk=1, defaults={"version": 1})
-    transaction.on_commit(invalidate_routing)
-
-
-def _config_version() -> int:
-    return IngestConfigVersion.objects.filter(pk=1).values_list("version", flat=True).first() or 0
-
-
-def _load_routing(now: datetime) -> Routing:
-    default_limit = settings.INGEST_RATE_LIMIT_PER_MINUTE
-    version = _config_version()  # read first: a change committed while loading makes the next check reload
-    integrations = {
-        i.token_digest: IntegrationRoute(
-            id=i.pk,
-            kind=i.kind,
-            name=i.name,
-            enabled=i.enabled,
-            is_test=i.is_test,
-            default_team_id=i.default_team_id,
-            default_system_id=i.default_system_id,
-            team_label=i.team_label,
-            system_labels=tuple(i.system_labels),
-            severity_label=i.severity_label,
-            rate_limit_per_minute=i.rate_limit_per_minute or default_limit,
-        )
-        for i in Integration.objects.all()
-    }
-    windows: dict[int, list[tuple[datetime, datetime]]] = {}
-    for system_id, start, end in MaintenanceWindow.objects.filter(ends_at__gt=now).values_list(
-        "system_id", "starts_at", "ends_at"
-    ):
-        windows.setdefault(system_id, []).append((start, end))
-    systems = System.objects.values_list("code", "pk", "team_id")
-    return Routing(
-        integrations=integrations,
-        systems={code: pk for code, pk, _team in systems},
-        system_teams={pk: team_id for _code, pk, team_id in systems},
-        teams=dict(Team.objects.values_list("slug", "pk")),
-        windows=windows,
-        version=version,
-    )
-
-
-def _stale(current: Routing | None, moment: float) -> bool:
-    return current is None or moment - current.loaded_at > settings.INGEST_CONFIG_TTL
-
-
-def routing(*, reload: bool = False) -> Routing:
-    """This process's snapshot, reloaded when another process's change is committed (within about
-    VERSION_CHECK_SECONDS), when this process saved one, every INGEST_CONFIG_TTL, or on `reload`."""
-    global _routing
-    current, moment = _routing, time.monotonic()
-    if reload or _stale(current, moment) or moment - current.checked_at >= VERSION_CHECK_SECONDS:
-        with _routing_lock:
-            current, moment = _routing, time.monotonic()
-            if reload or _stale(current, moment):
-                current = _routing = _load_routing(timezone.now())
-            elif moment - current.checked_at >= VERSION_CHECK_SECONDS:
-                if _config_version() != current.version:
-                    current = _routing = _load_routing(timezone.now())
-                else:
-                    current.checked_at = moment
-    return current
-
-
-def integration_route(*, token_digest: str) -> IntegrationRoute | None:
-    """The integration of a token, known to this process's snapshot or else to the database: an
-    integration created a moment ago on another process works at once. An unknown token costs one
-    indexed read."""
-    route = routing().integrations.get(token_digest)
-    if route is None and Integration.objects.filter(token_digest=token_digest).exists():
-        route = routing(reload=True).integrations.get(token_digest)
-    return route
-
-
-_redis_client = None
-
-
-def _redis():
-    """One client per process (building one per request was a tenth of a webhook's time)."""
-    global _redis_client
-    if _redis_client is None:
-        import redis
-
-        _redis_client = redis.Redis.from_url(settings.REDIS_URL)
-    return _redis_client
-
-
-class _SharedWindows:
-    """This process's view of the per-minute counts kept in Redis.
-
-    A request counts itself here and sends the process's uncounted requests to Redis (one INCRBY)
-    only when they reach 1 % of the limit or a quarter of a second has passed, so the busy path
-    costs no network round trip. What Redis knows then lags each process by at most 1 % of the
-    limit and a quarter second: a limit of 60 is counted exactly (every request synchronises), one
-    of 120,000 a minute may be passed by 1,200 per process. Measured by bench/ingest.py, the round
-    trip per request was a fifth of gunicorn's CPU per 1-alert notification.
-    """
-
-    SYNC_SECONDS = 0.25
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._windows: dict[str, list] = {}  # key -> [total last seen in Redis, uncounted, last sync]
-
-    def reset(self) -> None:
-        with self._lock:
-            self._windows.clear()
-
-    def count(self, key: str, *, limit: int) -> int:
-        """This request's place in the window (1 = first), as well as this process knows it."""
-        now = time.monotonic()
-        with self._lock:
-            window = self._windows.get(key)
-            if window is None:
-                if len(self._windows) > 1000:  # windows of past minutes
-                    self._windows.clear()
-                window = self._windows[key] = [0, 0, now]
-            window[1] += 1
-            if window[1] <= limit // 100 and now - window[2] < self.SYNC_SECONDS:
-                return window[0] + window[1]
-            uncounted, window[1], window[2] = window[1], 0, now
-        pipe = _redis().pipeline(transaction=False)
-        pipe.incrby(key, uncounted)
-        pipe.expire(key, 120)
-        total, _ = pipe.execute()
-        with self._lock:
-            window[0] = max(window[0], total)
-            return window[0] + window[1]
-
-
-_shared_windows = _SharedWindows()
-
-
-def reset_rate_counters() -> None:
-    """Forget this process's share of the rate windows (tests start each with none counted)."""
-    _shared_windows.reset()
-
-
-def _count_in_window(key: str, *, limit: int) -> int:
-    if settings.REDIS_URL:
-        return _shared_windows.count(key, limit=limit)
-    if cache.add(key, 1, timeout=120):  # the embedded mode: per process
-        return 1
-    try:
-        return cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.add(key, 1, timeout=120)
-        return 1
-
-
-def over_rate_limit(route: IntegrationRoute, *, now: float | None = None) -> int | None:
-    """Fixed one-minute windows counted in Redis when configured (shared by every process, see
-    _SharedWindows), else in this process's cache. Returns the seconds to wait when the sender is
-    over its rate, else None."""
-    now = time.time() if now is None else now
-    minute = int(now // 60)
-    limit = route.rate_limit_per_minute
-    if _count_in_window(f"st:ingest-rate:{route.id}:{minute}", limit=limit) > limit:
-        return max(1, 60 * (minute + 1) - int(now))
-    return None
 
 
 @dataclass(frozen=True)
@@ -379,6 +162,19 @@ def _route(alert: IncomingAlert, route: IntegrationRoute, config: Routing) -> tu
     return team_id, system_id
 
 
+def _exclusion(
+    alert: IncomingAlert, route: IntegrationRoute, config: Routing, *, system_id: int | None, now: datetime
+) -> str:
+    """Why the alert is left out of the follow-up figures, decided at its first receipt."""
+    if route.is_test:
+        return AlertOccurrence.Exclusion.TEST
+    if alert.silenced:
+        return AlertOccurrence.Exclusion.SILENCED
+    if config.in_maintenance(system_id, now):
+        return AlertOccurrence.Exclusion.MAINTENANCE
+    return AlertOccurrence.Exclusion.NONE
+
+
 # Deliveries of alerts without starts_at that lost the race to open an occurrence re-read and join the
 # winner's; a third loss in a row would need three deliveries opening and resolving it meanwhile.
 RECEIPT_START_ATTEMPTS = 3
@@ -429,14 +225,6 @@ def _rows(
     rows = []
     for (fingerprint, starts_at), (alert, receipt_started) in by_identity.items():
         team_id, system_id = _route(alert, route, config)
-        if route.is_test:
-            excluded = AlertOccurrence.Exclusion.TEST
-        elif alert.silenced:
-            excluded = AlertOccurrence.Exclusion.SILENCED
-        elif config.in_maintenance(system_id, now):
-            excluded = AlertOccurrence.Exclusion.MAINTENANCE
-        else:
-            excluded = AlertOccurrence.Exclusion.NONE
         resolved = alert.status == AlertOccurrence.Status.RESOLVED
         rows.append(
             {
@@ -455,7 +243,7 @@ def _rows(
                 "received_at": now,
                 "last_received_at": now,
                 "notifications": 1,
-                "excluded": excluded,
+                "excluded": _exclusion(alert, route, config, system_id=system_id, now=now),
                 "ends_at": alert.ends_at if resolved else None,
                 "resolved_at": now if resolved else None,
                 "changed_at": now,

@@ -1,9 +1,9 @@
-"""Saves that change what ingestion routes by make every process's routing snapshot stale (stability.ingestion)."""
+"""Saves that change what ingestion routes by make every process's routing snapshot stale (stability.ingest_routing)."""
 
 from django.db.models.signals import post_delete, post_save
 
 from incidents.models import System, Team
-from stability.ingestion import routing_changed
+from stability.ingest_routing import routing_changed
 from stability.models import Integration, MaintenanceWindow
 
 

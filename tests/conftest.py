@@ -57,7 +57,7 @@ def anonymous_client() -> APIClient:
 @pytest.fixture(autouse=True)
 def _fresh_ingestion_routing():
     """Each test starts from the database it made, not a routing snapshot of an earlier test."""
-    from stability.ingestion import invalidate_routing
+    from stability.ingest_routing import invalidate_routing
 
     invalidate_routing()
     yield
@@ -69,12 +69,12 @@ def _fresh_rate_limits():
     """Webhook rate windows live in Redis when it is configured; a test starts with none counted."""
     from django.core.cache import cache
 
-    from stability.ingestion import reset_rate_counters
+    from stability.ingest_rates import reset_rate_counters
 
     cache.clear()
     reset_rate_counters()
     if os.environ.get("REDIS_URL"):
-        from stability.ingestion import _redis
+        from stability.ingest_rates import _redis
 
         client = _redis()
         for key in client.scan_iter("st:ingest-rate:*"):

@@ -1,10 +1,10 @@
-"""The per-minute webhook counts shared through Redis (stability.ingestion._SharedWindows)."""
+"""The per-minute webhook counts shared through Redis (stability.ingest_rates._SharedWindows)."""
 
 import uuid
 
 import pytest
 
-from stability.ingestion import _redis, _SharedWindows
+from stability.ingest_rates import _redis, _SharedWindows
 from tests.conftest import needs_redis
 
 pytestmark = [needs_redis]
@@ -44,7 +44,7 @@ def test_a_large_limit_lags_redis_by_at_most_one_percent_per_process(key):
 def test_a_quarter_second_without_sync_sends_the_count(key, monkeypatch):
     windows = _SharedWindows()
     clock = [1000.0]
-    monkeypatch.setattr("stability.ingestion.time.monotonic", lambda: clock[0])
+    monkeypatch.setattr("stability.ingest_rates.time.monotonic", lambda: clock[0])
     assert windows.count(key, limit=100_000) == 1  # first request of the window: 1 <= 1,000
     assert _redis().get(key) is None
     clock[0] += 0.25

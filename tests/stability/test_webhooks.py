@@ -30,7 +30,8 @@ from hypothesis import strategies as st
 
 from accounts.tokens import digest_of
 from stability.formats import CLOCK_SKEW, EARLIEST_TIMESTAMP, BodyError, RejectedAlert, read_body
-from stability.ingestion import Received, Refusal, Refused, alerts_ingest, occurrence_columns, receive, routing
+from stability.ingest_routing import routing
+from stability.ingestion import Received, Refusal, Refused, alerts_ingest, occurrence_columns, receive
 from stability.models import AlertOccurrence, MaintenanceWindow, RejectedDelivery
 from stability.services import integration_create
 from tests.conftest import needs_postgres
@@ -1141,10 +1142,10 @@ def test_concurrent_alerts_without_starts_at_open_one_occurrence_each():
 def _stale_snapshot_installed(snapshot, *, checked_seconds_ago: float) -> None:
     """This process keeps the snapshot it read before another process's change (signals only reach the
     process that saved), checked against the database's version that long ago."""
-    from stability import ingestion
+    from stability import ingest_routing
 
     snapshot.checked_at = time.monotonic() - checked_seconds_ago
-    ingestion._routing = snapshot
+    ingest_routing._routing = snapshot
 
 
 def test_a_token_created_on_another_process_works_at_once(client, db):
@@ -1164,7 +1165,7 @@ def test_a_token_created_on_another_process_works_at_once(client, db):
 
 
 def test_disabling_an_integration_applies_on_every_process_within_a_second(client, db):
-    from stability.ingestion import VERSION_CHECK_SECONDS
+    from stability.ingest_routing import VERSION_CHECK_SECONDS
 
     assert VERSION_CHECK_SECONDS <= 1.0
     hook, token = integration()
