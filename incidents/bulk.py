@@ -12,7 +12,7 @@ as Python holds it, JSON already as text. The columns are the model's own (`bulk
 new field of the model is a KeyError here, not a silently missing column.
 """
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import islice
 from operator import itemgetter
 from typing import Any
@@ -79,33 +79,48 @@ def rows_load(
     values = map(itemgetter(*(f.name for f in fields)), rows)
     table = connection.ops.quote_name(model._meta.db_table)
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    done = 0
     report(phase, 0, total)
-    if connection.vendor == "postgresql":
-        connection.ensure_connection()
-        with connection.connection.cursor() as cursor, cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-            for row in values:
-                copy.write_row(row)
-                done += 1
-                if done % PROGRESS_EVERY == 0:
-                    report(phase, done, total)
-    else:
-        # JSON columns arrive as text already; the rest as the field would store it.
-        prepare = [
-            None if isinstance(f, models.JSONField) else (lambda v, f=f: f.get_db_prep_save(v, connection))
-            for f in fields
-        ]
-        statement = f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * len(fields))})"
-        with connection.cursor() as cursor:
-            while batch := list(islice(values, BATCH)):
-                cursor.executemany(
-                    statement,
-                    [tuple(v if p is None else p(v) for p, v in zip(prepare, row, strict=True)) for row in batch],
-                )
-                done += len(batch)
-                if done % PROGRESS_EVERY < BATCH:
-                    report(phase, done, total)
+    write = _copy if connection.vendor == "postgresql" else _insert
+    done = write(table, columns, fields, values, report=lambda done: report(phase, done, total))
     report(phase, done, max(total, done))
+    return done
+
+
+def _copy(table: str, columns: str, fields: list[models.Field], values: Iterable[tuple], *, report) -> int:
+    """COPY ... FROM STDIN (psycopg 3 adapts each Python value); `report(done)` every PROGRESS_EVERY rows."""
+    done = 0
+    connection.ensure_connection()
+    # Django's errors (an IntegrityError for a broken constraint), as from the INSERTs elsewhere.
+    with (
+        connection.wrap_database_errors,
+        connection.connection.cursor() as cursor,
+        cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy,
+    ):
+        for row in values:
+            copy.write_row(row)
+            done += 1
+            if done % PROGRESS_EVERY == 0:
+                report(done)
+    return done
+
+
+def _insert(table: str, columns: str, fields: list[models.Field], values: Iterator[tuple], *, report) -> int:
+    """Batched executemany of INSERT, each value prepared as the field would store it."""
+    # JSON columns arrive as text already.
+    prepare = [
+        None if isinstance(f, models.JSONField) else (lambda v, f=f: f.get_db_prep_save(v, connection)) for f in fields
+    ]
+    statement = f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * len(fields))})"
+    done = 0
+    with connection.cursor() as cursor:
+        while batch := list(islice(values, BATCH)):
+            cursor.executemany(
+                statement,
+                [tuple(v if p is None else p(v) for p, v in zip(prepare, row, strict=True)) for row in batch],
+            )
+            done += len(batch)
+            if done % PROGRESS_EVERY < BATCH:
+                report(done)
     return done
 
 
