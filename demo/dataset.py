@@ -1,8 +1,9 @@
 """The content of the demo data set loaded by `manage.py load_demo`.
 
 Everything here is plain data; the command (demo/management/commands/load_demo.py) turns it
-into users, teams, systems and incidents, the incidents through incidents.services only, so they
-are classified and timelined as in life.
+into users, teams, systems, incidents and alerts: teams, systems and incidents through
+incidents.services, so they are classified and timelined as in life; the alerts of the last
+ALERT_DAYS days and their follow-ups through stability.bulk, as they happened in the past.
 
 Incident times are relative: `days_ago` + `clock` (local time the impact started) or
 `minutes_ago`, then minutes from one timestamp to the next. Levels are not set but follow from
