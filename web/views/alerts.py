@@ -63,45 +63,69 @@ class AlertFollowUpView(PageView):
     def post(self, request):
         ids = [int(value) for value in request.POST.getlist("ids") if value.isdigit()]
         action = request.POST.get("action", "")
-        comment_form = None
-        errors: list[str] = []
+        if action != "create_incident":
+            comment_form, errors = _follow_up(request, ids=ids, action=action)
+            return _answer(request, ids=ids, comment_form=comment_form, errors=errors)
         try:
-            if action == "create_incident":
-                incident = stability_services.incident_from_alerts(occurrence_ids=ids, by=request.user)
-                messages.success(request, _("Incident #%(id)s opened from the alerts.") % {"id": incident.pk})
-                return _redirect(request, "web:incident-detail", incident.pk)
-            if action not in BULK_ACTIONS:
-                raise ValidationError({"action": [_("Choose what to do with the alerts.")]})
-            text, incident = "", None
-            if action == FollowUp.LINK:
-                incident_id = request.POST.get("incident", "")
-                incident = Incident.objects.filter(pk=incident_id).first() if incident_id.isdigit() else None
-            if action == FollowUp.COMMENT:
-                comment_form = forms.AlertCommentForm(request.POST)
-                text = comment_form.cleaned_data["text"] if comment_form.is_valid() else ""
-                if comment_form.errors:
-                    raise ValidationError({"text": comment_form.errors["text"]})
-            stability_services.alerts_follow_up(
-                occurrence_ids=ids, by=request.user, action=action, text=text, incident=incident
-            )
-            comment_form = None
+            incident = stability_services.incident_from_alerts(occurrence_ids=ids, by=request.user)
         except ValidationError as exc:
-            errors = [message for messages_ in exc.message_dict.values() for message in messages_]
-            if comment_form is not None and "text" in exc.message_dict and not comment_form.errors:
-                comment_form.add_error("text", exc.message_dict["text"])
-        if request.htmx:
-            context = _inbox_context(request, comment_form=comment_form, errors=errors)
-            return render(request, "web/alerts/_inbox_live.html", context, status=400 if errors else 200)
-        alert_page = _alert_page_asked_for(request, ids)
-        if errors and alert_page is not None:
-            return AlertDetailView.render_page(request, alert_page, errors=errors, status=400)
-        if errors:
-            context = _inbox_context(request, comment_form=comment_form, errors=errors)
-            return render(request, "web/alerts/inbox.html", context, status=400)
-        messages.success(request, _("Done: %(count)s alerts.") % {"count": len(set(ids))})
-        if alert_page is not None:
-            return redirect("web:alert-detail", alert_page)
-        return redirect("web:alert-inbox")
+            return _answer(request, ids=ids, comment_form=None, errors=_messages(exc))
+        messages.success(request, _("Incident #%(id)s opened from the alerts.") % {"id": incident.pk})
+        return _redirect(request, "web:incident-detail", incident.pk)
+
+
+def _messages(error: ValidationError) -> list[str]:
+    return [message for messages_ in error.message_dict.values() for message in messages_]
+
+
+def _follow_up(request, *, ids: list[int], action: str) -> tuple[forms.AlertCommentForm | None, list[str]]:
+    """One of BULK_ACTIONS on the alerts through stability.services.alerts_follow_up. Returns the comment
+    form to show again (with its error) and the errors; (None, []) when done."""
+    comment_form = forms.AlertCommentForm(request.POST) if action == FollowUp.COMMENT else None
+    try:
+        if action not in BULK_ACTIONS:
+            raise ValidationError({"action": [_("Choose what to do with the alerts.")]})
+        stability_services.alerts_follow_up(
+            occurrence_ids=ids,
+            by=request.user,
+            action=action,
+            text=_comment_text(comment_form) if comment_form is not None else "",
+            incident=_incident_to_link(request) if action == FollowUp.LINK else None,
+        )
+    except ValidationError as exc:
+        if comment_form is not None and "text" in exc.message_dict and not comment_form.errors:
+            comment_form.add_error("text", exc.message_dict["text"])
+        return comment_form, _messages(exc)
+    return None, []
+
+
+def _comment_text(comment_form: forms.AlertCommentForm) -> str:
+    if not comment_form.is_valid():
+        raise ValidationError({"text": comment_form.errors["text"]})
+    return comment_form.cleaned_data["text"]
+
+
+def _incident_to_link(request) -> Incident | None:
+    incident_id = request.POST.get("incident", "")
+    return Incident.objects.filter(pk=incident_id).first() if incident_id.isdigit() else None
+
+
+def _answer(request, *, ids: list[int], comment_form, errors: list[str]):
+    """Back where the form was sent from (the inbox, its live part, or one alert's page), with the errors
+    or a word that it is done."""
+    if request.htmx:
+        context = _inbox_context(request, comment_form=comment_form, errors=errors)
+        return render(request, "web/alerts/_inbox_live.html", context, status=400 if errors else 200)
+    alert_page = _alert_page_asked_for(request, ids)
+    if errors and alert_page is not None:
+        return AlertDetailView.render_page(request, alert_page, errors=errors, status=400)
+    if errors:
+        context = _inbox_context(request, comment_form=comment_form, errors=errors)
+        return render(request, "web/alerts/inbox.html", context, status=400)
+    messages.success(request, _("Done: %(count)s alerts.") % {"count": len(set(ids))})
+    if alert_page is not None:
+        return redirect("web:alert-detail", alert_page)
+    return redirect("web:alert-inbox")
 
 
 def _alert_page_asked_for(request, ids: list[int]) -> int | None:
