@@ -425,6 +425,32 @@ def test_the_escalation_of_an_item_of_a_team_without_managers_goes_to_its_robot(
     )
 
 
+def test_a_claim_that_outlives_its_lease_before_its_messages_open_is_the_next_workers_alone(team, robots, monkeypatch):
+    """Rendering holds no lock: a worker that takes longer than the lease between its claim and opening its
+    messages finds the notifications taken over, and sends none of them (the other worker sends each once)."""
+    from stability import notices
+
+    channel = channels.channel_create(kind="wecom", name="wecom", target=robots.url("/wecom/send"), team=team)
+    unfollowed_alerts(team, 3)
+    destination = f"channel:{channel.pk}"
+    render, taken_over = notices.render, []
+
+    def slow_render(rows, *, now):
+        if not taken_over:  # the first worker, still rendering a lease later: a second one claims
+            taken_over.append(None)
+            taken_over[0] = delivery.deliver(destination=destination, now=now + timedelta(seconds=61))
+        return render(rows, now=now)
+
+    monkeypatch.setattr(notices, "render", slow_render)
+    with time_machine.travel(SWEEP, tick=False):
+        reminders.sweep(enqueue=lambda destinations: 0)
+        late = delivery.deliver(destination=destination, now=SWEEP)
+    assert (taken_over[0].sent, late.sent) == (3, 0)
+    assert len(robots.requests) == 1
+    assert set(Notification.objects.values_list("status", "attempts")) == {("sent", 1)}
+    assert OutboundMessage.objects.count() == 1
+
+
 def test_a_claim_of_a_worker_that_died_before_posting_comes_free_after_the_lease_and_is_sent_once(team, robots):
     channel = channels.channel_create(kind="wecom", name="wecom", target=robots.url("/wecom/send"), team=team)
     unfollowed_alerts(team, 3)
