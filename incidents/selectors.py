@@ -200,6 +200,31 @@ def incident_metrics(*, incidents: QuerySet[Incident]) -> dict:
         },
     )
 
+    counts = _incident_counts(base)
+    compliance_by_level = _compliance_by_level(base.filter(recovered), within_target=within_target)
+    return {
+        "incidents": aggregates["total"],
+        "recovered": aggregates["recovered"],
+        "unrecovered": aggregates["total"] - aggregates["recovered"],
+        **counts,
+        **{name: _duration_stats(values, name, aggregates) for name, values in _durations(base).items()},
+        "recovery_target_compliance": {
+            "rate": rate(aggregates["within_target"], aggregates["recovered"]),
+            "within_target": aggregates["within_target"],
+            "recovered": aggregates["recovered"],
+            "by_level": compliance_by_level,
+        },
+        "detected_by_monitoring": {
+            "rate": rate(aggregates["monitoring"], aggregates["with_source"]),
+            "monitoring": aggregates["monitoring"],
+            "with_source": aggregates["with_source"],
+        },
+    }
+
+
+def _incident_counts(base: QuerySet[Incident]) -> dict:
+    """Incidents counted by level, detection source and cause category (every value, 0 included), and
+    by team and system (most first)."""
     by_level = {level: 0 for level in Level.values}
     by_level.update(base.values_list("level").annotate(n=Count("pk")).order_by())
     by_source = {source: 0 for source in DetectionSource.values}
@@ -219,42 +244,23 @@ def incident_metrics(*, incidents: QuerySet[Incident]) -> dict:
         .order_by("-n", "systems__code")
         if code is not None
     ]
-
-    compliance_by_level = {level: {"recovered": 0, "within_target": 0, "rate": None} for level in Level.values}
-    for level, n_recovered, n_within in (
-        base.filter(recovered)
-        .values_list("level")
-        .annotate(n=Count("pk"), within=Count("pk", filter=within_target))
-        .order_by()
-    ):
-        compliance_by_level[level] = {
-            "recovered": n_recovered,
-            "within_target": n_within,
-            "rate": rate(n_within, n_recovered),
-        }
-
     return {
-        "incidents": aggregates["total"],
-        "recovered": aggregates["recovered"],
-        "unrecovered": aggregates["total"] - aggregates["recovered"],
         "by_level": by_level,
         "by_detection_source": by_source,
         "by_cause_category": by_cause,
         "by_team": by_team,
         "by_system": by_system,
-        **{name: _duration_stats(values, name, aggregates) for name, values in _durations(base).items()},
-        "recovery_target_compliance": {
-            "rate": rate(aggregates["within_target"], aggregates["recovered"]),
-            "within_target": aggregates["within_target"],
-            "recovered": aggregates["recovered"],
-            "by_level": compliance_by_level,
-        },
-        "detected_by_monitoring": {
-            "rate": rate(aggregates["monitoring"], aggregates["with_source"]),
-            "monitoring": aggregates["monitoring"],
-            "with_source": aggregates["with_source"],
-        },
     }
+
+
+def _compliance_by_level(recovered: QuerySet[Incident], *, within_target: Q) -> dict:
+    """Recovery-target compliance of the recovered incidents, per level (every level, None without data)."""
+    by_level = {level: {"recovered": 0, "within_target": 0, "rate": None} for level in Level.values}
+    for level, n_recovered, n_within in (
+        recovered.values_list("level").annotate(n=Count("pk"), within=Count("pk", filter=within_target)).order_by()
+    ):
+        by_level[level] = {"recovered": n_recovered, "within_target": n_within, "rate": rate(n_within, n_recovered)}
+    return by_level
 
 
 # -- Recovery-target compliance as conditions, for figures grouped elsewhere (stability.selectors) --
@@ -405,48 +411,7 @@ def closed_loop_metrics(
         overdue=Count("pk", filter=late),
         waived=Count("pk", filter=Q(status=ActionItem.Status.WAIVED)),
     )
-    overdue_items = [
-        {
-            "id": item.pk,
-            "title": item.title,
-            "status": item.status,
-            "priority": item.priority,
-            "owner": item.owner.username,
-            "team": item.incident.team.slug,
-            "due_at": item.due_at,
-            "days_overdue": days_overdue(item, now=now),
-            "incident": item.incident_id,
-            "incident_title": item.incident.title,
-        }
-        for item in items.filter(late)
-        .select_related("owner", "incident__team")
-        # The columns shown: a busy month lists a thousand items, and their other times cost parsing.
-        .only(
-            "title",
-            "status",
-            "priority",
-            "due_at",
-            "incident_id",
-            "owner__username",
-            "incident__title",
-            "incident__team__slug",
-        )
-        .order_by("due_at", "id")
-    ]
-    by_owner = [
-        {"owner": username, "count": n}
-        for username, n in items.filter(late)
-        .values_list("owner__username")
-        .annotate(n=Count("pk"))
-        .order_by("-n", "owner__username")
-    ]
-    by_team = [
-        {"team": slug, "count": n}
-        for slug, n in items.filter(late)
-        .values_list("incident__team__slug")
-        .annotate(n=Count("pk"))
-        .order_by("-n", "incident__team__slug")
-    ]
+    overdue_list = _overdue_list(items.filter(late), now=now)
     # A closed incident has recovered (close follows recover or resolve); the condition keeps the
     # numerator inside the denominator whatever the history.
     loop = incidents.aggregate(
@@ -465,13 +430,55 @@ def closed_loop_metrics(
             "not_yet_due": figures["due"] - figures["denominator"] - figures["waived"],
             "waived": figures["waived"],
         },
-        "overdue": {"count": figures["overdue"], "items": overdue_items, "by_owner": by_owner, "by_team": by_team},
+        "overdue": {"count": figures["overdue"], **overdue_list},
         "incident_closed_loop": {
             "rate": rate(loop["closed"], loop["recovered"]),
             "numerator": loop["closed"],
             "denominator": loop["recovered"],
         },
     }
+
+
+def _overdue_list(late: QuerySet[ActionItem], *, now: datetime) -> dict:
+    """The overdue items, most overdue first, and their counts by owner and by team (three queries)."""
+    overdue_items = [
+        {
+            "id": item.pk,
+            "title": item.title,
+            "status": item.status,
+            "priority": item.priority,
+            "owner": item.owner.username,
+            "team": item.incident.team.slug,
+            "due_at": item.due_at,
+            "days_overdue": days_overdue(item, now=now),
+            "incident": item.incident_id,
+            "incident_title": item.incident.title,
+        }
+        for item in late.select_related("owner", "incident__team")
+        # The columns shown: a busy month lists a thousand items, and their other times cost parsing.
+        .only(
+            "title",
+            "status",
+            "priority",
+            "due_at",
+            "incident_id",
+            "owner__username",
+            "incident__title",
+            "incident__team__slug",
+        )
+        .order_by("due_at", "id")
+    ]
+    by_owner = [
+        {"owner": username, "count": n}
+        for username, n in late.values_list("owner__username").annotate(n=Count("pk")).order_by("-n", "owner__username")
+    ]
+    by_team = [
+        {"team": slug, "count": n}
+        for slug, n in late.values_list("incident__team__slug")
+        .annotate(n=Count("pk"))
+        .order_by("-n", "incident__team__slug")
+    ]
+    return {"items": overdue_items, "by_owner": by_owner, "by_team": by_team}
 
 
 def on_time_completion_by_team(*, period: Period, now: datetime) -> dict[int, tuple[int, int, float | None]]:
