@@ -38,3 +38,9 @@ def report_url(*, period_label: str, team_slug: str | None = None, system_code: 
 
 def notification_log_url() -> str:
     return absolute(reverse("web:notification-log"))
+
+
+def webhook_path(*, kind: str) -> str:
+    """Where an alerting system of this kind (alertmanager, grafana, generic) posts, as a path: the sender
+    reaches the tracker by whatever address its network gives it."""
+    return reverse(f"webhook-{kind}")

@@ -32,3 +32,11 @@ def test_a_report_link_names_its_period_and_scope():
 
 def test_a_path_under_site_url():
     assert links.absolute("/api/docs/") == "https://stability.example.com/api/docs/"
+
+
+def test_where_each_kind_of_sender_posts():
+    assert [links.webhook_path(kind=kind) for kind in ("alertmanager", "grafana", "generic")] == [
+        "/api/v1/integrations/alertmanager/",
+        "/api/v1/integrations/grafana/",
+        "/api/v1/integrations/generic/",
+    ]
