@@ -434,47 +434,56 @@ def _skip_what_the_state_no_longer_calls_for(
     skipped = 0
     with translation.override(settings.LANGUAGE_CODE):
         if stale:
-            open_due = {item["id"]: item["due_at"] for item in items}
-            read_open = set(open_due)
-            unknown = {row["action_item_id"] for row in stale} - read_open
-            # Open items beyond the horizon (the due date moved out) are not among `items`.
-            open_due.update(
-                ActionItem.objects.filter(pk__in=unknown, status__in=ActionItem.OPEN_STATUSES).values_list(
-                    "id", "due_at"
-                )
-            )
-            closed, moved, superseded = [], [], []
-            for row in stale:
-                due_at = open_due.get(row["action_item_id"])
-                if due_at is None:
-                    closed.append(row["id"])
-                elif due_at != row["due_at"]:
-                    moved.append(row["id"])
-                elif row["action_item_id"] in read_open:
-                    superseded.append(row["id"])
-                # else: done when read, open again now: this sweep computed no steps for it; the next one will.
-            # The state as it is when the UPDATE runs, not as this sweep read it.
-            if closed:
-                skipped += (
-                    pending.filter(pk__in=closed)
-                    .exclude(action_item__status__in=ActionItem.OPEN_STATUSES)
-                    .update(
-                        status=Notification.Status.SKIPPED, last_error=_("Stale: the action item is no longer open.")
-                    )
-                )
-            if moved:
-                skipped += (
-                    pending.filter(pk__in=moved)
-                    .exclude(action_item__due_at=F("due_at"))
-                    .update(status=Notification.Status.SKIPPED, last_error=_("Stale: the due date changed."))
-                )
-            if superseded:
-                skipped += pending.filter(pk__in=superseded).update(
-                    status=Notification.Status.SKIPPED,
-                    last_error=_("Superseded by a later reminder, or the recipients changed."),
-                )
+            skipped += _skip_stale_item_rows(pending, stale=stale, items=items)
         skipped += pending.filter(event__in=ALERT_EVENTS, alert__followed_up_at__isnull=False).update(
             status=Notification.Status.SKIPPED, last_error=_("Stale: the alert was followed up.")
+        )
+    return skipped
+
+
+def _why_stale(stale: list[dict], items: list[dict]) -> tuple[list[int], list[int], list[int]]:
+    """The stale rows' ids by reason: item closed, due date moved, superseded (a later step or other
+    recipients), as the sweep read the items."""
+    open_due = {item["id"]: item["due_at"] for item in items}
+    read_open = set(open_due)
+    unknown = {row["action_item_id"] for row in stale} - read_open
+    # Open items beyond the horizon (the due date moved out) are not among `items`.
+    open_due.update(
+        ActionItem.objects.filter(pk__in=unknown, status__in=ActionItem.OPEN_STATUSES).values_list("id", "due_at")
+    )
+    closed, moved, superseded = [], [], []
+    for row in stale:
+        due_at = open_due.get(row["action_item_id"])
+        if due_at is None:
+            closed.append(row["id"])
+        elif due_at != row["due_at"]:
+            moved.append(row["id"])
+        elif row["action_item_id"] in read_open:
+            superseded.append(row["id"])
+        # else: done when read, open again now: this sweep computed no steps for it; the next one will.
+    return closed, moved, superseded
+
+
+def _skip_stale_item_rows(pending, *, stale: list[dict], items: list[dict]) -> int:
+    closed, moved, superseded = _why_stale(stale, items)
+    skipped = 0
+    # The state as it is when the UPDATE runs, not as this sweep read it.
+    if closed:
+        skipped += (
+            pending.filter(pk__in=closed)
+            .exclude(action_item__status__in=ActionItem.OPEN_STATUSES)
+            .update(status=Notification.Status.SKIPPED, last_error=_("Stale: the action item is no longer open."))
+        )
+    if moved:
+        skipped += (
+            pending.filter(pk__in=moved)
+            .exclude(action_item__due_at=F("due_at"))
+            .update(status=Notification.Status.SKIPPED, last_error=_("Stale: the due date changed."))
+        )
+    if superseded:
+        skipped += pending.filter(pk__in=superseded).update(
+            status=Notification.Status.SKIPPED,
+            last_error=_("Superseded by a later reminder, or the recipients changed."),
         )
     return skipped
 
