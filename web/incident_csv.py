@@ -2,9 +2,9 @@
 
 One column layout for both ways, so an export can be edited and imported elsewhere; cells that a
 spreadsheet would run as a formula are guarded on export and unguarded on import (incidents.spreadsheet).
-An import checks every row through the API's IncidentWriteSerializer and incidents.services.incident_create
-inside a transaction that is rolled back (the preview), and writes only when confirmed: all rows in
-one transaction, or none.
+An import reads every row with incidents.inputs.IncidentInput (as the API reads a posted incident) and
+checks it by incidents.services.incident_create inside a transaction that is rolled back (the preview),
+and writes only when confirmed: all rows in one transaction, or none.
 """
 
 import csv
@@ -20,7 +20,7 @@ from django.utils.translation import gettext as _
 
 from accounts.models import User
 from incidents import spreadsheet
-from incidents.api.serializers import IncidentWriteSerializer
+from incidents.inputs import IncidentInput
 from incidents.models import Incident
 from incidents.services import incident_create
 
@@ -187,7 +187,7 @@ def run(content: str, *, by: User, commit: bool) -> ImportResult:
         return result
     with transaction.atomic():
         for row in result.rows:
-            serializer = IncidentWriteSerializer(data=_serializer_input(row.values))
+            serializer = IncidentInput(data=_serializer_input(row.values))
             if not serializer.is_valid():
                 row.errors = {name: _messages(detail) for name, detail in serializer.errors.items()}
                 continue
