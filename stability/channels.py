@@ -349,33 +349,45 @@ def validate_channel(channel: NotificationChannel, *, fields: bool = True) -> No
             errors.update(error.message_dict)
     if (channel.team_id is None) == (channel.user_id is None):
         errors.setdefault("team", []).append(_("A channel belongs to a team or to a person: choose exactly one."))
+    for name, problems in (("target", _target_problems(channel)), ("events", _events_problems(channel.events))):
+        if problems:
+            errors.setdefault(name, []).extend(problems)
+    if errors:
+        raise ValidationError(errors)
+
+
+def _target_problems(channel: NotificationChannel) -> list[str]:
+    """Email: addresses (a person's channel may leave them out: their own); any other kind: an http(s) URL."""
     target = channel.target.strip()
     if channel.kind == Kind.EMAIL:
         addresses = email_addresses(target)
+        problems = []
         if not addresses and channel.user_id is None:
-            errors.setdefault("target", []).append(_("A team's email channel needs at least one address."))
+            problems.append(_("A team's email channel needs at least one address."))
         for address in addresses:
             try:
                 EmailValidator()(address)
             except ValidationError:
-                errors.setdefault("target", []).append(_("Not an email address: %(address)s") % {"address": address})
-    elif channel.kind:
+                problems.append(_("Not an email address: %(address)s") % {"address": address})
+        return problems
+    if channel.kind:
         try:
             URLValidator(schemes=["http", "https"])(target)
         except ValidationError:
-            errors.setdefault("target", []).append(_("The robot's or webhook's URL, starting with https://."))
-    events = channel.events
+            return [_("The robot's or webhook's URL, starting with https://.")]
+    return []
+
+
+def _events_problems(events) -> list[str]:
     if not isinstance(events, list) or not all(isinstance(e, str) for e in events):
-        errors.setdefault("events", []).append(_("A list of event names."))
-    else:
-        unknown = sorted(set(events) - set(Event.values))
-        if unknown:
-            errors.setdefault("events", []).append(
-                _("Unknown events: %(events)s; known: %(known)s.")
-                % {"events": ", ".join(unknown), "known": ", ".join(Event.values)}
-            )
-    if errors:
-        raise ValidationError(errors)
+        return [_("A list of event names.")]
+    unknown = sorted(set(events) - set(Event.values))
+    if unknown:
+        return [
+            _("Unknown events: %(events)s; known: %(known)s.")
+            % {"events": ", ".join(unknown), "known": ", ".join(Event.values)}
+        ]
+    return []
 
 
 CHANNEL_FIELDS = (
