@@ -82,9 +82,10 @@ class MaintenanceWindowForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
-        starts_at, ends_at = cleaned.get("starts_at"), cleaned.get("ends_at")
-        if starts_at and ends_at and ends_at <= starts_at:
-            self.add_error("ends_at", _("The window must end after it starts."))
+        try:
+            services.check_window_times(starts_at=cleaned.get("starts_at"), ends_at=cleaned.get("ends_at"))
+        except ValidationError as error:
+            self.add_error(None, error)
         return cleaned
 
 

@@ -200,9 +200,14 @@ def incident_from_alerts(
 _WINDOW_FIELDS = ("system", "starts_at", "ends_at", "reason")
 
 
-def _check_window(window: MaintenanceWindow) -> None:
-    if window.starts_at and window.ends_at and window.ends_at <= window.starts_at:
+def check_window_times(*, starts_at: datetime | None, ends_at: datetime | None) -> None:
+    """A window ends after it starts (a ValidationError on ends_at); the admin's form checks with this too."""
+    if starts_at and ends_at and ends_at <= starts_at:
         raise ValidationError({"ends_at": [_("The window must end after it starts.")]})
+
+
+def _check_window(window: MaintenanceWindow) -> None:
+    check_window_times(starts_at=window.starts_at, ends_at=window.ends_at)
     window.full_clean()
 
 

@@ -79,3 +79,17 @@ def test_the_field_lists_are_what_the_forms_serializers_and_admin_edit():
     assert admin.site._registry[Integration].form.Meta.fields == services.INTEGRATION_FIELDS
     assert admin.site._registry[ReminderPolicy].form.Meta.fields == services.REMINDER_POLICY_FIELDS
     assert admin.site._registry[MaintenanceWindow].form.Meta.fields == services.MAINTENANCE_WINDOW_FIELDS
+
+
+def test_a_window_ends_after_it_starts_in_the_service_and_the_admin_form():
+    from stability.admin import MaintenanceWindowForm
+    from tests.factories import SystemFactory
+
+    system = SystemFactory()
+    values = {"system": system.pk, "starts_at": "2026-11-20 10:00", "ends_at": "2026-11-20 09:00", "reason": "release"}
+    form = MaintenanceWindowForm(data=values)
+    assert not form.is_valid()
+    assert form.errors["ends_at"] == ["The window must end after it starts."]
+    with pytest.raises(ValidationError) as refused:
+        services.check_window_times(starts_at=form.cleaned_data["starts_at"], ends_at=form.cleaned_data["starts_at"])
+    assert refused.value.message_dict == {"ends_at": ["The window must end after it starts."]}

@@ -31,7 +31,7 @@ def month_follow_up_rate(*, now=None) -> dict:
     """This month's follow-up rate over every counted alert, as the report computes it."""
     now = now or timezone.now()
     return stability_selectors.follow_up_rate(
-        occurrences=AlertOccurrence.objects.all(), period=periods.containing("month", now), now=now
+        occurrences=AlertOccurrence.objects.all(), period=periods.this_month(now), now=now
     )
 
 

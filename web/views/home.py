@@ -31,7 +31,7 @@ class HomeView(PageView):
                 **items.my_items_summary(request.user, now=now),
             }
         if user_can(request.user, READ_REPORTS):
-            period = periods.containing("month", now)
+            period = periods.this_month(now)
             context |= {
                 "period": period,
                 "metrics": incident_selectors.incident_metrics(
