@@ -369,11 +369,7 @@ def _open_messages(claim: _Claim, messages: list[_Message], plan: _Plan) -> None
     with transaction.atomic():
         if claim.chat:
             messages = _within_budget(claim, messages, plan)
-        ids = [n.pk for message in messages for n in message.notifications]
-        mine = set(claim.mine(ids).select_for_update().values_list("pk", flat=True))
-        for message in messages:
-            _keep_only(message, mine)
-        plan.messages = [message for message in messages if message.notifications]
+        plan.messages = _still_mine(claim, messages)
         for message in plan.messages:
             message.row = OutboundMessage(
                 channel=claim.channel or message.notifications[0].channel,
@@ -404,12 +400,19 @@ def _within_budget(claim: _Claim, messages: list[_Message], plan: _Plan) -> list
     return messages[:remaining]
 
 
-def _keep_only(message: _Message, mine: set[int]) -> None:
-    """Drop the notifications another worker took over meanwhile (a claim that outlived its lease)."""
-    if all(n.pk in mine for n in message.notifications):
-        return
-    pairs = [(n, e) for n, e in zip(message.notifications, message.entries, strict=True) if n.pk in mine]
-    message.notifications, message.entries = [n for n, _e in pairs], [e for _n, e in pairs]
+def _still_mine(claim: _Claim, messages: list[_Message]) -> list[_Message]:
+    """The messages with only the notifications still under this claim, locked until the messages open: a
+    claim that outlived its lease (a long render) may have been taken over meanwhile, and those are the
+    other worker's."""
+    ids = [n.pk for message in messages for n in message.notifications]
+    mine = set(claim.mine(ids).select_for_update().values_list("pk", flat=True))
+    kept = []
+    for message in messages:
+        pairs = [(n, e) for n, e in zip(message.notifications, message.entries, strict=True) if n.pk in mine]
+        if pairs:
+            message.notifications, message.entries = [n for n, _e in pairs], [e for _n, e in pairs]
+            kept.append(message)
+    return kept
 
 
 def _prepare(destination: str, *, now: datetime) -> _Plan:

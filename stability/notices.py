@@ -159,31 +159,43 @@ class Rendered:
 def render(rows: list[Notification], *, now: datetime) -> Rendered:
     """Entries in each notification's language. A team's monthly report is computed once, whatever the
     number of its notifications here, and kept for the email's PDF."""
-    owners = {n.recipient_id for n in rows if n.event == Event.DIGEST}
+    open_items = _open_items_of({n.recipient_id for n in rows if n.event == Event.DIGEST})
+    rendered = Rendered()
+    computed: dict[tuple, reports.Report] = {}
+    for notification in rows:
+        report = None
+        if notification.event == Event.MONTHLY_REPORT:
+            key = (notification.team_id, notification.step, notification.fire_at)
+            if key not in computed:
+                computed[key] = _team_report(notification)
+            report = rendered.report_of[notification.pk] = computed[key]
+        with translation.override(notification.language):
+            entry = _entry(notification, open_items=open_items, report=report, now=now)
+        if entry is None:
+            rendered.empty.append(notification.pk)
+        else:
+            rendered.entries.append((notification, entry))
+    return rendered
+
+
+def _open_items_of(owners: set[int]) -> dict[int, list[ActionItem]]:
+    """The digests' owners' open items, soonest due first (one query)."""
     open_items: dict[int, list[ActionItem]] = defaultdict(list)
     if owners:
         for item in ActionItem.objects.filter(owner_id__in=owners, status__in=ActionItem.OPEN_STATUSES).order_by(
             "due_at", "id"
         ):
             open_items[item.owner_id].append(item)
-    rendered = Rendered()
-    computed: dict[tuple, reports.Report] = {}
-    for notification in rows:
-        with translation.override(notification.language):
-            if notification.event == Event.DIGEST:
-                entry = _digest_entry(notification, open_items.get(notification.recipient_id, []), now=now)
-            elif notification.event == Event.MONTHLY_REPORT:
-                key = (notification.team_id, notification.step, notification.fire_at)
-                if key not in computed:
-                    computed[key] = _team_report(notification)
-                rendered.report_of[notification.pk] = computed[key]
-                entry = _report_entry(notification, computed[key])
-            elif notification.alert_id is not None:
-                entry = _alert_entry(notification)
-            else:
-                entry = _item_entry(notification)
-        if entry is None:
-            rendered.empty.append(notification.pk)
-        else:
-            rendered.entries.append((notification, entry))
-    return rendered
+    return open_items
+
+
+def _entry(
+    notification: Notification, *, open_items: dict[int, list[ActionItem]], report: reports.Report | None, now: datetime
+) -> Entry | None:
+    if notification.event == Event.DIGEST:
+        return _digest_entry(notification, open_items.get(notification.recipient_id, []), now=now)
+    if report is not None:
+        return _report_entry(notification, report)
+    if notification.alert_id is not None:
+        return _alert_entry(notification)
+    return _item_entry(notification)
