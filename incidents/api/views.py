@@ -43,11 +43,20 @@ def _expected_version(request, data, *, not_a_number: str | None = None) -> int 
     return None
 
 
+def _conflict(message: str, exc: services.StaleVersionError) -> Response:
+    """409 for a change made against a stale version: what happened, and the version there is now."""
+    detail = message % {"version": exc.current_version}
+    return Response({"detail": detail, "current_version": exc.current_version}, status=status.HTTP_409_CONFLICT)
+
+
 def _item_stale(exc: services.StaleVersionError) -> Response:
-    message = _(
-        "The action item was changed by someone else (now version %(version)s). Reload it and apply your change again."
-    ) % {"version": exc.current_version}
-    return Response({"detail": message, "current_version": exc.current_version}, status=status.HTTP_409_CONFLICT)
+    return _conflict(
+        _(
+            "The action item was changed by someone else (now version %(version)s). "
+            "Reload it and apply your change again."
+        ),
+        exc,
+    )
 
 
 def _period(request) -> periods.Period:
@@ -125,12 +134,12 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
                 incident_id=incident.pk, by=request.user, expected_version=expected, changes=changes
             )
         except services.StaleVersionError as exc:
-            message = _(
-                "The incident was changed by someone else (now version %(version)s). "
-                "Reload it and apply your change again."
-            ) % {"version": exc.current_version}
-            return Response(
-                {"detail": message, "current_version": exc.current_version}, status=status.HTTP_409_CONFLICT
+            return _conflict(
+                _(
+                    "The incident was changed by someone else (now version %(version)s). "
+                    "Reload it and apply your change again."
+                ),
+                exc,
             )
         return self._read(incident.pk)
 
