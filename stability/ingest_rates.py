@@ -10,15 +10,20 @@ from django.core.cache import cache
 from stability.ingest_routing import IntegrationRoute
 
 _redis_client = None
+_redis_client_lock = threading.Lock()
 
 
 def _redis():
-    """One client per process (building one per request was a tenth of a webhook's time)."""
+    """One client per process (building one per request was a tenth of a webhook's time). Built under a
+    lock: two threads' first requests each built one, and the client dropped closed its connections as
+    it was collected, under the other thread's command (a 500 at a worker's start, seen by bench/ingest.py)."""
     global _redis_client
     if _redis_client is None:
-        import redis
+        with _redis_client_lock:
+            if _redis_client is None:
+                import redis
 
-        _redis_client = redis.Redis.from_url(settings.REDIS_URL)
+                _redis_client = redis.Redis.from_url(settings.REDIS_URL)
     return _redis_client
 
 

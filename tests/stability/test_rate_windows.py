@@ -1,4 +1,4 @@
-"""The per-minute webhook counts shared through Redis (stability.ingest_rates._SharedWindows)."""
+"""The per-minute webhook counts shared through Redis (stability.ingest_rates._SharedWindows) and its client."""
 
 import uuid
 
@@ -50,3 +50,27 @@ def test_a_quarter_second_without_sync_sends_the_count(key, monkeypatch):
     clock[0] += 0.25
     assert windows.count(key, limit=100_000) == 2
     assert int(_redis().get(key)) == 2
+
+
+def test_threads_starting_together_share_one_redis_client(monkeypatch, settings):
+    """A second client, dropped, closed the connections the first thread was using (a 500)."""
+    import threading
+
+    from stability import ingest_rates
+
+    settings.REDIS_URL = "redis://127.0.0.1:6379/13"  # built, never connected here
+    monkeypatch.setattr(ingest_rates, "_redis_client", None)
+    barrier = threading.Barrier(8)
+    clients = []
+
+    def first_request():
+        barrier.wait(timeout=10)
+        clients.append(ingest_rates._redis())
+
+    threads = [threading.Thread(target=first_request) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert len(clients) == 8
+    assert len({id(client) for client in clients}) == 1
