@@ -175,13 +175,3 @@ def report_pdf_bytes(report: Report, *, generated_at: datetime | None = None) ->
 
     html = render_html(report, generated_at=generated_at)
     return HTML(string=html, base_url=str(settings.BASE_DIR)).write_pdf()
-
-
-# Until stability.delivery reads build_report and report_pdf_bytes (the DELIVERY part of issue #12).
-def team_report(*, team, period, now: datetime, system=None) -> Report:
-    from stability.reports import build_report
-
-    return build_report(period=period, team=team, system=system, now=now)
-
-
-render_pdf = report_pdf_bytes
