@@ -9,7 +9,7 @@ from rest_framework.response import Response
 from accounts.permissions import ConfigurationAccess
 from config.api import ModelSerializer
 from incidents.models import System, Team
-from stability import services
+from stability import links, services
 from stability.models import Integration
 
 
@@ -31,7 +31,7 @@ class IntegrationSerializer(ModelSerializer):
         read_only_fields = ["token_prefix", "created_at"]
 
     def get_webhook_path(self, integration) -> str:
-        return f"/api/v1/integrations/{integration.kind}/"
+        return links.webhook_path(kind=integration.kind)
 
 
 class IntegrationWithTokenSerializer(IntegrationSerializer):
