@@ -1,7 +1,10 @@
 """The webhooks are the busiest URLs by far, and machine-to-machine: a POST to one is answered here,
 first in MIDDLEWARE, past URL resolution, the rest of the middleware (sessions, messages, CSRF, browser
 security headers, none of which a token-authenticated JSON sender uses) and DRF's view machinery.
-Measured by bench/ingest.py: see MEASURED below. The answer's language still follows Accept-Language.
+Measured by bench/ingest.py (--only 1 --duration 10, back-to-back pairs on a shared 2-core machine
+that other work kept busy): gunicorn CPU per 1-alert notification 0.90 and 1.13 ms with this shortcut,
+1.54 and 1.37 ms without it (through URL resolution, every middleware and the APIView), about a
+third less. The answer's language still follows Accept-Language.
 
 Each webhook answers with and without its trailing slash: Alertmanager and Grafana POST to the URL
 as typed, and a redirect to the slashed one (CommonMiddleware's APPEND_SLASH, a 500 with DEBUG on)
