@@ -7,6 +7,10 @@ process compares its snapshot's version with the database's at most once a secon
 everywhere within about a second; a token the snapshot does not know is looked up in the database
 before the answer is 401, so a new integration works at once on every process. The snapshot is
 reloaded every INGEST_CONFIG_TTL seconds anyway, for writes that bypass the signals (bulk_create).
+
+Measured by bench/ingest.py (--only 1 --duration 10, back-to-back pairs on a busy shared machine):
+gunicorn CPU per 1-alert notification 0.79 and 1.56 ms with the snapshot, 3.63 and 3.60 ms reading
+it per request (5 queries before the upsert; 699 and 245 against 121 and 138 alerts/s).
 """
 
 import threading
