@@ -526,9 +526,8 @@ def test_two_sweeps_at_once_record_each_notification_once():
 def test_the_hand_over_names_the_delivery_task_and_reaches_its_queue():
     """The sweep sends the delivery task by name (stability.tasks imports the sweep, never the reverse):
     the name is the registered task's, and routing by it picks the deliveries queue."""
-    from celery import current_app
-
+    from config.celery import app
     from stability.tasks import deliver_notifications
 
     assert deliver_notifications.name == reminders.DELIVER_TASK
-    assert current_app.amqp.router.route({}, reminders.DELIVER_TASK, (), {})["queue"].name == "deliveries"
+    assert app.amqp.router.route({}, reminders.DELIVER_TASK, (), {})["queue"].name == "deliveries"
