@@ -312,7 +312,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(minute="*"),
         "options": {"expires": 55},
     },
-    # The follow-up day counts (stability.day_counts) kept current, so a report has little to count.
+    # The follow-up day counts (stability.follow_up.refresh_day_counts, their only writer) kept current.
     "day-counts-refresh": {
         "task": "stability.tasks.day_counts_refresh",
         "schedule": timedelta(minutes=5),
