@@ -91,7 +91,7 @@ def occurrence_columns() -> tuple[Field, ...]:
 
 # A repeat refreshes what the source says now, counts the notification, and never undoes a resolution;
 # received_at, the exclusion and the routing stay as first decided. Stamped with changed_at when a
-# figure could change (stability.day_counts): a first resolution, a renamed rule.
+# figure could change (stability.follow_up reads it): a first resolution, a renamed rule.
 _ON_REPEAT = """
     last_received_at = excluded.last_received_at,
     notifications = {table}.notifications + 1,

@@ -68,7 +68,7 @@ class Integration(models.Model):
 class IngestConfigVersion(models.Model):
     """One row (pk 1), its version bumped in the transaction of every change to what ingestion routes by
     (integrations, systems, teams, maintenance windows): web processes compare it with their snapshot's
-    at most once a second (stability.ingestion.routing)."""
+    at most once a second (stability.ingest_routing.routing)."""
 
     version = models.BigIntegerField(default=0)
 
@@ -216,7 +216,7 @@ class AlertOccurrence(models.Model):
     # and stability.services; a bulk loader refreshes the day counts instead.
     changed_at = models.DateTimeField(_("changed at"), default=timezone.now, editable=False)
     # The sender gave no starts_at and no occurrence was open: starts_at is the tracker's receipt.
-    # A database default too: bulk writers that name their columns (history.py COPY) leave it out.
+    # A database default too: bulk loads that name their columns (stability.bulk) may leave it out.
     receipt_started = models.BooleanField(_("started at receipt"), default=False, db_default=False, editable=False)
 
     class Meta:
