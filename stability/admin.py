@@ -223,10 +223,11 @@ class ReminderPolicyForm(forms.ModelForm):
         fields = services.REMINDER_POLICY_FIELDS
 
     def clean_days_before(self):
+        # The JSON field takes any value; the rule for the days is the service's, as on the settings page.
         value = self.cleaned_data["days_before"]
-        if not isinstance(value, list) or not all(isinstance(n, int) and 0 < n <= 60 for n in value):
-            raise forms.ValidationError(_("A list of whole days between 1 and 60, such as [3, 1]."))
-        return sorted(set(value), reverse=True)
+        if not isinstance(value, list):
+            raise forms.ValidationError(_("A list of whole days, such as [3, 1]."))
+        return services.reminder_days_before(value)
 
 
 @admin.register(ReminderPolicy)

@@ -93,3 +93,21 @@ def test_a_window_ends_after_it_starts_in_the_service_and_the_admin_form():
     with pytest.raises(ValidationError) as refused:
         services.check_window_times(starts_at=form.cleaned_data["starts_at"], ends_at=form.cleaned_data["starts_at"])
     assert refused.value.message_dict == {"ends_at": ["The window must end after it starts."]}
+
+
+def test_the_admin_checks_reminder_days_with_the_services_rule():
+    from stability.admin import ReminderPolicyForm
+
+    team = TeamFactory()
+    form = ReminderPolicyForm(data={"team": team.pk, "days_before": "[1, 3, 3]", "escalate_after_days": 3})
+    form.is_valid()
+    assert form.cleaned_data["days_before"] == [3, 1]
+    # The service takes any whole number of days from 1 (the settings page too): so does the admin now.
+    assert services.reminder_days_before([90]) == [90]
+    form = ReminderPolicyForm(data={"team": team.pk, "days_before": "[90]", "escalate_after_days": 3})
+    form.is_valid()
+    assert form.cleaned_data["days_before"] == [90]
+    for wrong in ("[0, 2]", '"3"'):
+        form = ReminderPolicyForm(data={"team": team.pk, "days_before": wrong, "escalate_after_days": 3})
+        assert not form.is_valid()
+        assert "days_before" in form.errors
