@@ -685,3 +685,76 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+# --- published reports (stability.published, docs/report.md "Published reports") -----------------
+
+
+def default_revised() -> list:
+    return []
+
+
+def default_watched() -> dict:
+    return {}
+
+
+class PublishedReport(models.Model):
+    """A report as it was sent or published: frozen (its snapshot is stability.reports.report_json of the
+    report then), one revision of its period and scope. What changed since is checked on opening, cheaply
+    (stability.published.revisions), and kept here until a record of the period changes again."""
+
+    class Reason(models.TextChoices):
+        DELIVERY = "delivery", _("Delivered")
+        MANUAL = "manual", _("Published by hand")
+
+    period = models.CharField(_("period"), max_length=30, help_text=_("Its label: 2026-11, 2026-W48..."))
+    period_kind = models.CharField(_("period kind"), max_length=10)
+    period_start = models.DateTimeField(_("period start"))
+    period_end = models.DateTimeField(_("period end"))
+    team = models.ForeignKey(
+        Team,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="published_reports",
+        verbose_name=_("team"),
+        help_text=_("Empty: all teams."),
+    )
+    revision = models.PositiveIntegerField(_("revision"))
+    reason = models.CharField(_("reason"), max_length=10, choices=Reason.choices)
+    published_at = models.DateTimeField(_("published at"))
+    published_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("published by"),
+        db_index=False,  # people are deactivated, never deleted
+        help_text=_("Empty when a delivery published it."),
+    )
+    snapshot = models.JSONField(_("snapshot"))
+    # sha256 of the figures revisions compare (stability.published.compared_figures): a delivery of the same
+    # figures publishes no new revision.
+    digest = models.CharField(_("digest"), max_length=64)
+    # The changes found when last checked, as of revised_checked_at, and what that check counted
+    # (stability.published: the records of the period are checked again only for changes after it).
+    revised = models.JSONField(_("revised since publication"), default=default_revised, blank=True)
+    revised_checked_at = models.DateTimeField(_("revisions checked at"), null=True, blank=True)
+    watched = models.JSONField(_("records counted at the check"), default=default_watched, blank=True)
+
+    class Meta:
+        ordering = ["-published_at", "-id"]
+        verbose_name = _("published report")
+        verbose_name_plural = _("published reports")
+        constraints = [
+            # One revision number per period and scope; all teams (team empty) is a scope of its own.
+            models.UniqueConstraint(
+                fields=["period", "team", "revision"], nulls_distinct=False, name="published_report_revision"
+            ),
+            models.CheckConstraint(condition=Q(revision__gte=1), name="published_report_revision_from_1"),
+        ]
+        indexes = [models.Index(fields=["published_at"], name="published_report_published")]
+
+    def __str__(self) -> str:
+        return f"{self.period} {self.team or '*'} r{self.revision}"
