@@ -1,5 +1,6 @@
-"""What each role may do. Engineers log and edit incidents; managers read everything and the
-reports; administrators do all of that and manage teams, systems and the severity policy."""
+"""What each role may do. Engineers log and edit incidents and read their teams' reports; managers
+read everything and every report; administrators do all of that and manage teams, systems and the
+severity policy."""
 
 from rest_framework import permissions
 
@@ -7,13 +8,14 @@ from accounts.models import Role
 
 READ_RECORD = "read_record"
 WRITE_RECORD = "write_record"
-READ_REPORTS = "read_reports"
+READ_REPORTS = "read_reports"  # every team's reports and the all-teams one
+READ_TEAM_REPORTS = "read_team_reports"  # the reports of one's own teams only (report_team_ids)
 CONFIGURE = "configure"
 
 CAPABILITIES: dict[str, frozenset[str]] = {
-    Role.ENGINEER: frozenset({READ_RECORD, WRITE_RECORD}),
-    Role.MANAGER: frozenset({READ_RECORD, READ_REPORTS}),
-    Role.ADMIN: frozenset({READ_RECORD, WRITE_RECORD, READ_REPORTS, CONFIGURE}),
+    Role.ENGINEER: frozenset({READ_RECORD, WRITE_RECORD, READ_TEAM_REPORTS}),
+    Role.MANAGER: frozenset({READ_RECORD, READ_REPORTS, READ_TEAM_REPORTS}),
+    Role.ADMIN: frozenset({READ_RECORD, WRITE_RECORD, READ_REPORTS, READ_TEAM_REPORTS, CONFIGURE}),
 }
 
 
@@ -21,6 +23,30 @@ def user_can(user, capability: str) -> bool:
     if not (user and user.is_authenticated and user.is_active):
         return False
     return capability in CAPABILITIES.get(user.effective_role, frozenset())
+
+
+def report_team_ids(user) -> frozenset[int] | None:
+    """The teams whose reports (and report figures) this person reads: None for every team
+    (managers and administrators), else the ids of the teams they are a member of (`Team.members`,
+    whose reverse name on the user is `teams`); nobody's for anonymous or inactive people.
+    stability.report_access answers the same rule with Team objects."""
+    if user_can(user, READ_REPORTS):
+        return None
+    if not user_can(user, READ_TEAM_REPORTS):
+        return frozenset()
+    return frozenset(user.teams.values_list("pk", flat=True))
+
+
+def may_read_report_scope(user, *, team_id: int | None, system_team_id: int | None) -> bool:
+    """May this person read the report (or the figures) of this scope? `team_id` is the team asked
+    for, `system_team_id` the team of the system asked for (None: not asked). Managers and
+    administrators: every scope. Engineers: only a scope inside their teams; the all-teams scope
+    (neither asked) is not theirs."""
+    teams = report_team_ids(user)
+    if teams is None:
+        return True
+    asked = [team for team in (team_id, system_team_id) if team is not None]
+    return bool(asked) and all(team in teams for team in asked)
 
 
 class _Capability(permissions.BasePermission):
@@ -48,6 +74,15 @@ class ReportAccess(_Capability):
     """Managers and administrators, read only."""
 
     read_capability = READ_REPORTS
+    write_capability = READ_REPORTS
+
+
+class TeamReportAccess(_Capability):
+    """Read: managers and administrators, and engineers, who read only their teams' reports: the
+    view checks the scope asked for (may_read_report_scope) and answers 403 outside it.
+    Write: managers and administrators."""
+
+    read_capability = READ_TEAM_REPORTS
     write_capability = READ_REPORTS
 
 
