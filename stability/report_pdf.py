@@ -82,23 +82,22 @@ _NOT_TABLED = {"headline", "trend"}
 
 
 def charts(report: Report) -> dict:
-    """The page's and PDF's charts as inline SVG, from the report's own figures."""
+    """The page's and PDF's charts as inline SVG, from the report's own figures: every chart is there, a
+    chart with nothing to draw as the words that say so (stability.report_charts)."""
     trend = report.trend.figures
-    drawn = {"levels": report_charts.level_counts(report.incidents.figures["by_level"])}
-    if trend["mttr"]:
-        drawn["mttr"] = report_charts.mttr_trend([(point["period"], point["value"]) for point in trend["mttr"]])
-    if trend["follow_up_rate"]:
-        drawn["follow_up"] = report_charts.follow_up_trend(
-            [(point["period"], point["value"]) for point in trend["follow_up_rate"]]
-        )
     ranking = [
         (str(row["name"] or row["team"]), float(row["score"]))
         for row in report.health.figures["teams"]
         if row["score"] is not None
     ]
-    if ranking:
-        drawn["ranking"] = report_charts.health_ranking(ranking)
-    return drawn
+    return {
+        "levels": report_charts.level_counts(report.incidents.figures["by_level"]),
+        "mttr": report_charts.mttr_trend([(point["period"], point["value"]) for point in trend["mttr"]]),
+        "follow_up": report_charts.follow_up_trend(
+            [(point["period"], point["value"]) for point in trend["follow_up_rate"]]
+        ),
+        "ranking": report_charts.health_ranking(ranking),
+    }
 
 
 def context(report: Report) -> dict:
