@@ -2,7 +2,8 @@
 read everything and every report; administrators do all of that and manage teams, systems and the
 severity policy."""
 
-from rest_framework import permissions
+from django.utils.translation import gettext as _
+from rest_framework import exceptions, permissions
 
 from accounts.models import Role
 
@@ -47,6 +48,22 @@ def may_read_report_scope(user, *, team_id: int | None, system_team_id: int | No
         return True
     asked = [team for team in (team_id, system_team_id) if team is not None]
     return bool(asked) and all(team in teams for team in asked)
+
+
+def report_scope_refusal(user) -> str:
+    """Why a scope was refused, naming the teams (slugs) this person may ask for."""
+    slugs = ", ".join(user.teams.order_by("name").values_list("slug", flat=True)) if user.is_authenticated else ""
+    if not slugs:
+        return _("You are not a member of any team, so there is no report you may read.")
+    return _("You may read the reports of your teams only; ask for one of them with team=: %(teams)s.") % {
+        "teams": slugs
+    }
+
+
+def require_report_scope(user, *, team_id: int | None, system_team_id: int | None) -> None:
+    """The API's check of a report's or a figure's scope: a 403 naming the teams one may ask for."""
+    if not may_read_report_scope(user, team_id=team_id, system_team_id=system_team_id):
+        raise exceptions.PermissionDenied(report_scope_refusal(user))
 
 
 class _Capability(permissions.BasePermission):

@@ -7,9 +7,8 @@ incidents may not import stability); this module answers it with teams and syste
 pages, the report API, the metrics API and the published reports."""
 
 from django.db.models import QuerySet
-from django.utils.translation import gettext as _
 
-from accounts.permissions import may_read_report_scope, report_team_ids
+from accounts.permissions import may_read_report_scope, report_scope_refusal, report_team_ids
 from incidents.models import System, Team
 
 
@@ -40,10 +39,4 @@ def default_report_team(user) -> Team | None:
 
 def refusal(user) -> str:
     """Why a scope was refused, naming the teams this person may ask for (their slugs)."""
-    teams = report_teams(user)
-    slugs = ", ".join(team.slug for team in teams) if teams is not None else ""
-    if not slugs:
-        return _("You are not a member of any team, so there is no report you may read.")
-    return _("You may read the reports of your teams only; ask for one of them with team=: %(teams)s.") % {
-        "teams": slugs
-    }
+    return report_scope_refusal(user)

@@ -19,7 +19,8 @@ from accounts.permissions import (
     ConfigurationAccess,
     PreviewAccess,
     RecordAccess,
-    ReportAccess,
+    TeamReportAccess,
+    require_report_scope,
     user_can,
 )
 from incidents import periods, selectors, services
@@ -306,10 +307,29 @@ class SeverityPreviewView(APIView):
         )
 
 
-class IncidentMetricsView(APIView):
-    """Incident figures of metrics.md for a period (default: this month) and the list's filters."""
+def _check_report_scope(request) -> tuple[Team | None, System | None]:
+    """The `team` and `system` asked for, once this person may read their figures: managers and
+    administrators every team's, engineers their teams' only (accounts.permissions, the report's rule),
+    else 403. An unknown team or system is None here."""
+    team = system = None
+    if slug := request.query_params.get("team"):
+        team = Team.objects.filter(slug=slug).first()
+    if code := request.query_params.get("system"):
+        system = System.objects.filter(code=code).first()
+    require_report_scope(
+        request.user,
+        # An unknown one (0) is nobody's: refused to engineers, empty or a 400 for the others.
+        team_id=(team.pk if team else 0) if slug else None,
+        system_team_id=(system.team_id if system else 0) if code else None,
+    )
+    return team, system
 
-    permission_classes = [ReportAccess]
+
+class IncidentMetricsView(APIView):
+    """Incident figures of metrics.md for a period (default: this month) and the list's filters.
+    Engineers: of one of their teams or of a system of theirs (`team` or `system`), else 403."""
+
+    permission_classes = [TeamReportAccess]
 
     @extend_schema(
         parameters=[
@@ -323,6 +343,7 @@ class IncidentMetricsView(APIView):
     )
     def get(self, request):
         period = _period(request)
+        _check_report_scope(request)
         params = request.query_params.copy()
         params.pop("period", None)
         filterset = IncidentFilter(params, queryset=Incident.objects.all(), request=request)
@@ -490,9 +511,10 @@ class ActionItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
 
 class ClosedLoopMetricsView(APIView):
     """Closed-loop figures of metrics.md for a period (default: this month): on-time completion rate,
-    the overdue items, the incident closed-loop rate. See docs/closed-loop.md."""
+    the overdue items, the incident closed-loop rate. See docs/closed-loop.md. Engineers: of one of their
+    teams or of a system of theirs, else 403."""
 
-    permission_classes = [ReportAccess]
+    permission_classes = [TeamReportAccess]
 
     @extend_schema(
         parameters=[
@@ -504,15 +526,11 @@ class ClosedLoopMetricsView(APIView):
     )
     def get(self, request):
         period = _period(request)
-        team = system = None
-        if request.query_params.get("team"):
-            team = Team.objects.filter(slug=request.query_params["team"]).first()
-            if team is None:
-                raise exceptions.ValidationError({"team": [_("No team with this slug.")]})
-        if request.query_params.get("system"):
-            system = System.objects.filter(code=request.query_params["system"]).first()
-            if system is None:
-                raise exceptions.ValidationError({"system": [_("No system with this code.")]})
+        team, system = _check_report_scope(request)
+        if request.query_params.get("team") and team is None:
+            raise exceptions.ValidationError({"team": [_("No team with this slug.")]})
+        if request.query_params.get("system") and system is None:
+            raise exceptions.ValidationError({"system": [_("No system with this code.")]})
         return Response(
             {
                 "period": {"label": period.label, "kind": period.kind, "start": period.start, "end": period.end},

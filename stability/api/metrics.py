@@ -1,4 +1,7 @@
-"""The alert figures of metrics.md over the API: the 5-minute follow-up rate, and the alerts it missed."""
+"""The alert figures of metrics.md over the API: the 5-minute follow-up rate, and the alerts it missed.
+
+Managers and administrators read every team's; engineers their teams' only (stability.report_access):
+`team` or `system` must name one of theirs, else a 403 naming the teams they may ask for."""
 
 import django_filters
 from django.utils.translation import gettext as _
@@ -9,9 +12,10 @@ from rest_framework import exceptions, generics, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.permissions import ReportAccess
+from accounts.permissions import TeamReportAccess, require_report_scope
 from config.api import ModelSerializer
 from incidents import periods
+from incidents.models import System, Team
 from stability import selectors
 from stability.models import AlertOccurrence
 
@@ -38,8 +42,20 @@ def _period(request) -> periods.Period:
     return periods.requested_parameter(request.query_params.get("period"))
 
 
+def _check_scope(request) -> None:
+    """403 unless this person reads the figures of the team or system asked for (an unknown one is
+    nobody's: its figures are empty for those who read every team's, refused to the others)."""
+    team = system = None
+    if slug := request.query_params.get("team"):
+        team = Team.objects.filter(slug=slug).values_list("pk", flat=True).first() or 0
+    if code := request.query_params.get("system"):
+        system = System.objects.filter(code=code).values_list("team_id", flat=True).first() or 0
+    require_report_scope(request.user, team_id=team, system_team_id=system)
+
+
 def _occurrences(request):
-    """The occurrences the query's filters choose (400 on a bad one)."""
+    """The occurrences the query's filters choose (400 on a bad one), within what the reader may read."""
+    _check_scope(request)
     filterset = FollowUpFilter(request.query_params, queryset=AlertOccurrence.objects.all(), request=request)
     if not filterset.is_valid():
         raise exceptions.ValidationError(filterset.errors)
@@ -49,7 +65,7 @@ def _occurrences(request):
 class FollowUpRateView(APIView):
     """The 5-minute follow-up rate of a period (default: this month), filtered, optionally grouped."""
 
-    permission_classes = [ReportAccess]
+    permission_classes = [TeamReportAccess]
 
     @extend_schema(
         parameters=[
@@ -91,7 +107,7 @@ class FollowUpMissedView(generics.ListAPIView):
     """The alerts behind the rate's `missed` figure: counted, not followed up in time (late or never),
     oldest first."""
 
-    permission_classes = [ReportAccess]
+    permission_classes = [TeamReportAccess]
     serializer_class = MissedAlertSerializer
     filter_backends: list = []  # filtered and ordered by the selector
 

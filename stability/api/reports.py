@@ -1,4 +1,8 @@
-"""The stability report over the API: JSON, and its exports (CSV per table, a zip of them, Markdown)."""
+"""The stability report over the API: JSON, and its exports (CSV per table, a zip of them, Markdown).
+
+Managers and administrators read every report; engineers the reports of their teams only
+(stability.report_access): a team or a system of theirs, asked for explicitly; anything else, the
+all-teams report included, is a 403 naming the teams they may ask for."""
 
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
@@ -9,7 +13,7 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.permissions import ReportAccess
+from accounts.permissions import TeamReportAccess, require_report_scope
 from incidents import periods
 from incidents.models import System, Team
 from stability.reports import (
@@ -28,8 +32,12 @@ _PARAMETERS = [
         str,
         description="2026-11, 2026-W36, 2026-Q4, 2026 or 2026-11-01..2026-11-15; default the previous month.",
     ),
-    OpenApiParameter("team", str, description="Team slug: the report of one team."),
-    OpenApiParameter("system", str, description="System code: the report of one system."),
+    OpenApiParameter(
+        "team", str, description="Team slug: the report of one team. Engineers: one of their teams (else 403)."
+    ),
+    OpenApiParameter(
+        "system", str, description="System code: the report of one system. Engineers: a system of their teams."
+    ),
 ]
 TABLES = tuple(CSV_TABLES)
 
@@ -47,6 +55,11 @@ def requested_report(request) -> tuple[Report, str]:
         team = get_object_or_404(Team, slug=slug)
     if code := request.query_params.get("system"):
         system = get_object_or_404(System, code=code)
+    require_report_scope(
+        request.user,
+        team_id=None if team is None else team.pk,
+        system_team_id=None if system is None else system.team_id,
+    )
     stem = "-".join(filter(None, ["stability-report", period.label.replace("..", "_"), slug, code]))
     return build_report(period=period, team=team, system=system), stem
 
@@ -60,7 +73,7 @@ def _download(content, *, content_type: str, filename: str) -> HttpResponse:
 class StabilityReportView(APIView):
     """The stability report of a period and scope: every section of docs/report.md."""
 
-    permission_classes = [ReportAccess]
+    permission_classes = [TeamReportAccess]
 
     @extend_schema(
         parameters=_PARAMETERS,
@@ -74,7 +87,7 @@ class StabilityReportView(APIView):
 class StabilityReportCsvView(APIView):
     """One table of the report as CSV (UTF-8)."""
 
-    permission_classes = [ReportAccess]
+    permission_classes = [TeamReportAccess]
 
     @extend_schema(
         parameters=[*_PARAMETERS, OpenApiParameter("table", str, enum=list(TABLES), required=True)],
@@ -94,7 +107,7 @@ class StabilityReportCsvView(APIView):
 class StabilityReportZipView(APIView):
     """Every table of the report as CSV, in one zip."""
 
-    permission_classes = [ReportAccess]
+    permission_classes = [TeamReportAccess]
 
     @extend_schema(parameters=_PARAMETERS, responses={(200, "application/zip"): OpenApiTypes.BINARY})
     def get(self, request):
@@ -105,7 +118,7 @@ class StabilityReportZipView(APIView):
 class StabilityReportMarkdownView(APIView):
     """The report in the weekly-report style, in Chinese or English, ready to paste."""
 
-    permission_classes = [ReportAccess]
+    permission_classes = [TeamReportAccess]
 
     @extend_schema(
         parameters=[
