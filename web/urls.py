@@ -24,6 +24,7 @@ urlpatterns = [
     path("items/team/", items.ItemListView.as_view(mine=False), name="items-team"),
     path("alerts/", alerts.AlertInboxView.as_view(), name="alert-inbox"),
     path("alerts/follow-up/", alerts.AlertFollowUpView.as_view(), name="alert-follow-up"),
+    path("alerts/missed/", alerts.MissedAlertsView.as_view(), name="alerts-missed"),
     path("alerts/<int:pk>/", alerts.AlertDetailView.as_view(), name="alert-detail"),
     path("reports/", reports.ReportView.as_view(), name="reports"),
     path("reports/pdf/", reports.ReportPdfView.as_view(), name="report-pdf"),

@@ -1,19 +1,30 @@
 """The alerts inbox: a live list (htmx refreshes it every 10 s), follow-up of one alert or many
 (stability.services.alerts_follow_up), an incident from selected alerts, and this month's 5-minute
-follow-up rate (stability.selectors.follow_up_rate)."""
+follow-up rate (stability.selectors.follow_up_rate). The missed alerts page lists the alerts behind the
+rate's `missed` (stability.selectors.follow_up_missed) of a period and scope, as the report counts them."""
 
+import math
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django import forms as django_forms
 from django.conf import settings
 from django.contrib import messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
+from django.db.models import Q, QuerySet
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import urlencode
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django_htmx.http import HttpResponseClientRedirect
 
+from accounts.permissions import READ_TEAM_REPORTS, report_scope_refusal
 from incidents import periods
-from incidents.models import Incident
+from incidents.models import Incident, System, Team
+from stability import report_access
 from stability import selectors as stability_selectors
 from stability import services as stability_services
 from stability.models import AlertOccurrence
@@ -159,3 +170,179 @@ def _redirect(request, name: str, *args):
     if request.htmx:
         return HttpResponseClientRedirect(reverse(name, args=args))
     return redirect(name, *args)
+
+
+# --- Missed alerts (the alerts behind the follow-up rate's `missed`) ----------------------------------
+
+MISSED_PAGE_SIZE = 50
+
+
+class MissedAlertsForm(django_forms.Form):
+    """The period and scope of the missed alerts, as the report names them (period, team, system), and
+    the alert rule. Every team and system validates, so one the reader may not read is a 403, not a
+    400; the choices shown are the reader's."""
+
+    period = django_forms.CharField(
+        label=gettext_lazy("Period"),
+        max_length=30,
+        required=False,
+        help_text=gettext_lazy(
+            "A month (2026-11), a week (2026-W48), a quarter (2026-Q4) or a year; empty: last month."
+        ),
+    )
+    team = django_forms.ModelChoiceField(
+        label=gettext_lazy("Team"),
+        queryset=Team.objects.order_by("name"),
+        to_field_name="slug",
+        required=False,
+        empty_label=gettext_lazy("All teams"),
+    )
+    system = django_forms.ModelChoiceField(
+        label=gettext_lazy("System"),
+        queryset=System.objects.order_by("name"),
+        to_field_name="code",
+        required=False,
+        empty_label=gettext_lazy("All systems"),
+    )
+    rule = django_forms.CharField(
+        label=gettext_lazy("Alert rule"),
+        max_length=200,
+        required=False,
+        help_text=gettext_lazy("The alert's name, exactly (e.g. CashierLatency)."),
+    )
+
+    def clean_period(self) -> periods.Period:
+        try:
+            return periods.requested(self.cleaned_data["period"], default=periods.last_complete_month)
+        except ValidationError as error:
+            raise ValidationError(error.messages) from None
+
+    def show_only(self, teams: QuerySet[Team] | None) -> None:
+        """List only these teams and their systems (None: every one) in the choices."""
+        if teams is not None:
+            self.fields["team"].queryset = teams
+            self.fields["system"].queryset = System.objects.filter(team__in=teams).order_by("name")
+
+
+@dataclass(frozen=True)
+class MissedRow:
+    """One missed alert as the page shows it: how late past the window (None: never followed up)."""
+
+    alert: AlertOccurrence
+    late: timedelta | None
+
+
+@dataclass(frozen=True)
+class MissedPage:
+    rows: list[MissedRow]
+    next_after: int | None  # the cursor of the next page (the last row's id), None on the last page
+    previous_before: int | None  # the cursor of the previous page (the first row's id), None on the first
+
+
+def missed_scope(user, *, team: Team | None, system: System | None, rule: str) -> Q:
+    """The condition (on team, system, alert name: fields the day counts share) of the missed alerts
+    this person asked for and may read: the team or system asked for, else every team for managers
+    and administrators and their teams for engineers. PermissionDenied (with the teams they may ask
+    for) outside what they read."""
+    teams = report_access.report_teams(user)
+    if team is not None or system is not None:
+        if not report_access.may_read_report(user, team=team, system=system):
+            raise PermissionDenied(report_scope_refusal(user))
+    elif teams is not None and not teams.exists():
+        raise PermissionDenied(report_scope_refusal(user))
+    scope = Q()
+    if team is not None:
+        scope &= Q(team=team)
+    if system is not None:
+        scope &= Q(system=system)
+    if team is None and system is None and teams is not None:
+        scope &= Q(team__in=teams.values("pk"))
+    if rule:
+        scope &= Q(alertname=rule)
+    return scope
+
+
+def _late(alert: AlertOccurrence, window: timedelta) -> timedelta | None:
+    """How long past the window it was followed up, whole seconds up (a missed one is never 0 s late)."""
+    if alert.followed_up_at is None:
+        return None
+    return timedelta(seconds=math.ceil((alert.followed_up_at - alert.received_at - window).total_seconds()))
+
+
+def missed_page(missed: QuerySet[AlertOccurrence], *, after: int | None, before: int | None) -> MissedPage:
+    """A page of `missed` (ordered by received_at, id) by keyset: the rows after the alert `after`, or
+    before the alert `before`, or the first. It reads only the rows of the page (and one more), however
+    many there are: no OFFSET, no count."""
+    window = timedelta(seconds=settings.FOLLOW_UP_WINDOW_SECONDS)
+    cursor_id = after if after is not None else before
+    cursor = None
+    if cursor_id is not None:
+        cursor = AlertOccurrence.objects.filter(pk=cursor_id).values_list("received_at", flat=True).first()
+    if cursor is not None and after is not None:
+        chosen = list(
+            missed.filter(Q(received_at__gt=cursor) | Q(received_at=cursor, pk__gt=after))[: MISSED_PAGE_SIZE + 1]
+        )
+        more, rows = len(chosen) > MISSED_PAGE_SIZE, chosen[:MISSED_PAGE_SIZE]
+        has_next, has_previous = more, True
+    elif cursor is not None:
+        chosen = list(
+            missed.filter(Q(received_at__lt=cursor) | Q(received_at=cursor, pk__lt=before)).order_by(
+                "-received_at", "-pk"
+            )[: MISSED_PAGE_SIZE + 1]
+        )
+        more, rows = len(chosen) > MISSED_PAGE_SIZE, chosen[:MISSED_PAGE_SIZE][::-1]
+        has_next, has_previous = True, more
+    else:
+        chosen = list(missed[: MISSED_PAGE_SIZE + 1])
+        rows, has_next, has_previous = chosen[:MISSED_PAGE_SIZE], len(chosen) > MISSED_PAGE_SIZE, False
+    return MissedPage(
+        rows=[MissedRow(alert=alert, late=_late(alert, window)) for alert in rows],
+        next_after=rows[-1].pk if rows and has_next else None,
+        previous_before=rows[0].pk if rows and has_previous else None,
+    )
+
+
+def _cursor(request, name: str) -> int | None:
+    value = request.GET.get(name, "")
+    return int(value) if value.isdigit() and len(value) < 19 else None
+
+
+class MissedAlertsView(PageView):
+    """The alerts the follow-up rate counts as missed (followed up late or never) in a period (default:
+    last month), filtered by team, system and rule; engineers see their teams', managers and
+    administrators every team's. Their number is the report's `missed` for the same period and scope."""
+
+    read_capability = READ_TEAM_REPORTS
+
+    def get(self, request):
+        form = MissedAlertsForm(request.GET)
+        valid = form.is_valid()
+        form.show_only(report_access.report_teams(request.user))
+        context = {"form": form, "page": None, "window_seconds": settings.FOLLOW_UP_WINDOW_SECONDS}
+        if not valid:
+            return render(request, "web/alerts/missed.html", context, status=400)
+        data = form.cleaned_data
+        scope = missed_scope(request.user, team=data["team"], system=data["system"], rule=data["rule"])
+        now = timezone.now()
+        period = data["period"]
+        counts = stability_selectors.follow_up_trend(scope=scope, periods=[period], now=now)[0]
+        missed = stability_selectors.follow_up_missed(
+            occurrences=AlertOccurrence.objects.filter(scope), period=period, now=now
+        ).select_related("followed_up_by")
+        context |= {
+            "period": period,
+            "counts": counts,
+            "page": missed_page(missed, after=_cursor(request, "after"), before=_cursor(request, "before")),
+            "report_query": _report_query(period=period, team=data["team"], system=data["system"]),
+        }
+        return render(request, "web/alerts/missed.html", context)
+
+
+def _report_query(*, period: periods.Period, team: Team | None, system: System | None) -> str:
+    """The query of the report of the same period and scope (the page links back to it)."""
+    values = {"period": period.label}
+    if team is not None:
+        values["team"] = team.slug
+    if system is not None:
+        values["system"] = system.code
+    return urlencode(values)

@@ -87,6 +87,7 @@ def exports(query: str) -> list[dict]:
     except Exception:
         return []
     return [
+        {"label": _("Missed alerts"), "url": f"{reverse('web:alerts-missed')}?{query}", "download": False},
         {"label": _("JSON (API)"), "url": f"{base}?{query}", "download": False},
         {"label": _("CSV tables (zip)"), "url": f"{reverse('report-stability-csv-zip')}?{query}", "download": True},
         {
