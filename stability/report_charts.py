@@ -22,7 +22,7 @@ import pygal
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
-from django.utils.translation import pgettext_lazy
+from django.utils.translation import pgettext, pgettext_lazy
 from pygal.style import Style
 
 # Level colours of the web app (web/static/web/app.css), so the chart reads like the badges.
@@ -85,7 +85,7 @@ def short_label(period: str) -> str:
 
 def no_data(text: str | None = None) -> SafeString:
     """What stands in a chart's place when it has nothing to draw."""
-    return format_html('<p class="chart-empty">{}</p>', text or _("No data"))
+    return format_html('<p class="chart-empty">{}</p>', text or pgettext("chart", "No data"))
 
 
 def _style(*colours: str) -> Style:
@@ -236,8 +236,8 @@ def health_ranking(rows: Sequence[tuple[str, float]]) -> SafeString:
         return no_data()
     height = max(140, 44 * len(rows) + 60)
     names = [name for name, _score in rows]
-    # The names stand left of the bars in the margin pygal sized by its own guess: add what it missed.
-    missed = max(text_width(name) - _pygal_width(name) for name in names)
+    # The names stand left of the bars in a margin pygal sizes by its guess of the widest: add what it missed.
+    missed = max(text_width(name) for name in names) - max(_pygal_width(name) for name in names)
     # The score axis ends at 1000, centred on the plot's right edge.
     right = max(MARGIN, math.ceil(text_width("1000") / 2) + 4)
     chart = _config(
