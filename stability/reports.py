@@ -7,7 +7,8 @@ stability_report) gives as:
 
 - period: label, kind, start, end, previous (label); scope: team / system or null; generated_at;
 - headline: incidents, a_b and c_d counts, unrecovered, mttr_seconds with its previous value and
-  change, follow_up_rate with previous and change, lowest availability of the P0 systems,
+  change, follow_up_rate with previous and change, lowest availability of the P0 systems (the system's
+  code, lowest_p0_system_name, and its year-to-date availability lowest_p0_year_to_date_availability),
   on_time_completion_rate, overdue_items;
 - incidents: by_level and the list in the weekly-report form (when, what, how found, handling,
   cause, level, time to recover, closed-loop status);
@@ -15,12 +16,15 @@ stability_report) gives as:
   overall and per level;
 - trend: the last TREND_PERIODS periods of the same kind: incidents by level and MTTR
   (`mttr`: [{period, value}]), follow-up rate (`follow_up_rate`: [{period, value, ...counts}]);
-- alerts: follow-up rate overall, per team (ranked, best first), per system, worst-missed alert
-  rules (most missed first);
-- availability: per system against its target, error budget and share consumed;
+- alerts: follow-up rate overall, per team (ranked, best first), per system (each group with the
+  team's or system's `name`), worst-missed alert rules (most missed first);
+- availability: per system against its target, error budget and share consumed; year_to_date: the
+  P0 systems' availability from January 1 of the year the period starts in to the period's end
+  (年度可用性: label, start, end, systems);
 - closed_loop: closed_loop_metrics (on-time completion, overdue by owner and team, incident
   closed-loop rate);
-- health: health_scores (each term, rank, change), for the teams in scope;
+- health: health_scores (each term, rank, change), for the teams in scope, ranked among every team
+  (teams_ranked of them), each with its previous_rank;
 - detection: share detected by monitoring (monitoring_share) and by customers (customer_share),
   counts by detection source and by cause category, and per cause category the counts by source
   with both shares (by_cause_category_and_source).
@@ -31,28 +35,24 @@ alerts with zero counts and rate null.
 The query count depends on the sections, never on how many incidents, alerts or teams there are.
 """
 
-import html
 import io
 import json
-import re
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
-from django.utils import timezone, translation
-from django.utils.translation import gettext
+from django.utils import timezone
 
 from incidents import spreadsheet
-from incidents.durations import human_duration
-from incidents.models import ActionItem, DetectionSource, Incident, System, Team, Tier
-from incidents.periods import Period
+from incidents.models import ActionItem, Incident, System, Team, Tier
+from incidents.periods import Period, date_range
 from incidents.selectors import closed_loop_metrics, in_period, incident_metrics, incident_trend
-from stability import report_sections
+from stability import report_narrative, report_sections
 from stability.models import AlertOccurrence
 from stability.selectors import (
     detection_by_cause_category,
@@ -216,7 +216,16 @@ def _scope(*, team: Team | None, system: System | None) -> _Scope:
     return _Scope(incidents=incidents, alerts=alerts, systems=systems, teams=teams)
 
 
-def _headline(*, metrics: dict, recovery_trend: list, follow_up: dict, alert_trend: list, availability, closed_loop):
+def _headline(
+    *,
+    metrics: dict,
+    recovery_trend: list,
+    follow_up: dict,
+    alert_trend: list,
+    availability,
+    year_to_date: dict,
+    closed_loop,
+):
     by_level = metrics["by_level"]
     mttr = metrics["time_to_recover"]["mean"]
     # The trend's previous period is period.previous(); its MTTR is incident_metrics' mean, in the same query.
@@ -224,6 +233,8 @@ def _headline(*, metrics: dict, recovery_trend: list, follow_up: dict, alert_tre
     follow_up_before = alert_trend[-2]["rate"] if len(alert_trend) > 1 else None
     p0 = [row for row in availability if row["tier"] == Tier.P0]
     lowest_p0 = min(p0, key=lambda row: row["availability"]) if p0 else None
+    year = {row["system"]: row for row in year_to_date["systems"]}
+    its_year = year.get(lowest_p0["system"]) if lowest_p0 else None
     return {
         "incidents": metrics["incidents"],
         "a_b": by_level["A"] + by_level["B"],
@@ -237,17 +248,24 @@ def _headline(*, metrics: dict, recovery_trend: list, follow_up: dict, alert_tre
         "follow_up_rate_change": _change(follow_up["rate"], follow_up_before),
         "lowest_p0_availability": lowest_p0["availability"] if lowest_p0 else None,
         "lowest_p0_system": lowest_p0["system"] if lowest_p0 else None,
+        "lowest_p0_system_name": lowest_p0["name"] if lowest_p0 else None,
+        "lowest_p0_year_to_date_availability": its_year["availability"] if its_year else None,
         "on_time_completion_rate": closed_loop["on_time_completion"]["rate"],
         "overdue_items": closed_loop["overdue"]["count"],
     }
 
 
-def _alerts(*, follow_up: dict, breakdown: dict) -> dict:
+def _named(groups: list[dict], names: dict) -> list[dict]:
+    return [{**group, "name": names.get(group["key"])} for group in groups]
+
+
+def _alerts(*, follow_up: dict, breakdown: dict, team_names: dict, system_names: dict) -> dict:
+    by_team = sorted(breakdown["team"], key=lambda g: (g["rate"] is None, -(g["rate"] or 0), str(g["key"])))
     return {
         "window_seconds": settings.FOLLOW_UP_WINDOW_SECONDS,
         "overall": follow_up,
-        "by_team": sorted(breakdown["team"], key=lambda g: (g["rate"] is None, -(g["rate"] or 0), str(g["key"]))),
-        "by_system": breakdown["system"],
+        "by_team": _named(by_team, team_names),
+        "by_system": _named(breakdown["system"], system_names),
         "worst_missed_rules": sorted(
             (g for g in breakdown["alertname"] if g["missed"]), key=lambda g: (-g["missed"], str(g["key"]))
         )[:WORST_RULES],
@@ -261,6 +279,50 @@ def _detection(*, metrics: dict, detection: dict) -> dict:
         "by_cause_category": metrics["by_cause_category"],
         "customer_share": detection["overall"]["customer_share"],
         "by_cause_category_and_source": detection["by_cause_category"],
+    }
+
+
+# The figures of a P0 system's year-to-date availability (system_availability's row, shortened).
+YEAR_TO_DATE_FIGURES = ("system", "name", "availability", "downtime_seconds", "target", "met")
+
+
+def year_to_date(period: Period) -> Period:
+    """The span of the year-to-date availability (年度可用性): from January 1 of the year the period starts in
+    to the period's end, cut in TIME_ZONE (November 2026: 2026-01-01..2026-11-30)."""
+    zone = timezone.get_default_timezone()
+    first = timezone.localtime(period.start, zone).date().replace(month=1, day=1)
+    last = timezone.localtime(period.end, zone).date() - timedelta(days=1)
+    return date_range(first, last)
+
+
+def _year_to_date(*, period: Period, now: datetime, systems: QuerySet) -> dict:
+    """The P0 systems' availability over year_to_date(period) (system_availability: two queries)."""
+    span = year_to_date(period)
+    rows = system_availability(period=span, now=now, systems=systems.filter(tier=Tier.P0))
+    return {
+        "label": span.label,
+        "start": span.start,
+        "end": span.end,
+        "systems": [{key: row[key] for key in YEAR_TO_DATE_FIGURES} for row in rows],
+    }
+
+
+def _health(*, period: Period, now: datetime, teams: QuerySet | None) -> dict:
+    """health_scores over every team, so that a team's rank is its rank among them all (中心排名) whatever
+    the report's scope, with the rank each had in the previous period; then the teams of the scope only."""
+    health = health_scores(period=period, now=now)
+    every = health["teams"]
+    by_name = sorted(every, key=lambda row: row["name"])
+    previous_ranks = {
+        row["team"]: rank for rank, row in enumerate(sorted(by_name, key=lambda row: -row["previous_score"]), 1)
+    }
+    if teams is not None:
+        in_scope = set(teams.values_list("slug", flat=True))
+        every = [row for row in every if row["team"] in in_scope]
+    return {
+        **health,
+        "teams_ranked": len(health["teams"]),
+        "teams": [{**row, "previous_rank": previous_ranks[row["team"]]} for row in every],
     }
 
 
@@ -279,7 +341,8 @@ def build_report(
     follow_up = follow_up_rate(occurrences=occurrences, period=period, now=now)["overall"]
     periods = trailing_periods(period)
     recovery_trend = incident_trend(incidents=scope.incidents, periods=periods)
-    health = health_scores(period=period, now=now, teams=scope.teams)
+    scoped = team is not None or system is not None
+    health = _health(period=period, now=now, teams=scope.teams if scoped else None)
     # Every team and system of the scope, those without alerts too (rate None), read from the
     # sections above rather than queried again.
     breakdown = follow_up_breakdown(
@@ -295,12 +358,14 @@ def build_report(
     alert_trend = follow_up_trend(scope=scope.alerts, periods=periods, now=now)
     closed_loop = closed_loop_metrics(period=period, team=team, system=system, now=now)
     detection = detection_by_cause_category(incidents=in_the_period)
+    year = _year_to_date(period=period, now=now, systems=scope.systems)
     headline = _headline(
         metrics=metrics,
         recovery_trend=recovery_trend,
         follow_up=follow_up,
         alert_trend=alert_trend,
         availability=availability,
+        year_to_date=year,
         closed_loop=closed_loop,
     )
     recovery = {key: metrics[key] for key in (*report_sections.MEASURES, "recovery_target_compliance")}
@@ -322,8 +387,17 @@ def build_report(
         ),
         recovery=report_sections.Recovery(_plain(recovery)),
         trend=report_sections.Trend(_plain(trend)),
-        alerts=report_sections.Alerts(_plain(_alerts(follow_up=follow_up, breakdown=breakdown))),
-        availability=report_sections.Availability(_plain({"systems": availability})),
+        alerts=report_sections.Alerts(
+            _plain(
+                _alerts(
+                    follow_up=follow_up,
+                    breakdown=breakdown,
+                    team_names={row["team"]: row["name"] for row in health["teams"]},
+                    system_names={row["system"]: row["name"] for row in availability},
+                )
+            )
+        ),
+        availability=report_sections.Availability(_plain({"systems": availability, "year_to_date": year})),
         closed_loop=report_sections.ClosedLoop(_plain(closed_loop)),
         health=report_sections.Health(_plain(health)),
         detection=report_sections.Detection(_plain(_detection(metrics=metrics, detection=detection))),
@@ -356,10 +430,6 @@ def stability_report(
 
 
 # --- exports -------------------------------------------------------------------------------------
-
-
-def _rate_text(value) -> str:
-    return "–" if value is None else f"{float(value) * 100:.1f}%"
 
 
 def _follow_up_groups(name: str) -> Callable[[Report], list[dict]]:
@@ -474,158 +544,6 @@ def report_csv_zip(report: Report) -> bytes:
 
 
 def report_markdown(report: Report, *, language: str) -> str:
-    """The report in the form of the team's weekly and monthly reports, ready to paste."""
-    with translation.override(language):
-        return _markdown(report)
-
-
-def _local(moment: str | None, pattern: str) -> str:
-    if moment is None:
-        return "–"
-    return timezone.localtime(datetime.fromisoformat(moment), timezone.get_default_timezone()).strftime(pattern)
-
-
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-!|~])")
-_LINE_BREAKS = re.compile(r"\s*[\r\n]+\s*")
-
-
-def markdown_text(text: str) -> str:
-    """User text (titles, causes, handling, names) as literal text in Markdown: each Markdown control
-    character backslash-escaped, HTML's special characters as entities (a title `<script>` stays text
-    wherever the Markdown is rendered), line breaks as spaces (a line of its own could start a heading)."""
-    return html.escape(_MARKDOWN_SPECIAL.sub(r"\\\1", _LINE_BREAKS.sub(" ", text)), quote=False)
-
-
-def _as_is(text: str) -> str:
-    return text
-
-
-def incident_line(row: dict, *, escape: Callable[[str], str] = _as_is) -> str:
-    """One incident of the report's list as the weekly report writes it (the Markdown, the page and the
-    PDF): when, what, level and how it was found, handling, cause, recovery, closed loop. `escape` is
-    applied to the user's text (markdown_text for the Markdown; the page and PDF templates escape HTML)."""
-    text = gettext("%(when)s %(title)s [level %(level)s, found by %(found)s].") % {
-        "when": _local(row["occurred_at"], gettext("%m-%d %H:%M")),
-        "title": escape(row["title"]),
-        "level": row["level"],
-        "found": dict(DetectionSource.choices).get(row["detection_source"], row["detection_source"]),
-    }
-    if row["handling"]:
-        text += " " + gettext("Handling: %(handling)s.") % {"handling": escape(row["handling"].rstrip("。."))}
-    if row["cause"]:
-        text += " " + gettext("Cause: %(cause)s.") % {"cause": escape(row["cause"].rstrip("。."))}
-    if row["recovered_at"]:
-        text += " " + gettext("Recovered at %(at)s, after %(ttr)s.") % {
-            "at": _local(row["recovered_at"], "%H:%M"),
-            "ttr": human_duration(row["time_to_recover_seconds"]),
-        }
-    else:
-        text += " " + gettext("Not yet recovered.")
-    text += " " + gettext("Closed loop: %(closed)d of %(items)d items done.") % {
-        "closed": row["action_items_closed"],
-        "items": row["action_items"],
-    }
-    return text
-
-
-def _item(text: str) -> str:
-    return "- " + text
-
-
-def _headline_lines(report: Report) -> list[str]:
-    head = report.headline.figures
-    overall = report.alerts.figures["overall"]
-    detection = report.detection.figures
-    lines = [
-        gettext("A/B-level incidents %(ab)d, C/D-level %(cd)d (%(open)d not yet recovered).")
-        % {"ab": head["a_b"], "cd": head["c_d"], "open": head["unrecovered"]},
-        gettext("MTTR %(mttr)s (previous period %(before)s).")
-        % {"mttr": human_duration(head["mttr_seconds"]), "before": human_duration(head["previous_mttr_seconds"])},
-        gettext("5-minute alert follow-up rate %(rate)s (%(in_time)d of %(denominator)d).")
-        % {
-            "rate": _rate_text(head["follow_up_rate"]),
-            "in_time": overall["in_time"],
-            "denominator": overall["denominator"],
-        },
-    ]
-    if head["lowest_p0_system"]:
-        lines.append(
-            gettext("Lowest availability of a P0 system: %(system)s %(availability)s%%.")
-            % {"system": markdown_text(head["lowest_p0_system"]), "availability": head["lowest_p0_availability"]}
-        )
-    lines.append(
-        gettext("Found by monitoring %(monitoring)s, by customers %(customer)s.")
-        % {
-            "monitoring": _rate_text(detection["monitoring_share"]),
-            "customer": _rate_text(detection["customer_share"]),
-        }
-    )
-    lines.append(
-        gettext("Closed-loop items done on time %(rate)s; %(overdue)d overdue.")
-        % {"rate": _rate_text(head["on_time_completion_rate"]), "overdue": head["overdue_items"]}
-    )
-    for row in report.health.figures["teams"]:
-        lines.append(
-            gettext("Health score %(team)s: %(score)s, rank %(rank)d.")
-            % {"team": markdown_text(row["name"]), "score": row["score"], "rank": row["rank"]}
-        )
-    return [_item(line) for line in lines]
-
-
-def _incident_lines(report: Report) -> list[str]:
-    rows = report.incidents.figures["list"]
-    if not rows:
-        return [gettext("No incident in this period.")]
-    return [f"{number}. {incident_line(row, escape=markdown_text)}" for number, row in enumerate(rows, start=1)]
-
-
-def _overdue_lines(report: Report) -> list[str]:
-    return [
-        _item(
-            gettext("%(title)s (owner %(owner)s, %(days)d days overdue, incident #%(incident)d)")
-            % {
-                "title": markdown_text(item["title"]),
-                "owner": markdown_text(item["owner"] or ""),
-                "days": item["days_overdue"],
-                "incident": item["incident"],
-            }
-        )
-        for item in report.closed_loop.figures["overdue"]["items"]
-    ]
-
-
-def _worst_rule_lines(report: Report) -> list[str]:
-    return [
-        _item(
-            gettext("%(rule)s: %(missed)d of %(denominator)d not followed up within 5 minutes")
-            % {
-                "rule": markdown_text(rule["key"]) if rule["key"] else "–",
-                "missed": rule["missed"],
-                "denominator": rule["denominator"],
-            }
-        )
-        for rule in report.alerts.figures["worst_missed_rules"]
-    ]
-
-
-def scope_name(report: Report) -> str | None:
-    """The name of the team or system the report covers; None for everyone."""
-    return (report.team.name if report.team else None) or (report.system.name if report.system else None)
-
-
-def _markdown(report: Report) -> str:
-    whom = scope_name(report)
-    title = gettext("Stability report %(period)s (%(scope)s)") % {
-        "period": report.period.label,
-        "scope": markdown_text(whom) if whom else gettext("all teams"),
-    }
-    lines = ["# " + title, "", "## " + gettext("Headline"), "", *_headline_lines(report)]
-    lines += ["", "## " + gettext("Incidents"), "", *_incident_lines(report)]
-    # Sections with nothing to say are left out.
-    for heading, section in (
-        (gettext("Overdue closed-loop items"), _overdue_lines(report)),
-        (gettext("Alert rules most often missed"), _worst_rule_lines(report)),
-    ):
-        if section:
-            lines += ["", "## " + heading, "", *section]
-    return "\n".join(lines) + "\n"
+    """The report in Markdown, ready to paste: the narrative in the weekly report's words, then the appendix's
+    tables summarised (stability.report_narrative.markdown)."""
+    return report_narrative.markdown(report, language=language)

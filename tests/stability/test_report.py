@@ -91,8 +91,8 @@ def test_a_team_report_and_the_exports(dataset):
     rows = list(csv.DictReader(io.StringIO(tables["incidents"])))
     assert [(r["title"], r["level"]) for r in rows] == [("收银台支付失败", "A")]
     english = report_markdown(built, language="en")
-    assert "A/B-level incidents 1, C/D-level 0" in english
-    assert "5-minute alert follow-up rate 50.0% (2 of 4)" in english
+    assert "Incidents: A/B-level 1, C/D-level 0." in english
+    assert "5-minute alert follow-up rate 50.0 % (2 of 4 alerts followed up in time)." in english
     assert "补充监控报警" in english  # the overdue item
 
 

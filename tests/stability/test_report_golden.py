@@ -433,16 +433,17 @@ def test_team_and_system_scopes(golden):
 
 def test_markdown_in_both_languages(built):
     english = report_markdown(built, language="en")
-    assert "A/B-level incidents 1, C/D-level 4 (1 not yet recovered)." in english
-    assert "5-minute alert follow-up rate 62.5% (5 of 8)." in english
-    assert "Lowest availability of a P0 system: cashier 99.953703%." in english
-    assert "Closed-loop items done on time 25.0%; 2 overdue." in english
-    assert "Found by monitoring 60.0%, by customers 40.0%." in english
-    assert "Health score Quiet: 1000.0, rank 1." in english
+    assert "- Incidents: A/B-level 1, C/D-level 4. 1 not yet recovered." in english
+    assert "5-minute alert follow-up rate 62.5 % (5 of 8 alerts followed up in time)." in english
+    # Names before codes, three decimals: 99.953703 -> 99.953 %.
+    assert "- 收银台 (cashier): availability 99.953 %, below its target of 99.99 %" in english
+    assert "- Items due in the period done on time: 1 of 4 (25.0 %)." in english
+    assert "- Found by monitoring 60.0 %, by customers 40.0 %." in english
+    assert "- Quiet (quiet): score 1000.0, rank 1 of 3." in english
     assert "对账文件缺失236条" in english and "Cause: 可空字段作为主键." in english
     chinese = report_markdown(built, language="zh-hans")
-    assert "A/B级事件 1 个，C/D级事件 4 个（1 个尚未恢复）。" in chinese
-    assert "Payments 健康分：431.7，排名第 3。" in chinese
+    assert "- 事故数：AB级 1 次，CD级 4 次。其中 1 起尚未恢复。" in chinese
+    assert "- Payments（payments）：健康分 431.7，排名第 3（共 3 个团队）。" in chinese
     # The incident line: local time, title, handling and cause as the weekly report writes them.
     line = next(line for line in chinese.splitlines() if "对账文件缺失236条" in line)
     assert line.startswith("4. 11-20 16:00 对账文件缺失236条")

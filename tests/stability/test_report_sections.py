@@ -49,10 +49,16 @@ def test_cells_read_by_their_columns_kind():
     assert cell(Column("a", "A", Kind.COUNT), None) == {"kind": "text", "value": None}
     assert cell(Column("a", "A", Kind.DATETIME), "2026-11-30T15:58:00+00:00")["kind"] == "moment"
     assert cell(Column("a", "A", Kind.DATETIME), None) == {"kind": "text", "value": None}
-    # Exact decimals as written; a percentage that is missing reads "no data" like a rate.
+    # A score as written; exact decimals written out for people: a percentage with its sign, an
+    # availability with three decimals (cut), seconds in words; missing, a percentage reads "no data".
     assert cell(Column("a", "A", Kind.DECIMAL), "1200") == {"kind": "text", "value": "1200"}
-    assert cell(Column("a", "A", Kind.PERCENT_DIGITS), "99.953703") == {"kind": "text", "value": "99.953703"}
-    assert cell(Column("a", "A", Kind.PERCENT_DIGITS), None) == {"kind": "rate", "value": None}
+    assert cell(Column("a", "A", Kind.PERCENT_DIGITS), "99.990") == {"kind": "figure", "value": "99.99 %"}
+    assert cell(Column("a", "A", Kind.AVAILABILITY), "99.953703") == {"kind": "figure", "value": "99.953 %"}
+    assert cell(Column("a", "A", Kind.AVAILABILITY), None) == {"kind": "figure", "value": "no data"}
+    assert cell(Column("a", "A", Kind.SECONDS_DIGITS), "3271.2") == {"kind": "figure", "value": "54 min 31 s"}
+    assert cell(Column("a", "A", Kind.SECONDS_DIGITS), None) == {"kind": "figure", "value": "–"}
+    assert cell(Column("a", "A", Kind.POINTS), 0.125) == {"kind": "figure", "value": "+12.5 pp"}
+    assert cell(Column("a", "A", Kind.CODE), "cashier") == {"kind": "code", "value": "cashier"}
     choice = Column("tier", "Tier", Kind.CHOICE, {"P0": "P0 – core money path"})
     assert cell(choice, "P0") == {"kind": "label", "value": "P0 – core money path"}
     assert cell(choice, "P9") == {"kind": "text", "value": "P9"}
@@ -87,11 +93,35 @@ def test_the_page_draws_the_sections_tables(report):
 
 def test_the_headline_and_the_chat_summary(report):
     items = {item["label"]: item for item in headline(report)}
-    assert items["MTTR"] == {"label": "MTTR", "kind": "duration", "value": 2040.0}
-    assert items["Lowest P0 availability (%)"]["value"] == "99.953703"
+    # MTTR 2,040 s = 34 min; October 1,200 s = 20 min; +840 s = +14 min.
+    assert items["MTTR"] == {"label": "MTTR", "value": "34 min", "detail": "previous period 20 min, +14 min"}
+    # 0.625 -> 62.5 %; October 0.5; +0.125 = +12.5 percentage points.
+    assert items["5-minute follow-up rate"]["detail"] == "previous period 50.0 %, +12.5 pp"
+    # The name first, the code in small print, three decimals; year to date 99.993762 -> 99.993 %.
+    assert items["Lowest P0 availability"] == {
+        "label": "Lowest P0 availability",
+        "value": "99.953 %",
+        "name": "收银台",
+        "code": "cashier",
+        "detail": "year to date 99.993 %",
+    }
+    assert items["Incidents"]["detail"] == "A/B-level 1, C/D-level 4, 1 not yet recovered"
+    assert items["Items done on time"] == {"label": "Items done on time", "value": "25.0 %", "detail": "2 overdue"}
     lines = summary_lines(report)
-    assert "5-minute follow-up rate: 62.5 %" in lines
-    assert "MTTR: 34.0 min" in lines
+    assert lines[:2] == ["Monthly report 2026-11", "System operation"]
+    assert "- MTTR 34 min. Up 14 min from 20 min in the previous period." in lines
+
+
+def test_wide_tables_and_the_first_rows_of_a_long_one(report):
+    availability = next(table for table in report.availability.tables() if table.key == "availability")
+    assert availability.wide and len(availability.columns) == 13
+    by_owner = next(table for table in report.closed_loop.tables() if table.key == "overdue_by_owner")
+    assert not by_owner.wide
+    # Four systems; the first two, two more.
+    drawn = table_context(availability, rows=2)
+    assert (len(drawn["rows"]), drawn["total"], drawn["more"], drawn["wide"]) == (2, 4, 2, True)
+    assert [row[0]["value"] for row in drawn["rows"]] == ["收银台", "代付"]
+    assert table_context(availability)["more"] == 0  # the PDF: every row
 
 
 def test_one_csv_table_is_the_same_as_in_all_of_them(report):
