@@ -13,6 +13,7 @@ from stability.models import (
     Notification,
     NotificationChannel,
     OutboundMessage,
+    PublishedReport,
     RejectedDelivery,
     ReminderPolicy,
 )
@@ -290,3 +291,15 @@ class OutboundMessageAdmin(RecordAdmin):
     list_filter = ("ok", "channel")
     date_hierarchy = "started_at"
     list_select_related = ("channel",)
+
+
+@admin.register(PublishedReport)
+class PublishedReportAdmin(RecordAdmin):
+    """Reports as they were sent or published (stability.published): frozen, never edited here."""
+
+    list_display = ("period", "team", "revision", "reason", "published_at", "published_by", "revised_checked_at")
+    list_filter = ("reason", "period_kind", "team")
+    search_fields = ("period",)
+    date_hierarchy = "published_at"
+    list_select_related = ("team", "published_by")
+    exclude = ("watched",)

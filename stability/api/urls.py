@@ -1,7 +1,7 @@
 from django.urls import path
 from rest_framework.routers import DefaultRouter
 
-from stability.api import alerts, integrations, notifications, reports, webhooks
+from stability.api import alerts, integrations, notifications, published, reports, webhooks
 from stability.api.metrics import FollowUpMissedView, FollowUpRateView
 
 router = DefaultRouter()
@@ -11,6 +11,7 @@ router.register("maintenance-windows", alerts.MaintenanceWindowViewSet, basename
 router.register("rejected-deliveries", alerts.RejectedDeliveryViewSet, basename="rejected-delivery")
 router.register("notification-channels", notifications.NotificationChannelViewSet, basename="notification-channel")
 router.register("notifications", notifications.NotificationViewSet, basename="notification")
+router.register("reports/published", published.PublishedReportViewSet, basename="published-report")
 
 urlpatterns = [
     path("integrations/alertmanager/", webhooks.AlertmanagerWebhook.as_view(), name="webhook-alertmanager"),
