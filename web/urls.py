@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from web.views import alerts, configuration, home, incidents, items, notifications, reports
+from web.views import alerts, configuration, home, incidents, items, notifications, published, reports
 
 app_name = "web"
 SECTIONS = "|".join(configuration.SECTIONS)
@@ -28,6 +28,10 @@ urlpatterns = [
     path("alerts/<int:pk>/", alerts.AlertDetailView.as_view(), name="alert-detail"),
     path("reports/", reports.ReportView.as_view(), name="reports"),
     path("reports/pdf/", reports.ReportPdfView.as_view(), name="report-pdf"),
+    path("reports/publish/", published.PublishView.as_view(), name="report-publish"),
+    path("reports/published/", published.PublishedListView.as_view(), name="published-reports"),
+    path("reports/published/<int:pk>/", published.PublishedReportView.as_view(), name="published-report"),
+    path("reports/published/<int:pk>/pdf/", published.PublishedPdfView.as_view(), name="published-report-pdf"),
     path("notifications/", notifications.NotificationLogView.as_view(), name="notification-log"),
     path("notifications/<int:pk>/retry/", notifications.NotificationRetryView.as_view(), name="notification-retry"),
     path("settings/", configuration.ConfigurationIndexView.as_view(), name="configuration"),

@@ -1,0 +1,162 @@
+"""Published reports as pages: publish from the report page, the published page drawn from its frozen
+snapshot with its banner, "revised since publication" and its other revisions, the list, the frozen PDF;
+who may do what; Chinese and English."""
+
+import re
+import subprocess
+from datetime import timedelta
+
+import pytest
+
+from stability.models import PublishedReport
+from tests.stability.test_published import (
+    EDITED,
+    OPENED,
+    PUBLISHED,
+    at,
+    make_november,
+    recover_at,
+    utc,
+)
+from tests.web.conftest import text_of
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def november(db):
+    return make_november()
+
+
+def publish_page(client, data: dict, moment=PUBLISHED):
+    with at(moment):
+        return client.post("/reports/publish/", data)
+
+
+def page(client, url: str, moment=OPENED, **headers):
+    with at(moment):
+        return client.get(url, **headers)
+
+
+def test_the_report_page_offers_managers_to_publish_it(manager, november):
+    html = page(manager, "/reports/?period=2026-11&team=payments").content.decode()
+    form = re.search(r'<form[^>]*action="/reports/publish/".*?</form>', html, re.S)
+    assert form is not None
+    assert 'name="csrfmiddlewaretoken"' in form.group()
+    assert 'name="period" value="2026-11"' in form.group() and 'name="team" value="payments"' in form.group()
+
+
+def test_engineers_are_not_offered_to_publish_and_may_not(engineer, november):
+    november["payments"].members.add(engineer.user)
+    html = page(engineer, "/reports/?period=2026-11&team=payments").content.decode()
+    assert 'action="/reports/publish/"' not in html
+    assert publish_page(engineer, {"period": "2026-11", "team": "payments"}).status_code == 403
+    assert not PublishedReport.objects.exists()
+
+
+def test_publishing_shows_the_published_report_with_its_banner(manager, november):
+    answer = publish_page(manager, {"period": "2026-11", "team": "payments"})
+    published = PublishedReport.objects.get()
+    assert answer.status_code == 302 and answer["Location"] == f"/reports/published/{published.pk}/"
+    assert published.published_by == manager.user
+    text = text_of(page(manager, answer["Location"]).content.decode())
+    assert "by Manager Person, revision 1." in text
+    assert "Revised since publication" not in text
+    # The frozen report through the live page's template: its incidents, its headline.
+    assert "Slow cashier" in text and "支付失败" in text
+
+
+def test_an_edit_shows_the_revision_box_with_the_records_and_a_new_revision(manager, november):
+    publish_page(manager, {"period": "2026-11", "team": "payments"})
+    first = PublishedReport.objects.get()
+    recover_at(november["second"], utc(2026, 11, 10, 2, 40))
+    html = page(manager, f"/reports/published/{first.pk}/").content.decode()
+    box = re.search(r'<section class="card published-revised".*?</section>', html, re.S).group()
+    # MTTR 2,400 s (40 min) published, 3,000 s (50 min) now; the incident behind it linked.
+    mttr = re.search(r"<tr>\s*<th scope=\"row\">MTTR</th>.*?</tr>", box, re.S).group()
+    assert [text_of(cell) for cell in re.findall(r"<td[^>]*>(.*?)</td>", mttr, re.S)[:2]] == ["40 min", "50 min"]
+    assert f'href="/incidents/{november["second"].pk}/"' in mttr
+    assert 'action="/reports/publish/"' in box
+    # A new revision; the first still shows the figures it was sent with, and links to the second.
+    answer = publish_page(manager, {"period": "2026-11", "team": "payments"}, EDITED + timedelta(minutes=5))
+    second = PublishedReport.objects.get(revision=2)
+    assert answer["Location"] == f"/reports/published/{second.pk}/"
+    assert "Revised since publication" not in text_of(page(manager, answer["Location"]).content.decode())
+    old = page(manager, f"/reports/published/{first.pk}/").content.decode()
+    assert "A newer revision exists: revision 2." in text_of(old)
+    assert f'href="/reports/published/{second.pk}/"' in old
+    assert "40 min" in text_of(old)
+
+
+def test_the_published_report_in_chinese(manager, november):
+    publish_page(manager, {"period": "2026-11", "team": "payments"})
+    published = PublishedReport.objects.get()
+    recover_at(november["second"], utc(2026, 11, 10, 2, 40))
+    text = text_of(
+        page(manager, f"/reports/published/{published.pk}/", HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    )
+    assert "发布后已修订" in text
+    assert "修订版 1" in text
+
+
+def listed(client, url: str) -> str:
+    """The text of the list's rows (not of the filter's choices)."""
+    found = re.search(r"<tbody>(.*?)</tbody>", page(client, url).content.decode(), re.S)
+    return text_of(found.group(1)) if found else ""
+
+
+def test_the_list_of_published_reports(manager, engineer, november):
+    publish_page(manager, {"period": "2026-11", "team": "payments"})
+    publish_page(manager, {"period": "2026-11"})
+    publish_page(manager, {"period": "2026-10", "team": "accounts"})
+    text = listed(manager, "/reports/published/")
+    assert "All teams" in text and "Payments" in text and "Accounts" in text
+    assert "2026-11 Payments 1 2026-12-10 09:00" in text  # period, scope, revision, published at (local)
+    filtered = listed(manager, "/reports/published/?period=2026-10")
+    assert "Accounts" in filtered and "Payments" not in filtered
+    assert page(manager, "/reports/published/?period=2026-13").status_code == 400
+    # Engineers see their teams' only.
+    november["payments"].members.add(engineer.user)
+    mine = listed(engineer, "/reports/published/")
+    assert "Payments" in mine and "All teams" not in mine and "Accounts" not in mine
+
+
+def test_the_list_says_which_were_found_revised(manager, november):
+    publish_page(manager, {"period": "2026-11", "team": "payments"})
+    published = PublishedReport.objects.get()
+    assert "Revised since publication" not in listed(manager, "/reports/published/")
+    recover_at(november["second"], utc(2026, 11, 10, 2, 40))
+    page(manager, f"/reports/published/{published.pk}/")
+    assert "Revised since publication" in listed(manager, "/reports/published/")
+
+
+def test_engineers_read_only_their_teams_published_pages(manager, engineer, november):
+    november["payments"].members.add(engineer.user)
+    publish_page(manager, {"period": "2026-11", "team": "payments"})
+    publish_page(manager, {"period": "2026-11", "team": "accounts"})
+    own, other = PublishedReport.objects.order_by("team__slug").reverse()
+    assert page(engineer, f"/reports/published/{own.pk}/").status_code == 200
+    assert page(engineer, f"/reports/published/{other.pk}/").status_code == 403
+    assert page(engineer, f"/reports/published/{other.pk}/pdf/").status_code == 403
+
+
+def test_bad_input_publishes_nothing(manager, november):
+    assert publish_page(manager, {"period": "2026-13"}).status_code == 400
+    assert publish_page(manager, {"period": "2026-11", "team": "nobody"}).status_code == 400
+    assert publish_page(manager, {"period": "2027-01"}).status_code == 400
+    assert not PublishedReport.objects.exists()
+    assert page(manager, "/reports/published/999999/").status_code == 404
+
+
+def test_the_pdf_is_the_frozen_report(manager, november, tmp_path):
+    publish_page(manager, {"period": "2026-11", "team": "payments"})
+    published = PublishedReport.objects.get()
+    recover_at(november["second"], utc(2026, 11, 10, 2, 40))
+    answer = page(manager, f"/reports/published/{published.pk}/pdf/")
+    assert answer["Content-Type"] == "application/pdf"
+    assert 'filename="stability-report-2026-11-payments-r1.pdf"' in answer["Content-Disposition"]
+    pdf = tmp_path / "published.pdf"
+    pdf.write_bytes(answer.content)
+    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    assert "Slow cashier" in text
+    assert "40 min" in text  # the MTTR sent, not the 50 min of now
