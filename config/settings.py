@@ -295,8 +295,10 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = TIME_ZONE
-# Local hour of the 1st at which the previous month's report goes out.
+# Local hour of the 1st at which the previous month's report goes out, and of the Monday at which the
+# previous ISO week's does.
 MONTHLY_REPORT_HOUR = env.int("MONTHLY_REPORT_HOUR", default=9)
+WEEKLY_REPORT_HOUR = env.int("WEEKLY_REPORT_HOUR", default=9)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "reevaluate-unrecovered-incidents": {
@@ -324,6 +326,12 @@ CELERY_BEAT_SCHEDULE = {
     "monthly-reports": {
         "task": "stability.tasks.send_monthly_reports",
         "schedule": crontab(minute=0, hour=MONTHLY_REPORT_HOUR, day_of_month=1),
+        "options": {"expires": 12 * 3600},
+    },
+    # The previous ISO week's report, the same way, on Mondays at WEEKLY_REPORT_HOUR local.
+    "weekly-reports": {
+        "task": "stability.tasks.send_weekly_reports",
+        "schedule": crontab(minute=0, hour=WEEKLY_REPORT_HOUR, day_of_week=1),
         "options": {"expires": 12 * 3600},
     },
 }

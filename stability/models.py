@@ -383,6 +383,7 @@ class Event(models.TextChoices):
     DIGEST = "digest", _("Weekly digest")
     ALERT_UNFOLLOWED = "alert_unfollowed", _("Alert not followed up")
     ALERT_ESCALATION = "alert_escalation", _("Unfollowed alert escalated")
+    WEEKLY_REPORT = "weekly_report", _("Weekly stability report")
     MONTHLY_REPORT = "monthly_report", _("Monthly stability report")
 
 
@@ -445,7 +446,7 @@ class NotificationChannel(models.Model):
         blank=True,
         help_text=_(
             "Events this channel carries; empty: a person's channel carries all of theirs, a team's the "
-            "alert notices, escalations and the monthly report."
+            "alert notices, escalations and the weekly and monthly reports."
         ),
     )
     language = models.CharField(
@@ -636,7 +637,7 @@ class Notification(models.Model):
         blank=True,
         related_name="report_notifications",
         verbose_name=_("team"),
-        help_text=_("The team a monthly report is about."),
+        help_text=_("The team a weekly or monthly report is about."),
     )
     # Deliveries are grouped by destination: "email" (every email) or "channel:<id>".
     destination = models.CharField(_("destination"), max_length=40)

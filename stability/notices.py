@@ -16,6 +16,7 @@ from incidents.models import ActionItem
 from stability import links, reports
 from stability.channels import Entry
 from stability.models import Event, Notification
+from stability.reminders import REPORT_EVENTS
 
 DAY = timedelta(days=1)
 DIGEST_ITEMS = 20  # items listed in a digest; more are counted
@@ -109,20 +110,34 @@ def _digest_entry(notification: Notification, items: list[ActionItem], *, now: d
 
 
 def _team_report(notification: Notification) -> reports.Report:
-    """The monthly report a notification carries, as of its sending time (computed holding no lock)."""
+    """The weekly or monthly report a notification carries, as of its sending time (computed holding no
+    lock)."""
     period = periods.parse(notification.step)
     return reports.build_report(period=period, team=notification.team, now=notification.fire_at)
 
 
+def report_title(event: str, period: periods.Period, team_name: str) -> str:
+    """Which report, and the period's first and last day (local): "Weekly stability report 2026-W48
+    (2026-11-23 to 2026-11-29): Payments"."""
+    values = {
+        "period": period.label,
+        "first": f"{timezone.localtime(period.start, timezone.get_default_timezone()):%Y-%m-%d}",
+        "last": f"{timezone.localtime(period.end, timezone.get_default_timezone()) - DAY:%Y-%m-%d}",
+        "team": team_name,
+    }
+    if event == Event.WEEKLY_REPORT:
+        return _("Weekly stability report %(period)s (%(first)s to %(last)s): %(team)s") % values
+    return _("Monthly stability report %(period)s (%(first)s to %(last)s): %(team)s") % values
+
+
 def _report_entry(notification: Notification, report: reports.Report) -> Entry:
-    """The monthly report's summary: its headline figures and the link to the page (the email adds the PDF)."""
+    """The report's summary: its headline figures and the link to the page (the email adds the PDF)."""
     from stability import report_pdf
 
     team = notification.team
-    period = periods.parse(notification.step)
-    title = _("Stability report %(period)s: %(team)s") % {"period": period.label, "team": team.name}
+    period = report.period
     return Entry(
-        title=title,
+        title=report_title(notification.event, period, team.name),
         url=links.report_url(period_label=period.label, team_slug=team.slug),
         details=tuple(report_pdf.summary_lines(report)),
     )
@@ -153,18 +168,18 @@ def webhook_payload(notification: Notification, entry: Entry) -> dict:
 class Rendered:
     entries: list[tuple[Notification, Entry]] = field(default_factory=list)
     empty: list[int] = field(default_factory=list)  # notifications with nothing to say
-    report_of: dict[int, reports.Report] = field(default_factory=dict)  # a monthly report notification's report
+    report_of: dict[int, reports.Report] = field(default_factory=dict)  # a report notification's report
 
 
 def render(rows: list[Notification], *, now: datetime) -> Rendered:
-    """Entries in each notification's language. A team's monthly report is computed once, whatever the
-    number of its notifications here, and kept for the email's PDF."""
+    """Entries in each notification's language. A team's weekly or monthly report is computed once,
+    whatever the number of its notifications here, and kept for the email's PDF and for publishing."""
     open_items = _open_items_of({n.recipient_id for n in rows if n.event == Event.DIGEST})
     rendered = Rendered()
     computed: dict[tuple, reports.Report] = {}
     for notification in rows:
         report = None
-        if notification.event == Event.MONTHLY_REPORT:
+        if notification.event in REPORT_EVENTS:
             key = (notification.team_id, notification.step, notification.fire_at)
             if key not in computed:
                 computed[key] = _team_report(notification)

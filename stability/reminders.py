@@ -15,6 +15,9 @@ The schedule of one action item (docs/reminders.md), under its team's ReminderPo
 - managers: escalation-j at due_at + escalate_after_days + j * escalate_every_days (j >= 0), to the
   team's team channels when it has no managers.
 Chat messages recorded in quiet hours wait for their end (deliver_after); email does not wait.
+
+The weekly and monthly reports go the same way, recorded by send_reports (beat, Mondays and the 1st at
+WEEKLY_REPORT_HOUR / MONTHLY_REPORT_HOUR local) for the ISO week or month that just ended.
 """
 
 import logging
@@ -30,6 +33,7 @@ from django.db.models import F, Q
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from incidents import periods
 from incidents.models import ActionItem, Team
 from stability.models import AlertOccurrence, Event, Notification, NotificationChannel, ReminderPolicy
 
@@ -40,7 +44,7 @@ ITEM_EVENTS = (Event.ITEM_BEFORE_DUE, Event.ITEM_DUE, Event.ITEM_OVERDUE, Event.
 ALERT_EVENTS = (Event.ALERT_UNFOLLOWED, Event.ALERT_ESCALATION)
 # What a team channel carries when its `events` list is empty; a person's carries everything of theirs.
 TEAM_DEFAULT_EVENTS = frozenset(
-    {Event.ALERT_UNFOLLOWED, Event.ALERT_ESCALATION, Event.ITEM_ESCALATION, Event.MONTHLY_REPORT}
+    {Event.ALERT_UNFOLLOWED, Event.ALERT_ESCALATION, Event.ITEM_ESCALATION, Event.WEEKLY_REPORT, Event.MONTHLY_REPORT}
 )
 EMAIL_DESTINATION = "email"
 DELIVER_TASK = "stability.tasks.deliver_notifications"
@@ -239,6 +243,14 @@ class Directory:
             )
             for c in channels
         ]
+
+    def for_reader(self, person: Person, event: str) -> list[Destination]:
+        """A report's reader: their channels that carry the report (or everything); a person with no
+        channel of their own, email. One whose channels all leave the report out chose not to get it
+        (unlike a reminder, which always finds its person)."""
+        if not self.personal.get(person.id):
+            return self.for_person(person, event)
+        return [d for d in self.for_person(person, event) if d.channel_id is not None]
 
     def for_team(self, team_id: int, event: str, *, by_default: bool) -> list[Destination]:
         """The team's channels that carry the event (`by_default`: also those with no event list)."""
@@ -488,39 +500,58 @@ def _skip_stale_item_rows(pending, *, stale: list[dict], items: list[dict]) -> i
     return skipped
 
 
-def monthly_report_slot(now: datetime) -> tuple[str, datetime] | None:
-    """The previous month's label and its sending time when `now` lies on the 1st, from
-    MONTHLY_REPORT_HOUR local to the end of that day; else None (a later run sends nothing)."""
-    local = timezone.localtime(now)
-    at = datetime.combine(
-        local.date().replace(day=1), time(settings.MONTHLY_REPORT_HOUR), tzinfo=timezone.get_default_timezone()
-    )
-    if local.day != 1 or now < at:
+@dataclass(frozen=True)
+class ReportKind:
+    """A report delivered on the first day of each period of its kind, for the period just ended."""
+
+    period_kind: str  # incidents.periods: week (ISO, from Monday), month
+    event: str
+    hour_setting: str  # the local hour of that first day it goes out from
+
+
+REPORT_KINDS = {
+    "week": ReportKind("week", Event.WEEKLY_REPORT, "WEEKLY_REPORT_HOUR"),
+    "month": ReportKind("month", Event.MONTHLY_REPORT, "MONTHLY_REPORT_HOUR"),
+}
+REPORT_EVENTS = tuple(kind.event for kind in REPORT_KINDS.values())
+
+
+def report_slot(kind: str, now: datetime) -> tuple[str, datetime] | None:
+    """The label of the period of `kind` that just ended and the report's sending time, when `now` lies on
+    the first day of the next one (Monday for a week, the 1st for a month), cut in TIME_ZONE, from its hour
+    (WEEKLY_REPORT_HOUR, MONTHLY_REPORT_HOUR) to the end of that day; else None (a later run sends nothing)."""
+    report = REPORT_KINDS[kind]
+    current = periods.containing(report.period_kind, now)
+    zone = timezone.get_default_timezone()
+    first_day = timezone.localtime(current.start, zone).date()
+    at = datetime.combine(first_day, time(getattr(settings, report.hour_setting)), tzinfo=zone)
+    if not at <= now < datetime.combine(first_day + DAY, time.min, tzinfo=zone):
         return None
-    previous = local.date() - DAY
-    return f"{previous:%Y-%m}", at
+    return current.previous().label, at
 
 
-def send_monthly_reports(
-    *, now: datetime | None = None, enqueue: Callable[[Iterable[str]], int] | None = None
+def send_reports(
+    kind: str, *, now: datetime | None = None, enqueue: Callable[[Iterable[str]], int] | None = None
 ) -> SweepResult:
-    """Record the previous month's report of every team once per destination, on the 1st from
-    MONTHLY_REPORT_HOUR local: to each of the team's active managers (their channels that carry
-    monthly_report, else email with the PDF) and to the team's channels that carry it (by default all
-    of them). Key: report:team:<id>:<YYYY-MM>:<destination>, so a second run records nothing new.
-    Delivery (stability.delivery) renders the report when it sends."""
+    """Record the report of the period of `kind` ("week", "month") that just ended, for every team, once per
+    destination, on the next period's first day from its hour local (report_slot): to each of the team's
+    active managers (Directory.for_reader: their own channels that carry the report's event; a manager
+    with no channel of their own, email with the PDF) and to the team's channels that carry it (by default
+    all of them). Key:
+    report:team:<id>:<label>:<destination> (label 2026-W48, 2026-11), so a second run records nothing new.
+    Delivery (stability.delivery) renders the report when it sends, and publishes what it sent."""
     now = (now or timezone.now()).replace(microsecond=0)
-    slot = monthly_report_slot(now)
+    slot = report_slot(kind, now)
     if slot is None:
         return SweepResult(considered=0, skipped=0, destinations=())
     label, at = slot
     policies, fallback = team_policies(), default_policy()
     teams = list(Team.objects.order_by("pk").values_list("pk", flat=True))
     recorder = _Recorder(now=now, directory=Directory.load(teams))
-    step = Step(label, Event.MONTHLY_REPORT, at)
+    step = Step(label, REPORT_KINDS[kind].event, at)
     for team_id in teams:
         managers = [m for m in recorder.directory.managers.get(team_id, ()) if m.is_active]
-        destinations = [d for manager in managers for d in recorder.directory.for_person(manager, step.event)]
+        destinations = [d for manager in managers for d in recorder.directory.for_reader(manager, step.event)]
         destinations += recorder.directory.for_team(team_id, step.event, by_default=True)
         recorder.add(
             prefix=f"report:team:{team_id}",

@@ -1,5 +1,6 @@
 """Background work of the stability app: the reminder sweep (beat, every minute), the follow-up day
-counts (beat, every 5 minutes), the monthly report (beat, the 1st) and deliveries."""
+counts (beat, every 5 minutes), the weekly and monthly reports (beat, Mondays and the 1st) and
+deliveries."""
 
 import logging
 
@@ -7,7 +8,7 @@ from celery import shared_task
 from django.conf import settings
 from django.db import DatabaseError
 
-from stability import delivery, follow_up, reminders
+from stability import delivery, follow_up, process_figures, reminders
 
 logger = logging.getLogger(__name__)
 
@@ -18,8 +19,10 @@ LONGEST_COUNTDOWN = 300
 
 @shared_task
 def sweep_reminders() -> dict:
-    """Beat, every minute: record the notifications due now and hand what is ready to delivery."""
-    result = reminders.sweep()
+    """Beat, every minute: record the notifications due now and hand what is ready to delivery. Timed for
+    /metrics (stability.process_figures)."""
+    with process_figures.sweep_timed():
+        result = reminders.sweep()
     return {"considered": result.considered, "skipped": result.skipped, "destinations": len(result.destinations)}
 
 
@@ -30,12 +33,23 @@ def day_counts_refresh() -> dict:
     return {"counted_until": follow_up.refresh_day_counts().isoformat()}
 
 
+def _send_reports(kind: str) -> dict:
+    result = reminders.send_reports(kind)
+    return {"considered": result.considered, "destinations": len(result.destinations)}
+
+
+@shared_task
+def send_weekly_reports() -> dict:
+    """Beat, Mondays at WEEKLY_REPORT_HOUR local: record the report notifications of the ISO week that just
+    ended (once per key: a second run records nothing) and hand them to delivery."""
+    return _send_reports("week")
+
+
 @shared_task
 def send_monthly_reports() -> dict:
     """Beat, the 1st at MONTHLY_REPORT_HOUR local: record the previous month's report notifications
     (once per key: a second run records nothing) and hand them to delivery."""
-    result = reminders.send_monthly_reports()
-    return {"considered": result.considered, "destinations": len(result.destinations)}
+    return _send_reports("month")
 
 
 @shared_task(

@@ -1,4 +1,4 @@
-"""The monthly report's delivery (stability.reminders.send_monthly_reports, beat on the 1st at 09:00 local):
+"""The monthly report's delivery (stability.reminders.send_reports("month"), beat on the 1st at 09:00 local):
 one notification per manager (email with the PDF) and per team chat channel (a summary linking to the
 page), recorded once however often it runs, through the reminders' own delivery."""
 
@@ -59,7 +59,7 @@ def teams(db, settings):
 
 def run_at(when: str, handed: list) -> reminders.SweepResult:
     with time_machine.travel(local(when), tick=False):
-        return reminders.send_monthly_reports(enqueue=lambda destinations: handed.append(destinations) or 0)
+        return reminders.send_reports("month", enqueue=lambda destinations: handed.append(destinations) or 0)
 
 
 def test_the_beat_entry_runs_on_the_first_at_nine_local_and_expires():

@@ -97,7 +97,10 @@ class ChannelForm(forms.ModelForm):
         choices=Event.choices,
         required=False,
         widget=forms.CheckboxSelectMultiple,
-        help_text=gettext_lazy("None ticked: all of a person's notifications, a team's alert notices and escalations."),
+        help_text=gettext_lazy(
+            "None ticked: all of a person's notifications; a team's alert notices, escalations and the weekly "
+            "and monthly reports. A manager whose own channels all leave a report out does not get it."
+        ),
     )
 
     class Meta:
