@@ -4,6 +4,7 @@ Defaults give the embedded mode of `make run`: SQLite and a file-system Celery b
 VAR_DIR, so nothing needs installing. DATABASE_URL and REDIS_URL switch to PostgreSQL and Redis.
 """
 
+import ipaddress
 from datetime import timedelta
 from pathlib import Path
 
@@ -186,6 +187,17 @@ TOKEN_FAILURE_WINDOW_SECONDS = env.int("TOKEN_FAILURE_WINDOW_SECONDS", default=1
 # Proxies in front of the app that append to X-Forwarded-For: the client is the address the outermost
 # one saw. 0: the client is REMOTE_ADDR (behind an unconfigured proxy every client shares its address).
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+# GET /metrics (stability.exposition, docs/metrics-endpoint.md): open to clients in these networks (CIDR;
+# the client address as above), else to `Authorization: Bearer METRICS_TOKEN`; empty token: networks only.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_NETWORKS = [
+    n.strip() for n in env.list("METRICS_ALLOWED_NETWORKS", default=["127.0.0.0/8", "::1/128"]) if n.strip()
+]
+for _network in METRICS_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(f"METRICS_ALLOWED_NETWORKS: {_network!r} is not a network (CIDR).") from None
 AXES_HANDLER = "accounts.guessing.SignInAttempts"
 AXES_FAILURE_LIMIT = SIGNIN_FAILURES_PER_ACCOUNT
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]

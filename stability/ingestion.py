@@ -30,6 +30,7 @@ from django.utils.translation import gettext as _
 
 from accounts.guessing import token_failure, token_refusal
 from accounts.tokens import digest_of
+from stability import process_figures
 from stability.formats import BodyError, IncomingAlert, RejectedAlert, read_body, storable
 from stability.ingest_rates import over_rate_limit
 from stability.ingest_routing import IntegrationRoute, Routing, integration_route, routing
@@ -308,10 +309,25 @@ def receive(
     """One delivery to the webhook of `kind` (contracts.md, "HTTP"): the token's integration, its state,
     kind and rate, then the body, read by `body_up_to(limit)` (None: larger than limit) only once all of
     those pass. Stores the body's good alerts (alerts_ingest) and keeps a rejected delivery for admins
-    when the body, or an alert in it, is refused. `sender` is read for its address only."""
+    when the body, or an alert in it, is refused. `sender` is read for its address only. Every answer is
+    counted for /metrics (stability.process_figures)."""
     route = _sender_route(token=token, sender=sender)
     if isinstance(route, Refused):
+        process_figures.webhook_refused(integration="", reason=route.reason)
         return route
+    outcome = _receive_from(route, kind=kind, sender=sender, body_up_to=body_up_to)
+    if isinstance(outcome, Refused):
+        process_figures.webhook_refused(integration=route.name, reason=outcome.reason)
+    else:
+        process_figures.webhook_received(
+            integration=route.name, new=outcome.new, repeated=outcome.repeated, rejected=len(outcome.rejected)
+        )
+    return outcome
+
+
+def _receive_from(
+    route: IntegrationRoute, *, kind: str, sender: HttpRequest, body_up_to: Callable[[int], bytes | None]
+) -> Received | Refused:
     if refused := _route_refusal(route, kind=kind):
         return refused
     limit, remote = settings.INGEST_MAX_BODY_BYTES, sender.META.get("REMOTE_ADDR", "")
