@@ -4,4 +4,5 @@ from django.urls import include, path
 urlpatterns = [
     path("", include("stability.api.urls")),
     path("", include("incidents.api.urls")),
+    path("", include("service_levels.api.urls")),
 ]

@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "accounts",
     "incidents",
     "stability",
+    "service_levels",
     "demo",
     "django_htmx",
     "web",
@@ -332,6 +333,13 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(minutes=5),
         "options": {"expires": 290},
     },
+    # Service levels (docs/service-levels.md): the finished days not yet measured, pulled from Prometheus.
+    # On the deliveries queue: it waits on other servers, like the posts to robots.
+    "pull-service-levels": {
+        "task": "service_levels.tasks.pull_service_levels",
+        "schedule": crontab(minute=10),
+        "options": {"expires": 3000, "queue": "deliveries"},
+    },
     # The previous month's report to each team's managers and chat channels (docs/report.md), on the 1st
     # at MONTHLY_REPORT_HOUR local (CELERY_TIMEZONE). Recorded once per key, so a doubled beat sends once;
     # a run held up while the workers were down still goes out that day, not later.
@@ -356,6 +364,10 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = max(INGEST_MAX_BODY_BYTES + 1, 2_621_440)
 FOLLOW_UP_WINDOW_SECONDS = env.int("FOLLOW_UP_WINDOW_SECONDS", default=300)
 # Off by default: exclude occurrences the source resolved within this many seconds with no follow-up.
 FOLLOW_UP_FLAPPING_SECONDS = env.int("FOLLOW_UP_FLAPPING_SECONDS", default=0)
+
+# Service levels (docs/service-levels.md): each hourly pull retries the days without a measured value
+# among this many finished days before today.
+SERVICE_LEVELS_RETRY_DAYS = env.int("SERVICE_LEVELS_RETRY_DAYS", default=3)
 
 # Currency of funds_loss (资损) amounts.
 CURRENCY = env.str("CURRENCY", default="CNY")
