@@ -8,7 +8,9 @@ from datetime import timedelta
 
 import pytest
 
+from incidents.models import System, Tier
 from stability.models import PublishedReport
+from tests.factories import SystemFactory
 from tests.stability.test_published import (
     EDITED,
     OPENED,
@@ -160,3 +162,19 @@ def test_the_pdf_is_the_frozen_report(manager, november, tmp_path):
     text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
     assert "Slow cashier" in text
     assert "40 min" in text  # the MTTR sent, not the 50 min of now
+
+
+def test_a_long_table_shows_its_first_rows_and_every_row_from_the_frozen_report(manager, november):
+    # Payments: the cashier and 26 more systems, 27 rows of availability, more than the page's 25.
+    for n in range(26):
+        SystemFactory(code=f"sys-{n:02d}", name=f"System {n:02d}", tier=Tier.P2, team=november["payments"])
+    publish_page(manager, {"period": "2026-11", "team": "payments"})
+    published = PublishedReport.objects.get()
+    System.objects.filter(code="sys-25").update(name="Renamed later")
+    html = page(manager, f"/reports/published/{published.pk}/").content.decode()
+    assert f'href="/reports/published/{published.pk}/?appendix=availability"' in html
+    every = page(manager, f"/reports/published/{published.pk}/?appendix=availability").content.decode()
+    # Ordered by tier and code: the last two are only on the appendix's own page, with the names as sent.
+    assert "System 24" in text_of(every) and "System 25" in text_of(every)
+    assert "Renamed later" not in every
+    assert page(manager, f"/reports/published/{published.pk}/?appendix=nothing").status_code == 404

@@ -6,7 +6,7 @@ other revisions; its PDF is the frozen one too. Engineers read their teams' publ
 from django import forms
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -16,12 +16,13 @@ from accounts.permissions import READ_REPORTS, READ_TEAM_REPORTS
 from incidents import periods
 from incidents.models import Team
 from stability import published as publishing
-from stability import report_pdf
+from stability import report_narrative, report_pdf
 from stability.models import PublishedReport
 from stability.report_access import may_read_report, report_teams
 from stability.report_sections import Column
 from stability.reports import build_report
 from web.views.base import PageView
+from web.views.reports import PAGE_ROWS, _appendix_table
 
 PAGE_SIZE = 50
 
@@ -146,15 +147,28 @@ class PublishedReportView(PageView):
         changes = publishing.revisions(published)
         report = publishing.frozen_report(published)
         others = list(publishing.scope_revisions(published))
-        context = report_pdf.context(report) | {
+        context = {
             "published": published,
             "changes": change_rows(changes),
             "revisions": others,
             "latest": others[-1] if others else published,
             "generated_at": report.generated_at,
-            "query": "",
-            "exports": [],
+            # The live page's long lists: their first rows, and every row of one table from the frozen report
+            # on this page (?appendix=<table>&page=N), as the live page does for its own.
+            "appendix_base": f"{request.path}?",
         }
+        if appendix := request.GET.get("appendix"):
+            table = _appendix_table(report, appendix, request.GET.get("page"))
+            if table is None:
+                raise Http404
+            context |= {
+                "report": report,
+                "report_title": report_narrative.title(report.period),
+                "report_scope": report_pdf.scope_text(report),
+                "appendix_table": table,
+            }
+        else:
+            context |= report_pdf.context(report, rows=PAGE_ROWS)
         return render(request, "web/reports/published_page.html", context)
 
 
