@@ -1,6 +1,7 @@
 from django.urls import path, re_path
 
 from web.views import alerts, configuration, home, incidents, items, notifications, published, reports
+from web.views import service_levels as service_level_pages
 
 app_name = "web"
 SECTIONS = "|".join(configuration.SECTIONS)
@@ -41,5 +42,31 @@ urlpatterns = [
         rf"^settings/(?P<name>{SECTIONS})/(?P<key>[-\w]+)/$",
         configuration.ItemView.as_view(),
         name="configuration-item",
+    ),
+    path("service-levels/", service_level_pages.ServiceLevelsView.as_view(), name="service-levels"),
+    path(
+        "service-levels/systems/<slug:code>/",
+        service_level_pages.SystemServiceLevelsView.as_view(),
+        name="service-level-system",
+    ),
+    path(
+        "service-levels/indicators/<int:pk>/",
+        service_level_pages.IndicatorView.as_view(),
+        name="service-level-indicator",
+    ),
+    path(
+        "settings/service-levels/",
+        service_level_pages.ServiceLevelSettingsView.as_view(),
+        name="service-level-settings",
+    ),
+    re_path(
+        r"^settings/service-levels/(?P<kind>sources|indicators)/new/$",
+        service_level_pages.ServiceLevelRecordView.as_view(),
+        name="service-level-new",
+    ),
+    re_path(
+        r"^settings/service-levels/(?P<kind>sources|indicators)/(?P<pk>\d+)/$",
+        service_level_pages.ServiceLevelRecordView.as_view(),
+        name="service-level-record",
     ),
 ]

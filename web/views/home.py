@@ -13,6 +13,7 @@ from web import selectors as web_selectors
 from web.views import items
 from web.views.alerts import month_follow_up_rate
 from web.views.base import PageView
+from web.views.service_levels import unlogged_for_manager
 
 HOME_ALERTS = 10
 # Alerts older than this are history for the inbox, not the home page's "waiting for you".
@@ -39,4 +40,6 @@ class HomeView(PageView):
                 ),
                 "rate": month_follow_up_rate(now=now),
             }
+        # Days a managed team's P0/P1 indicator fell below its objective with no incident logged.
+        context["possible_unlogged"] = unlogged_for_manager(request.user, now=now)
         return render(request, "web/home.html", context)

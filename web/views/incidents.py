@@ -9,12 +9,13 @@ from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 
 from accounts.permissions import READ_RECORD, WRITE_RECORD
 from incidents import selectors, services
 from incidents.filters import IncidentFilter
-from incidents.models import Incident
+from incidents.models import Incident, System
 from web import forms, incident_csv
 from web.views import incident_page
 from web.views.base import PageView
@@ -101,6 +102,26 @@ class IncidentImportView(PageView):
         return render(request, self.template, context, status=200 if result.ok else 400)
 
 
+def prefilled(query) -> dict:
+    """What a link may prefill in the log form (e.g. a possible unlogged incident of the service levels):
+    `title`, `systems` (codes, separated by spaces or commas) and `occurred_at` / `detected_at` (ISO 8601;
+    without an offset, in the reader's zone). What does not read as such is left out, never an error."""
+    initial = {}
+    if title := query.get("title", "").strip():
+        initial["title"] = title[:200]
+    codes = [code for code in query.get("systems", "").replace(",", " ").split() if code]
+    if codes:
+        initial["systems"] = list(System.objects.filter(code__in=codes).values_list("pk", flat=True))
+    for name in ("occurred_at", "detected_at"):
+        try:
+            moment = parse_datetime(query.get(name, "").strip().replace(" ", "+"))
+            if moment is not None:
+                initial[name] = moment if timezone.is_aware(moment) else timezone.make_aware(moment)
+        except (ValueError, OverflowError):
+            continue
+    return initial
+
+
 class IncidentLogView(PageView):
     """Log an incident: `past` is the retroactive form with every timestamp."""
 
@@ -115,7 +136,7 @@ class IncidentLogView(PageView):
         return render(request, "web/incidents/log.html", {"form": form, "past": self.past}, status=status)
 
     def get(self, request):
-        return self._render(request, self.form_class())
+        return self._render(request, self.form_class(initial=prefilled(request.GET)))
 
     def post(self, request):
         form = self.form_class(request.POST)
