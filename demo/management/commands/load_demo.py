@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from demo import dataset
+from demo import service_levels as demo_service_levels
 from incidents import services
 from incidents.models import ActionItem, Incident, Level, Status, System, Team
 from incidents.services import ItemTransition
@@ -42,6 +43,7 @@ class Command(BaseCommand):
                 self.stdout.write(f"Kept existing users unchanged: {', '.join(kept)}")
             ids = self._incidents(users, teams, systems)
             alerts = self._alerts(users, teams, systems)
+            service_level_days = demo_service_levels.load(systems)
 
         levels = Counter(Incident.objects.filter(pk__in=ids).values_list("level", flat=True))
         counts = ", ".join(f"{level}: {levels[level]}" for level in Level.values)
@@ -54,6 +56,10 @@ class Command(BaseCommand):
         )
         self.stdout.write(
             f"Created {alerts['alerts']} alerts over {dataset.ALERT_DAYS} days ({alerts['followed_up']} followed up)"
+        )
+        self.stdout.write(
+            f"Created {len(demo_service_levels.INDICATORS)} service level indicators with {service_level_days} "
+            "daily values (docs/service-levels.md)"
         )
         logins = ", ".join(f"{username} ({users[username].effective_role})" for username in dataset.LOGINS)
         self.stdout.write(self.style.SUCCESS(f'Demo loaded. Log in as {logins}; password "{dataset.PASSWORD}".'))
