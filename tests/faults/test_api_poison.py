@@ -337,7 +337,7 @@ def test_markdown_report_shows_user_text_as_text(world):
     assert "<script>" not in markdown and "<b>" not in markdown
     rendered = MarkdownIt("commonmark").render(markdown)
     tags = set(re.findall(r"<([a-z0-9]+)", rendered))
-    assert tags <= {"h1", "h2", "ul", "ol", "li", "p"}, tags
+    assert tags <= {"h1", "h2", "h3", "h4", "ul", "ol", "li", "p"}, tags  # h3, h4: the appendix's sections and tables
     assert "&lt;script&gt;alert(1)&lt;/script&gt; *bold* [link](https://evil.example)" in rendered
     assert "&lt;b&gt;Risk&lt;/b&gt; _team_" in rendered
     assert "Cause: &lt;u&gt;cause&lt;/u&gt; # heading." in rendered
