@@ -9,7 +9,7 @@
    Then, holding no lock: each claimed notification is checked against the state (an item done or
    whose due date moved, an alert followed up, a channel disabled, a person deactivated -> skipped
    with the reason); a chat robot's inside their quiet hours wait for the end; the others are
-   rendered (a team's monthly report computed once), batched and addressed. A second short
+   rendered (a team's weekly or monthly report computed once), batched and addressed. A second short
    transaction opens the messages: under the robot's lock its budget is counted again (what does not
    fit waits), and only the notifications still under this claim go in.
 2. Send, holding no database lock: chat messages, emails (one per notification and recipient, in
@@ -20,7 +20,8 @@
    (deliver_after moves, and past quiet hours for chat) or, after REMINDER_MAX_ATTEMPTS or a
    configuration error, failed; or, when the request went out and no answer came (a timeout), unknown:
    a chat robot or mail server may have it, so it is not sent again; a generic webhook is retried with
-   the same Idempotency-Key header.
+   the same Idempotency-Key header. A report once sent is published (stability.published), the very
+   Report the message carried.
 
 A worker that dies (SIGKILL, a lost machine) stops beating: a lease later its claims are free. Its
 messages left unfinished are closed: those whose request never went out are sent by the next worker;
@@ -45,7 +46,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from incidents.models import ActionItem
-from stability import channels, notices, reminders, reports
+from stability import channels, notices, published, reminders, reports
 from stability.channels import DeliveryError, Entry
 from stability.models import Notification, NotificationChannel, OutboundMessage
 from stability.reminders import (
@@ -107,7 +108,8 @@ class _Message:
     secret: str = ""
     addresses: list[str] = field(default_factory=list)
     payload: dict | None = None
-    report: reports.Report | None = None  # a monthly report's email: the report, drawn as the attached PDF when sent
+    report: reports.Report | None = None  # a report's email: the report, drawn as the attached PDF when sent
+    carried: tuple[reports.Report, ...] = ()  # the reports its notifications carry: published once sent
     row: OutboundMessage | None = None
 
 
@@ -327,9 +329,20 @@ def _chat_messages(channel: NotificationChannel, rendered: notices.Rendered) -> 
                         entries=[e for _n, e in batch],
                         target=channel.target,
                         secret=channel.secret,
+                        carried=_carried_reports(rendered, [n for n, _e in batch]),
                     )
                 )
     return messages
+
+
+def _carried_reports(rendered: notices.Rendered, notifications: list[Notification]) -> tuple[reports.Report, ...]:
+    """The reports these notifications carry, each once (a team's report is one value per delivery)."""
+    carried = {}
+    for notification in notifications:
+        report = rendered.report_of.get(notification.pk)
+        if report is not None:
+            carried[id(report)] = report
+    return tuple(carried.values())
 
 
 def _addressed_messages(rendered: notices.Rendered) -> tuple[list[_Message], list[int]]:
@@ -342,6 +355,7 @@ def _addressed_messages(rendered: notices.Rendered) -> tuple[list[_Message], lis
             language=notification.language,
             notifications=[notification],
             entries=[entry],
+            carried=_carried_reports(rendered, [notification]),
         )
         if message.kind == NotificationChannel.Kind.WEBHOOK:
             message.target, message.secret = channel.target, channel.secret
@@ -450,7 +464,8 @@ def _prepare(destination: str, *, now: datetime) -> _Plan:
 
 
 def _report_attachment(report: reports.Report) -> tuple[str, bytes, str]:
-    """The monthly report as a PDF in the message's language (the report computed when it was rendered)."""
+    """The weekly or monthly report as a PDF in the message's language (the report computed when it was
+    rendered)."""
     from stability import report_pdf
 
     try:
@@ -622,6 +637,7 @@ def _mail_session(destination: str, plan: _Plan) -> Iterator[Any]:
 def _send_all(plan: _Plan, destination: str, smtp) -> tuple[int, int, list[timedelta]]:
     """Send each planned message and record its outcome: (sent, failed for good, retry delays)."""
     sent, failed, waits = 0, 0, []
+    published_reports: set[int] = set()  # the reports this delivery published (id of each Report)
     for message in plan.messages:
         # Committed before the request goes out: a worker killed after this line may have posted. None
         # updated: another worker closed the message as abandoned (this one's lease lapsed) and sends it.
@@ -649,7 +665,25 @@ def _send_all(plan: _Plan, destination: str, smtp) -> tuple[int, int, list[timed
         sent, failed = sent + done, failed + gone
         if retry is not None:
             waits.append(retry)
+        if done:
+            _publish(message, published_reports)
     return sent, failed, waits
+
+
+def _publish(message: _Message, done: set[int]) -> None:
+    """The reports a message delivered are published (stability.published.publish_delivered: the same
+    Report that was sent, so what was sent is what is published; a new revision only when its figures
+    differ from the last one), each once per delivery, after its outcome is recorded and holding no lock.
+    A failure is logged and does not hold the other messages back: the message went out, and the report's
+    next delivered notification (another manager, a channel) publishes it again."""
+    for report in message.carried:
+        if id(report) in done:
+            continue
+        done.add(id(report))
+        try:
+            published.publish_delivered(report)
+        except Exception:
+            logger.exception("Cannot publish the delivered report %s", report.period.label)
 
 
 @transaction.atomic
