@@ -590,6 +590,13 @@ def test_guessing_the_token_is_limited_like_the_apis(db, settings):
     assert status(REMOTE_ADDR="10.9.9.10", HTTP_AUTHORIZATION=f"Bearer {TOKEN}") == 200
 
 
+def test_refusals_are_in_the_readers_language(db, settings):
+    settings.METRICS_TOKEN = TOKEN
+    answer = Client().get("/metrics", REMOTE_ADDR="10.1.2.3", HTTP_ACCEPT_LANGUAGE="zh-hans")
+    assert answer.status_code == 401
+    assert re.search(r"[\u4e00-\u9fff]", answer.content.decode())
+
+
 def test_a_network_that_is_not_one_stops_the_start(tmp_path):
     from tests.test_settings import run_settings
 
