@@ -188,6 +188,43 @@ def test_each_destination_chooses_weekly_and_or_monthly(teams, django_capture_on
     )
 
 
+def test_an_administrator_sets_a_managers_choice_on_the_settings_page_or_the_api(
+    teams, client, admin_client_api, django_capture_on_commit_callbacks
+):
+    """The channel form ticks the weekly report (in the reader's language); Luna's own email channel with
+    only the weekly report ticked: weekly yes, monthly no. An event the tracker does not know: a 400."""
+    payments, luna, mei = teams["payments"], teams["luna"], teams["mei"]
+    admin = UserFactory(username="root", role="admin")
+    client.force_login(admin)
+    form = client.get("/settings/channels/", HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    assert 'value="weekly_report"' in form and "稳定性周报" in form
+    saved = client.post(
+        "/settings/channels/",
+        {"kind": "email", "name": "Luna", "user": luna.pk, "events": ["weekly_report"], "enabled": "on"},
+    )
+    assert saved.status_code == 302
+    assert NotificationChannel.objects.get(user=luna).events == [Event.WEEKLY_REPORT]
+
+    refused = admin_client_api.post(
+        "/api/v1/notification-channels/",
+        {"kind": "email", "name": "Mei", "user": mei.username, "events": ["weekly"]},
+        format="json",
+    )
+    assert refused.status_code == 400 and "events" in refused.json()
+    assert not NotificationChannel.objects.filter(user=mei).exists()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        run_at("2026-06-01 09:00", "week")
+        run_at("2026-06-01 09:00", "month")
+    luna_gets = Notification.objects.filter(recipient=luna).values_list("event", flat=True)
+    assert list(luna_gets) == [Event.WEEKLY_REPORT]
+    assert set(Notification.objects.filter(recipient=mei).values_list("event", flat=True)) == {
+        Event.WEEKLY_REPORT,
+        Event.MONTHLY_REPORT,
+    }
+    assert payments.pk == Notification.objects.filter(recipient=luna).get().team_id
+
+
 def test_a_chat_report_waits_out_the_teams_quiet_hours_email_does_not(teams, django_capture_on_commit_callbacks):
     ReminderPolicy.objects.create(team=teams["payments"], quiet_hours_start=time(8), quiet_hours_end=time(10))
     with django_capture_on_commit_callbacks(execute=True):
