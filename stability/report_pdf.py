@@ -162,6 +162,7 @@ def _href(target: report_narrative.Target | None, query: dict) -> str:
     return ""
 
 
+_RECORDS = {report_narrative.INCIDENT, report_narrative.ITEM}
 _LINK_TEXT = {
     report_narrative.INCIDENT: lambda target: f"#{target.id}",
     report_narrative.ITEM: lambda target: f"#{target.id}",
@@ -184,6 +185,8 @@ def narrative_context(report: Report, *, rows: int | None = None) -> list[dict]:
                 "code": line.code if line.code != line.subject else "",
                 "href": _href(line.target, query),
                 "link": _LINK_TEXT[line.target.kind](line.target) if line.target else "",
+                # A link to a page, not a record: not printed (the PDF is forwarded).
+                "aside": line.target is not None and line.target.kind not in _RECORDS,
             }
             for line in paragraph.lines
         ]

@@ -3,6 +3,8 @@ first, in human units, the appendix's long tables cut to their first rows), its 
 that every download link answers with its file."""
 
 import re
+import shutil
+import subprocess
 import zlib
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -302,6 +304,20 @@ def test_the_pdf_is_a4_with_the_period(manager, november):
     assert b"(Monthly report 2026-11)" in objects  # the document's title (and its first bookmark)
     # A4 is 595.28 x 841.89 points
     assert re.search(rb"/MediaBox \[0 0 595\.\d+ 841\.\d+\]", objects)
+
+
+def test_the_pdf_prints_links_to_records_not_to_pages(manager, november):
+    """The narrative links the missed alerts or a table on the page; the PDF, forwarded, prints the links
+    to incidents only."""
+    html = get(manager, "/reports/", period="2026-11", team="payments").content.decode()
+    # Cashier missed its target: a focus line linking the availability table.
+    assert 'class="aside-link">the table</a>' in html
+    if shutil.which("pdftotext") is None:
+        pytest.skip("pdftotext (poppler-utils) is not installed")
+    content = get(manager, "/reports/pdf/", period="2026-11", team="payments").content
+    text = subprocess.run(["pdftotext", "-", "-"], input=content, capture_output=True, check=True).stdout.decode()
+    first = november["payments"].incidents.get(title="收银台支付超时")
+    assert f"#{first.pk}" in text and "the table" not in text
 
 
 def test_the_pdf_follows_the_language(manager, november):
