@@ -7,15 +7,14 @@ never a zero. A trend starts at its first period with a figure; a chart with no 
 drawn: it is the words "No data" (or "No incident in this period.").
 
 No text is cut: pygal sizes its margins by guessing a text's width as 0.6 of the font size per
-character, which is half the width of a Chinese character and less than a capital's; the margins here
-are sized from text_width() instead, so the last x label, the value printed beside the last point and a
-Chinese team name all fit inside the SVG (tests/stability/test_report_charts.py measures them in
-Chromium).
+character, which is a little over half the width of a Chinese character; the margins here are sized from
+the font's own widths instead (stability.report_fonts), so the last x label, the value printed above the
+last point and a Chinese team name all fit inside the SVG (tests/stability/test_report_charts.py measures
+them in Chromium).
 """
 
 import math
 import re
-import unicodedata
 from collections.abc import Callable, Sequence
 
 import pygal
@@ -24,6 +23,8 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
 from django.utils.translation import pgettext, pgettext_lazy
 from pygal.style import Style
+
+from stability import report_fonts
 
 # Level colours of the web app (web/static/web/app.css), so the chart reads like the badges.
 LEVEL_COLOURS = {"A": "#b3261e", "B": "#c04f00", "C": "#8a6100", "D": "#4a5361"}
@@ -55,17 +56,8 @@ _RANGE = re.compile(r"^\d{4}-(\d{2}-\d{2})\.\.")
 
 
 def text_width(text: str, size: float = FONT_SIZE) -> float:
-    """An upper estimate of how wide `text` is drawn at `size` px in the charts' font (Noto Sans CJK):
-    a Chinese (wide) character is a square, a capital at most 0.75 of one, anything else 0.6."""
-    width = 0.0
-    for char in text:
-        if unicodedata.east_asian_width(char) in "WF":
-            width += 1.0
-        elif char.isupper():
-            width += 0.75
-        else:
-            width += 0.6
-    return width * size
+    """How wide `text` is drawn at `size` px in the charts' font (stability.report_fonts)."""
+    return report_fonts.text_width(text, size)
 
 
 def _pygal_width(text: str, size: float = FONT_SIZE) -> float:

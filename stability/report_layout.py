@@ -1,16 +1,15 @@
 """The report's tables on A4 paper (the PDF, stability.report_pdf.render_html): every column is printed.
 
-A table that does not fit the width of a portrait page is printed on landscape pages (its wrapper has the
-class "wide": `@page landscape` in web/templates/web/reports/pdf.html); one that does not fit even
-there is printed in parts, each with as many of its columns as fit, and each repeating the row's label
-(its first column) so a row can be read across the parts. Nothing is cut, nothing is shrunk.
+A table that does not fit the width of a portrait page is printed on landscape pages (its section has the
+class "wide": `@page landscape` in web/templates/web/reports/_styles.html), at 8 pt rather than 8.5; one
+that does not fit even there is printed in parts, each with as many of its columns as fit, and each
+repeating the row's label (its first column) so a row can be read across the parts. Nothing is cut.
 
-Whether a table fits is estimated from its text, as the PDF's stylesheet prints it: 8.5 pt, header
-cells on one line (bold), text wrapped where a line may break (at a space, between Chinese characters),
-any other cell (a number, a rate, a duration, a time, a label) on one line; 1.5 mm of padding each side of
-a cell.
-The estimate errs wide (stability.report_charts.text_width: a Chinese character a square, a capital
-0.75 of one, anything else 0.6), so a table judged to fit does.
+Whether a table fits is worked out from its text as the PDF's stylesheet (web/reports/pdf.html) prints it,
+in the font's own widths (stability.report_fonts): header cells on one line, in bold; text wrapped where
+a line may break (at a space, around a Chinese character); a code in small monospace (DejaVu Sans Mono,
+0.8 em, 0.602 em a character); any other cell (a number, a rate, a duration, a time, a label, a figure
+written out) on one line; 1.5 mm of padding each side of a cell.
 """
 
 import re
@@ -19,24 +18,22 @@ from collections.abc import Sequence
 from django.utils.translation import gettext as _
 
 from incidents.durations import human_duration
-from stability.report_charts import text_width
+from stability import report_fonts
 
-# The printable width of A4 (210 x 297 mm) less the page's side margins (14 mm each: _styles.html).
-PORTRAIT_MM = 210 - 2 * 14
-LANDSCAPE_MM = 297 - 2 * 14
-FONT_MM = 8.5 * 25.4 / 72  # table.list's font size (8.5 pt) in millimetres
-BOLD = 1.08  # a header cell's bold text is a little wider
+# The printable width of A4 (210 x 297 mm) less the page's side margins (14 mm each: _styles.html), less
+# 2 mm for what the widths leave out (the cells' borders, rounding).
+PORTRAIT_MM = 210 - 2 * 14 - 2
+LANDSCAPE_MM = 297 - 2 * 14 - 2
+POINT_MM = 25.4 / 72
+PORTRAIT_FONT_MM = 8.5 * POINT_MM  # table.list's font size
+LANDSCAPE_FONT_MM = 8 * POINT_MM  # .wide table.list's
 PADDING_MM = 2 * 1.5
-# The kind of cell whose text wraps (web/reports/_styles.html: td.cell-...); the others (numbers, rates,
-# durations, times, labels, codes, figures written out) are taken as kept on one line.
+CODE_EM = 0.8 * 0.602  # small.code: a character of DejaVu Sans Mono at 0.8 em
+# The kind of cell whose text wraps (web/reports/_styles.html: td.cell-...).
 WRAPPED = {"text"}
 # Where a wrapped cell's text may break: at white space, and around a Chinese (wide) character.
 _WIDE = "\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef"
 _PIECES = re.compile(f"[{_WIDE}]|[^\\s{_WIDE}]+")
-
-
-def _mm(text: str, *, factor: float = 1.0) -> float:
-    return text_width(text, FONT_MM) * factor
 
 
 def cell_text(cell: dict) -> str:
@@ -55,22 +52,26 @@ def cell_text(cell: dict) -> str:
     return str(value)
 
 
-def cell_width(cell: dict) -> float:
+def cell_width(cell: dict, *, font_mm: float = PORTRAIT_FONT_MM) -> float:
     """The narrowest a cell prints, in millimetres, padding included: all of it if it stays on one line,
     its widest unbreakable piece if it wraps."""
     text = cell_text(cell)
-    if cell.get("kind") in WRAPPED:
-        return max((_mm(piece) for piece in _PIECES.findall(text)), default=0.0) + PADDING_MM
-    return _mm(text) + PADDING_MM
+    kind = cell.get("kind")
+    if kind in WRAPPED:
+        pieces = _PIECES.findall(text)
+        return max((report_fonts.text_width(piece, font_mm) for piece in pieces), default=0.0) + PADDING_MM
+    if kind == "code" and text != "–":
+        return len(text) * CODE_EM * font_mm + PADDING_MM
+    return report_fonts.text_width(text, font_mm) + PADDING_MM
 
 
-def column_widths(table: dict) -> list[float]:
+def column_widths(table: dict, *, font_mm: float = PORTRAIT_FONT_MM) -> list[float]:
     """The narrowest each column of a table prints, in millimetres: its header on one line, or its widest
     cell."""
-    widths = [_mm(str(head), factor=BOLD) + PADDING_MM for head in table["head"]]
+    widths = [report_fonts.text_width(str(head), font_mm, bold=True) + PADDING_MM for head in table["head"]]
     for row in table["rows"]:
         for index, cell in enumerate(row):
-            widths[index] = max(widths[index], cell_width(cell))
+            widths[index] = max(widths[index], cell_width(cell, font_mm=font_mm))
     return widths
 
 
@@ -95,10 +96,9 @@ def fit(table: dict) -> list[dict]:
     on landscape pages (`wide`) if not, or in parts of its columns, each on landscape pages."""
     if not table.get("head"):
         return [table]  # one figure per row (pairs): two columns, wrapped
-    widths = column_widths(table)
-    if sum(widths) <= PORTRAIT_MM and not table.get("wide"):
+    if sum(column_widths(table)) <= PORTRAIT_MM and not table.get("wide"):
         return [table]
-    groups = column_groups(widths, LANDSCAPE_MM)
+    groups = column_groups(column_widths(table, font_mm=LANDSCAPE_FONT_MM), LANDSCAPE_MM)
     if len(groups) == 1:
         return [{**table, "wide": True}]
     parts = []

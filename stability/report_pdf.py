@@ -19,7 +19,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from incidents.durations import human_duration
-from stability import report_charts, report_narrative
+from stability import report_charts, report_layout, report_narrative
 from stability.report_sections import (
     Column,
     Kind,
@@ -309,10 +309,14 @@ def filename(report: Report) -> str:
 
 
 def render_html(report: Report, *, generated_at: datetime | None = None) -> str:
+    """The HTML the PDF is made from: the page's report with every table fitted to A4 (every column kept:
+    stability.report_layout)."""
+    drawn = context(report)
     return render_to_string(
         TEMPLATE,
         {
-            **context(report),
+            **drawn,
+            "sections": report_layout.on_paper(drawn["sections"]),
             "generated_at": generated_at or timezone.now(),
             "currency": settings.CURRENCY,
             "reader_zone": timezone.get_current_timezone_name(),
