@@ -9,6 +9,7 @@ import re
 import shutil
 import struct
 import subprocess
+from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -17,9 +18,11 @@ from django.conf import settings
 from django.utils import translation
 from django.utils.translation import gettext as _
 
+from incidents.models import Incident
 from stability import report_layout, report_pdf
 from stability.report_layout import LANDSCAPE_FONT_MM, LANDSCAPE_MM, PADDING_MM, PORTRAIT_MM, column_groups, fit
 from stability.reports import build_report
+from tests.factories import ActionItemFactory
 from tests.stability.test_report_golden import NOVEMBER, NOW, golden  # noqa: F401
 
 ARTEFACT_DIR = Path(os.environ.get("ARTEFACT_DIR") or settings.BASE_DIR / "var" / "artefacts" / "report-pdf")
@@ -215,3 +218,20 @@ def test_the_pdfs_pages_are_kept_as_pictures_and_wide_tables_are_on_landscape_on
     # A4 at 60 dpi: 496 x 702 portrait, 702 x 496 landscape; the report opens on a portrait page
     assert sizes[0][0] < sizes[0][1]
     assert any(width > height for width, height in sizes), sizes
+
+
+@needs_poppler
+@pytest.mark.django_db
+def test_a_long_table_goes_on_over_pages_with_its_header_row_and_every_row(golden):  # noqa: F811
+    # 90 more overdue items (due on Nov 20, open at NOW): the overdue items' table runs over several pages.
+    incident = Incident.objects.get(title="对账文件缺失236条")
+    for number in range(1, 91):
+        ActionItemFactory(incident=incident, title=f"补数任务 {number:03d}", due_at=datetime(2026, 11, 20, tzinfo=UTC))
+    html, pdf = render("en")
+    (items,) = [table for table in tables_of(html) if "Days overdue" in table["head"]]
+    text = pdf_text(pdf)
+    pages = [[_squeezed(line) for line in page.splitlines()] for page in text.split("\f")]
+    with_head = [lines for lines in pages if in_order_on_one_line(items["head"], lines)]
+    assert len(with_head) >= 2  # the header row again on the page the table goes on to
+    text = _squeezed(text)
+    assert all(f"补数任务{number:03d}" in text for number in range(1, 91))  # the PDF keeps every row
