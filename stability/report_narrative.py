@@ -306,6 +306,44 @@ def _p0_systems(report: Figures, escape) -> list[Line]:
     return lines
 
 
+def _service_levels(report: Figures, escape) -> list[Line]:
+    """Each indicator measured in Prometheus (docs/service-levels.md), as the weekly report says it:
+    `入金有效成功率 99.998 %（目标 99.99 %）`, with the days without data when there were any; then each day a
+    P0/P1 indicator fell below its objective with no incident of its system logged."""
+    section = getattr(report, "service_levels", None)
+    figures = section.figures if section is not None else {}
+    lines = []
+    for row in figures.get("indicators", []):
+        values = {
+            "name": escape(row["name"]),
+            "value": availability_text(row["value"]),
+            "objective": exact_percent_text(row["objective"]),
+            "missing": row.get("days_missing") or 0,
+        }
+        if values["missing"]:
+            text = ngettext(
+                "%(name)s %(value)s (objective %(objective)s), %(missing)d day without data.",
+                "%(name)s %(value)s (objective %(objective)s), %(missing)d days without data.",
+                values["missing"],
+            )
+        else:
+            text = _("%(name)s %(value)s (objective %(objective)s).")
+        lines.append(Line(text % values))
+    for row in figures.get("possible_unlogged", []):
+        text = _(
+            "On %(day)s %(name)s of %(system)s was %(value)s, below its objective of %(objective)s, and no "
+            "incident of the system was logged for that day: a possible unlogged incident."
+        ) % {
+            "day": row["day"],
+            "name": escape(row["indicator_name"]),
+            "system": escape(row["system_name"] or row["system"]),
+            "value": availability_text(row["value"]),
+            "objective": exact_percent_text(row["objective"]),
+        }
+        lines.append(Line(text, target=Target(APPENDIX, table="possible_unlogged")))
+    return lines
+
+
 def _operation(report: Figures, escape) -> list[Line]:
     head, detection = report.headline.figures, report.detection.figures
     lines = [Line(_incident_counts(head)), Line(_mttr(head)), Line(_follow_up(report))]
@@ -320,7 +358,7 @@ def _operation(report: Figures, escape) -> list[Line]:
             )
         )
     systems = _p0_systems(report, escape)
-    return lines + (systems or [Line(_("No P0 system in this report's scope."))])
+    return lines + (systems or [Line(_("No P0 system in this report's scope."))]) + _service_levels(report, escape)
 
 
 def _health(report: Figures, escape) -> list[Line]:

@@ -562,6 +562,48 @@ class Detection(Section):
 
 
 # The report's sections in the order of the JSON API, the page and the PDF.
+
+
+class ServiceLevels(Section):
+    """Service levels measured in Prometheus (service_levels.selectors, docs/service-levels.md): per indicator
+    the period's value against its objective, and the days that may hide an unlogged incident."""
+
+    key = "service_levels"
+    title = gettext_lazy("Service levels")
+    INDICATOR = (
+        Column("system_name", gettext_lazy("System")),
+        Column("name", gettext_lazy("Indicator")),
+        Column("value", gettext_lazy("Service level"), Kind.AVAILABILITY),
+        Column("objective", gettext_lazy("Objective"), Kind.PERCENT_DIGITS),
+        Column("error_budget_left", gettext_lazy("Error budget left"), Kind.SHARE_DIGITS),
+        Column("days_missing", gettext_lazy("Days missing"), Kind.COUNT),
+        Column("year_to_date", gettext_lazy("Year to date"), Kind.AVAILABILITY),
+    )
+    UNLOGGED = (
+        Column("day", gettext_lazy("Day")),
+        Column("system_name", gettext_lazy("System")),
+        Column("indicator_name", gettext_lazy("Indicator")),
+        Column("value", gettext_lazy("Service level"), Kind.AVAILABILITY),
+        Column("objective", gettext_lazy("Objective"), Kind.PERCENT_DIGITS),
+    )
+
+    def tables(self) -> list[Table]:
+        # A published report of before the service levels has none: empty tables.
+        indicators = [
+            {**row, "year_to_date": (row.get("year_to_date") or {}).get("value")}
+            for row in self.figures.get("indicators", [])
+        ]
+        return [
+            grid(_("Indicators"), indicators, self.INDICATOR, key="service_levels"),
+            grid(
+                _("Possible unlogged incidents"),
+                self.figures.get("possible_unlogged", []),
+                self.UNLOGGED,
+                key="possible_unlogged",
+            ),
+        ]
+
+
 SECTIONS: tuple[type[Section], ...] = (
     Headline,
     Incidents,
@@ -572,4 +614,5 @@ SECTIONS: tuple[type[Section], ...] = (
     ClosedLoop,
     Health,
     Detection,
+    ServiceLevels,
 )

@@ -28,6 +28,10 @@ stability_report) gives as:
 - detection: share detected by monitoring (monitoring_share) and by customers (customer_share),
   counts by detection source and by cause category, and per cause category the counts by source
   with both shares (by_cause_category_and_source).
+- service_levels: each service level indicator of the scope measured in Prometheus (`indicators`: value
+  as summed good over summed total, objective, error budget left, days measured and missing, year to date)
+  and the days a P0/P1 indicator fell below its objective with no incident logged (`possible_unlogged`):
+  service_levels.selectors, docs/service-levels.md.
 
 Per team and per system, the alerts section lists every team and system of the scope, those without
 alerts with zero counts and rate null.
@@ -39,7 +43,7 @@ import io
 import json
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -52,6 +56,7 @@ from incidents import spreadsheet
 from incidents.models import ActionItem, Incident, System, Team, Tier
 from incidents.periods import Period, date_range
 from incidents.selectors import closed_loop_metrics, in_period, incident_metrics, incident_trend
+from service_levels.selectors import service_levels_json
 from stability import report_narrative, report_sections
 from stability.models import AlertOccurrence
 from stability.selectors import (
@@ -174,6 +179,8 @@ class Report:
     closed_loop: report_sections.ClosedLoop
     health: report_sections.Health
     detection: report_sections.Detection
+    # Last, with a default: published reports of before it have none (stability.published).
+    service_levels: report_sections.ServiceLevels = field(default_factory=lambda: report_sections.ServiceLevels({}))
 
     @property
     def sections(self) -> tuple[report_sections.Section, ...]:
@@ -326,6 +333,14 @@ def _health(*, period: Period, now: datetime, teams: QuerySet | None) -> dict:
     }
 
 
+def _service_levels(*, period: Period, team: Team | None, system: System | None, now: datetime) -> dict:
+    """The scope's service levels measured in Prometheus: each indicator's figures over the period and the
+    year to date, and the days a P0/P1 indicator fell below its objective with no incident logged
+    (service_levels.selectors; docs/service-levels.md). Five queries."""
+    figures = service_levels_json(period, team=team, system=system, now=now)
+    return {"indicators": figures["indicators"], "possible_unlogged": figures["possible_unlogged"]}
+
+
 def build_report(
     *, period: Period, now: datetime | None = None, team: Team | None = None, system: System | None = None
 ) -> Report:
@@ -401,6 +416,7 @@ def build_report(
         closed_loop=report_sections.ClosedLoop(_plain(closed_loop)),
         health=report_sections.Health(_plain(health)),
         detection=report_sections.Detection(_plain(_detection(metrics=metrics, detection=detection))),
+        service_levels=report_sections.ServiceLevels(_service_levels(period=period, team=team, system=system, now=now)),
     )
 
 
