@@ -130,13 +130,16 @@ def _svg(chart) -> SafeString:
 
 
 class _Line(pygal.Line):
-    """A line whose printed values sit centred above their dots. pygal (3.1.3, pinned) writes them
-    below and to the right, over the line to the next point and past the plot's right edge."""
+    """A line whose printed values sit above their dots, centred, but moved in from the plot's edges so the
+    first and last stay clear of the y labels and inside the chart. pygal (3.1.3, pinned) writes them below
+    and to the right, over the line to the next point and past the plot's right edge."""
 
     def _static_value(self, serie_node, value, x, y, metadata, align_text="left", classes=None):
         size = self.style.value_font_size
         # pygal passes the dot's position moved by one font size right and down.
-        super()._static_value(serie_node, value, x - size, y - 2 * size, metadata, "middle", classes)
+        half = text_width(value, size) / 2
+        centre = min(max(x - size, half), self.view.width - half)
+        super()._static_value(serie_node, value, centre, y - 2 * size, metadata, "middle", classes)
 
 
 def level_counts(counts: dict[str, int]) -> SafeString:
@@ -176,11 +179,9 @@ def _trend(
         return no_data()
     values = [None if value is None else unit(value) for _label, value in shown]
     labels = [short_label(label) for label, _value in shown]
-    # The last label and the value above the last point are centred on the plot's right edge: half of the
-    # wider one must fit in the right margin; the value above the highest point in the top margin.
-    last = [labels[-1]] + ([formatter(values[-1])] if values[-1] is not None else [])
-    right = max(MARGIN, math.ceil(max(text_width(text) for text in last) / 2) + 4)
-    # The first label is centred on the plot's left edge, in front of the y labels that pygal sized.
+    # The last label is centred on the plot's right edge: half of it must fit in the right margin; the value
+    # above the highest point in the top margin.
+    right = max(MARGIN, math.ceil(text_width(labels[-1]) / 2) + 4)
     chart = _config(
         _Line,
         x_title=f"{shown[0][0]} – {shown[-1][0]}" if len(shown) > 1 else shown[0][0],

@@ -120,8 +120,11 @@ _MEASURE = """() => [...document.querySelectorAll("svg")].map((svg) => {
     .filter((text) => text.textContent.trim() && !text.closest(".tooltip"))
     .map((text) => {
       const box = text.getBoundingClientRect();
+      const axis = text.closest(".axis");
       return {text: text.textContent, left: box.left - frame.left, top: box.top - frame.top,
-              right: frame.right - box.right, bottom: frame.bottom - box.bottom};
+              right: frame.right - box.right, bottom: frame.bottom - box.bottom,
+              box: [box.left - frame.left, box.top - frame.top, box.right - frame.left, box.bottom - frame.top],
+              value: text.classList.contains("value"), y_label: Boolean(axis && axis.classList.contains("y"))};
     });
 })"""
 
@@ -146,3 +149,18 @@ def test_no_label_is_cut(language, monkeypatch):
         assert len(texts) >= 4, (name, texts)
         cut = [text for text in texts if min(text["left"], text["top"], text["right"], text["bottom"]) < 0]
         assert not cut, (name, cut)
+    for name in ("mttr", "follow_up"):
+        texts = measured[list(charts).index(name)]
+        values = [text for text in texts if text["value"]]
+        y_labels = [text for text in texts if text["y_label"]]
+        assert values and y_labels, name
+        overlapping = [
+            (value["text"], label["text"]) for value in values for label in y_labels if overlap(value, label)
+        ]
+        assert not overlapping, (name, overlapping)
+
+
+def overlap(one: dict, other: dict) -> bool:
+    """Whether two measured texts' boxes (left, top, right, bottom in the SVG) share any area."""
+    (left, top, right, bottom), (left2, top2, right2, bottom2) = one["box"], other["box"]
+    return left < right2 and left2 < right and top < bottom2 and top2 < bottom
