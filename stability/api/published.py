@@ -3,6 +3,12 @@ publish a period's report, of a team or of all teams; a published report answers
 and what has been revised since (stability.published). Engineers read the published reports of their
 teams (stability.report_access), and publish none."""
 
+import json
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db.models import TextField
+from django.db.models.functions import Cast
+from django.http import HttpResponse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
@@ -71,12 +77,10 @@ class PublishedReportSerializer(ModelSerializer):
         read_only_fields = fields
 
 
-def published_json(published: PublishedReport, changes: list[publishing.Change]) -> dict:
-    """The frozen report as report_json gave it when published, plus what the publication is and what
-    has been revised since."""
+def publication_json(published: PublishedReport, changes: list[publishing.Change]) -> dict:
+    """What the publication is and what has been revised since: what the API adds to the frozen report."""
     others = publishing.scope_revisions(published)
     return {
-        **published.snapshot,
         "id": published.pk,
         "revision": published.revision,
         "reason": published.reason,
@@ -89,6 +93,26 @@ def published_json(published: PublishedReport, changes: list[publishing.Change])
             for other in others
         ],
     }
+
+
+def published_json(published: PublishedReport, changes: list[publishing.Change]) -> dict:
+    """The frozen report as report_json gave it when published, plus publication_json."""
+    return {**published.snapshot, **publication_json(published, changes)}
+
+
+def published_response(published: PublishedReport, changes: list[publishing.Change]) -> HttpResponse:
+    """published_json as a response, the snapshot's JSON text as the database gives it rather than parsed
+    and written again: a busy month's report is a megabyte of JSON, and opening it must stay fast."""
+    snapshot = (
+        PublishedReport.objects.filter(pk=published.pk)
+        .values_list(Cast("snapshot", output_field=TextField()), flat=True)
+        .get()
+        .strip()
+    )
+    added = json.dumps(publication_json(published, changes), cls=DjangoJSONEncoder, ensure_ascii=False)
+    # The snapshot's keys, then the publication's (report_json has none of them).
+    body = snapshot[:-1] + (", " if snapshot != "{}" else "") + added[1:]
+    return HttpResponse(body.encode(), content_type="application/json")
 
 
 _LIST_PARAMETERS = [
@@ -132,6 +156,7 @@ class PublishedReportViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 
     @extend_schema(parameters=_LIST_PARAMETERS)
     def list(self, request, *args, **kwargs):
+        """Published reports, newest first, of the teams this person reads: by period, by team."""
         page = self.paginate_queryset(self._filtered(self.get_queryset()))
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
@@ -146,13 +171,16 @@ class PublishedReportViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         }
     )
     def retrieve(self, request, pk=None):
-        published = PublishedReport.objects.select_related("team", "published_by").filter(pk=pk).first()
+        """A published report as it was sent, and what has been revised since (docs/report.md)."""
+        # The snapshot is read only when the report is built again (revisions) and as text (the answer).
+        published = (
+            PublishedReport.objects.select_related("team", "published_by").defer("snapshot").filter(pk=pk).first()
+        )
         if published is None:
             raise exceptions.NotFound()
         if not may_read_report(request.user, team=published.team, system=None):
             raise exceptions.PermissionDenied(refusal(request.user))
-        changes = publishing.revisions(published)
-        return Response(published_json(published, changes))
+        return published_response(published, publishing.revisions(published))
 
     @extend_schema(
         request=PublishSerializer,
