@@ -207,6 +207,7 @@ class SourceForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self.fields["team"].empty_label = _("Whole installation")
         if self.instance.pk:
             for name, is_set in (("bearer_token", self.instance.bearer_token), ("password", self.instance.password)):
                 self.fields[name].help_text = (
