@@ -322,10 +322,18 @@ class _Stored:
     def rows(self) -> Q:
         return Q(day__gte=self.first, day__lt=self.until) & ~Q(day__in=self.changed)
 
-    def occurrences(self) -> Q:
-        """The occurrences whose counts the rows hold."""
-        span = Q(received_at__gte=_midnight(self.first), received_at__lt=_midnight(self.until))
-        return span & ~_on_days(self.changed) if self.changed else span
+    def rest(self, start: datetime, end: datetime) -> Q:
+        """The occurrences received in [start, end) (`first` is start's day) whose counts the rows do not
+        hold, as bounded ranges of received_at: the changed days of the stored span and what follows it.
+        Each is an index range, so the stored span is never read (excluding it from [start, end) read
+        it all, a year for a trend). The range after the span is there even when empty: the same query
+        whatever the data."""
+        ranges = [(_midnight(day), _midnight(day + timedelta(days=1))) for day in self.changed]
+        ranges.append((max(start, _midnight(self.until)), end))
+        rest = Q()
+        for low, high in ranges:
+            rest |= Q(received_at__gte=max(low, start), received_at__lt=min(high, end))
+        return rest
 
 
 def _stored_days(periods: Sequence[Period], now: datetime) -> _Stored:
@@ -368,8 +376,8 @@ def period_counts(
     for bucket, row in _stored_rows(scope, periods, dimensions, stored, counted):
         add(bucket, row)
     for row in (
-        AlertOccurrence.objects.filter(scope, received_at__gte=periods[0].start, received_at__lt=periods[-1].end)
-        .exclude(stored.occurrences())
+        AlertOccurrence.objects.filter(scope)
+        .filter(stored.rest(periods[0].start, periods[-1].end))
         .annotate(bucket=period_bucket("received_at", periods))
         .values("bucket", *dimensions)
         .annotate(**counted)
