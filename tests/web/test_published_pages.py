@@ -62,6 +62,8 @@ def test_engineers_are_not_offered_to_publish_and_may_not(engineer, november):
     november["payments"].members.add(engineer.user)
     html = visit(engineer, "/reports/?period=2026-11&team=payments").content.decode()
     assert 'action="/reports/publish/"' not in html
+    # They read their teams' published reports: the list is linked.
+    assert 'href="/reports/published/?period=2026-11&amp;team=payments"' in html
     assert publish_page(engineer, {"period": "2026-11", "team": "payments"}).status_code == 403
     assert not PublishedReport.objects.exists()
 
