@@ -81,9 +81,9 @@ def test_a_day_below_objective_without_an_incident_is_said_and_listed(collection
     assert line.startswith("On 2026-11-04 入金有效成功率 of 收款入金 was 99.000 %, below its objective of 99.99 %")
     tables = {table.key: table for table in report.service_levels.tables()}
     assert [row["indicator_name"] for row in tables["possible_unlogged"].rows] == ["入金有效成功率"]
-    assert [row["year_to_date"] for row in tables["service_levels"].rows] == [report_json(report)["service_levels"][
-        "indicators"
-    ][0]["year_to_date"]["value"]]
+    assert [row["year_to_date"] for row in tables["service_levels"].rows] == [
+        report_json(report)["service_levels"]["indicators"][0]["year_to_date"]["value"]
+    ]
 
 
 def test_a_scope_without_indicators_says_nothing_of_them(db):

@@ -255,3 +255,14 @@ def test_two_queries_for_the_flags_with_or_without_days_below(dipped, django_ass
         assert len(possible_unlogged_incidents(NOVEMBER, now=NOW)) == 1
     with django_assert_num_queries(2):
         assert possible_unlogged_incidents(periods.month(2026, 10), now=NOW) == []
+
+
+def test_an_iso_week_is_its_seven_local_days(offline_source, p0):
+    indicator = counted(p0, offline_source)
+    store(indicator, date(2026, 11, 1), good=1, total=1_000)  # Sunday: week 44
+    store(indicator, date(2026, 11, 2), good=999, total=1_000)  # Monday: week 45 begins
+    store(indicator, date(2026, 11, 8), good=998, total=1_000)  # Sunday: week 45 ends
+    store(indicator, date(2026, 11, 9), good=1, total=1_000)  # Monday: week 46
+    (row,) = service_level_figures(periods.parse("2026-W45"), now=NOW)
+    # Nov 2 to Nov 8: (999 + 998) / 2,000 = 1,997 / 2,000 = 99.85 %; 7 days, 2 measured, 5 missing
+    assert (row["value"], row["days"], row["days_missing"]) == (Decimal("99.850000"), 7, 5)

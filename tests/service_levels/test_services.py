@@ -328,3 +328,14 @@ def test_the_test_query_covers_the_last_24_hours_and_stores_nothing(indicator, f
     assert {asked.time for asked in fake_prometheus.asked} == {trial.end.timestamp()}
     assert trial.measurement.ratio == 0.99
     assert not DailyValue.objects.exists()
+
+
+def test_the_beat_task_pulls_the_days_due(indicator, fake_prometheus, settings):
+    from service_levels.tasks import pull_service_levels
+
+    settings.SERVICE_LEVELS_RETRY_DAYS = 2
+    fake_prometheus.answer = counts(99, 100)
+    with time_machine.travel(datetime(2026, 11, 6, 2, 0, tzinfo=UTC), tick=False):
+        assert pull_service_levels() == {"ok": 2}
+        assert pull_service_levels() == {}
+    assert sorted(DailyValue.objects.values_list("day", flat=True)) == [date(2026, 11, 4), date(2026, 11, 5)]
