@@ -41,6 +41,8 @@ from django.db.models import (
     F,
     FloatField,
     Func,
+    IntegerField,
+    Min,
     Q,
     Sum,
     Value,
@@ -49,10 +51,11 @@ from django.db.models import (
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from incidents import periods as calendar
 from incidents.models import System, Team
 from incidents.periods import Period
 from incidents.selectors import percentile, period_bucket, rate
-from stability.models import AlertDayCount, AlertDayCountState, AlertOccurrence
+from stability.models import AlertDayCount, AlertDayCountState, AlertDelayPercentiles, AlertOccurrence
 
 # --- The rule ----------------------------------------------------------------------------------
 
@@ -284,9 +287,10 @@ def _insert_counts(occurrences: Q, now: datetime) -> None:
 def refresh_day_counts(now: datetime | None = None) -> date:
     """Bring AlertDayCount up to date for `now`: count the days settled since the last refresh and
     count again the days of occurrences changed since then. Returns the first day not counted (every
-    day before it is). The only writer of the day counts: beat runs it every 5 minutes, a bulk loader
-    after loading. Concurrent refreshes wait for each other (the state row is locked). The same six
-    statements (eight with the savepoint's) whether there is anything to count or not."""
+    day before it is). The only writer of the day counts and of the delay percentiles of the months and
+    weeks they hold whole (_refresh_delays): beat runs it every 5 minutes, a bulk loader after loading.
+    Concurrent refreshes wait for each other (the state row is locked). The same sixteen statements
+    (eighteen with the savepoint's) whether there is anything to count or not."""
     now = now or timezone.now()
     clock = timezone.now()  # writers stamp changed_at with it, whatever `now` the counts are for
     until = settled_until(now)
@@ -306,9 +310,133 @@ def refresh_day_counts(now: datetime | None = None) -> date:
         _insert_counts(
             Q(received_at__gte=_midnight(first), received_at__lt=_midnight(counted_until)) | _on_days(changed), now
         )
+        _refresh_delays(everything=since is None, counted_until=counted_until, changed=changed, now=now)
         state.counted_until, state.checked_at = counted_until, clock
         state.save()
     return counted_until
+
+
+# --- The delay percentiles of the months and weeks ----------------------------------------------------
+
+# Exact percentiles do not add up from days: the median and p90 delay of a month or an ISO week are kept
+# per period and scope (AlertDelayPercentiles) once the day counts hold the period whole, and computed
+# again when one of its days changes, by the same refresh. Readers take them where they would take the
+# day counts; anything else (quarters, years, ranges, a team and a system at once) is counted live.
+DELAY_PERIODS = ("month", "week")
+_SCOPES = AlertDelayPercentiles.Scope
+
+
+def _delay_percentiles(periods: Sequence[Period], group: str | None, scope: Q, now: datetime) -> list[tuple]:
+    """(index of the period, team or system id by `group` or None, followed up, median, p90) over the
+    followed-up occurrences matching `scope` received in each of `periods`: the percentiles of
+    follow_up_rate's figures (PostgreSQL's percentile_cont, or the same interpolation here). One query,
+    an empty range when there is no period."""
+    spans = Q(received_at__gte=_midnight(EPOCH), received_at__lt=_midnight(EPOCH))
+    if periods:
+        spans = Q()
+        for period in periods:
+            spans |= Q(received_at__gte=period.start, received_at__lt=period.end)
+    keys = ("bucket", f"{group}_id") if group else ("bucket",)
+    followed_up = (
+        AlertOccurrence.objects.filter(scope, spans)
+        .filter(rules(now).followed_up)
+        .annotate(bucket=period_bucket("received_at", periods) if periods else Value(None, IntegerField()))
+        .order_by()
+    )
+    if connection.vendor == "postgresql":
+        rows = followed_up.values(*keys).annotate(
+            n=Count("received_at"),
+            **{name: PercentileCont(_EpochSeconds(delay()), fraction=f) for name, f in PERCENTILES.items()},
+        )
+        # Without a period the grouping is by a constant: one row of nothing, left out.
+        return [
+            (row["bucket"], row[keys[-1]] if group else None, row["n"], *map(row.get, PERCENTILES))
+            for row in rows
+            if row["bucket"] is not None
+        ]
+    delays: dict[tuple, list[float]] = {}
+    for *key, between in followed_up.annotate(between=delay()).values_list(*keys, "between"):
+        delays.setdefault(tuple(key), []).append(between.total_seconds())
+    return [
+        (key[0], key[-1] if group else None, len(found), *(percentile(sorted(found), f) for f in PERCENTILES.values()))
+        for key, found in delays.items()
+    ]
+
+
+def _whole_periods(first_day: date | None, until: date) -> list[Period]:
+    """The months and ISO weeks ending by `until` that hold a day from `first_day` on."""
+    found = []
+    for kind in DELAY_PERIODS if first_day is not None else ():
+        period = calendar.containing(kind, _midnight(first_day))
+        while _local_day(period.end) <= until:
+            found.append(period)
+            period = calendar.containing(kind, period.end)
+    return found
+
+
+def _refresh_delays(*, everything: bool, counted_until: date, changed: list[date], now: datetime) -> None:
+    """Part of refresh_day_counts: compute the delay percentiles of the months and weeks the day counts now
+    hold whole that have none yet (newly settled, or all of them when `everything` is counted again) or
+    hold a day in `changed`, per everyone, team and system. Ten statements whatever there is to do."""
+    first_day = AlertDayCount.objects.aggregate(first=Min("day"))["first"]
+    kept = set(AlertDelayPercentiles.objects.filter(scope=_SCOPES.ALL).values_list("period", flat=True))
+    stale = [
+        period
+        for period in _whole_periods(first_day, counted_until)
+        if everything or period.label not in kept or any(period.start <= _midnight(day) < period.end for day in changed)
+    ]
+    labels = [period.label for period in stale]
+    AlertDelayPercentiles.objects.filter(Q() if everything else Q(period__in=labels or [""])).delete()
+    rows = {(label, _SCOPES.ALL, None): (0, None, None) for label in labels}  # a row for everyone, always
+    for kind in DELAY_PERIODS:
+        chosen = [period for period in stale if period.kind == kind]
+        for scope, group in ((_SCOPES.ALL, None), (_SCOPES.TEAM, "team"), (_SCOPES.SYSTEM, "system")):
+            for index, key, *figures in _delay_percentiles(chosen, group, Q(), now):
+                rows[(chosen[index].label, scope, key)] = tuple(figures)
+    table = AlertDelayPercentiles._meta
+    columns = [table.get_field(name).column for name in ("period", "scope", "key", "followed_up", *PERCENTILES)]
+    q = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        # executemany, also of no row: the same statements whatever there is to do.
+        cursor.executemany(
+            f"INSERT INTO {q(table.db_table)} ({', '.join(map(q, columns))}) VALUES ({', '.join(['%s'] * 6)})",
+            [(*key, *figures) for key, figures in rows.items()],
+        )
+
+
+def period_delays(*, period: Period, now: datetime, team: int | None = None, system: int | None = None) -> dict:
+    """follow_up_rate's median_delay and p90_delay (seconds, as it rounds them) over the occurrences of
+    `period` of team `team`, system `system` (ids) or everyone: read from AlertDelayPercentiles for a
+    month or ISO week the day counts hold whole and unchanged since the last refresh (when period_counts
+    reads them), else counted from the occurrences. Four queries whatever the data."""
+    stored = _stored_days([period], now)
+    scope, key = (_SCOPES.ALL, None)
+    if team is not None or system is not None:
+        scope, key = (_SCOPES.TEAM, team) if team is not None else (_SCOPES.SYSTEM, system)
+    rows = {
+        row.scope: row
+        for row in AlertDelayPercentiles.objects.filter(period=period.label).filter(
+            Q(scope=_SCOPES.ALL) | Q(scope=scope, key=key)
+        )
+    }
+    kept = (
+        period.kind in DELAY_PERIODS
+        and (team is None or system is None)
+        and stored.until == _local_day(period.end)
+        and not stored.changed
+        and _SCOPES.ALL in rows
+    )
+    occurrences = Q(**{name: value for name, value in (("team_id", team), ("system_id", system)) if value is not None})
+    counted = _delay_percentiles([] if kept else [period], None, occurrences, now)
+    if kept:
+        row = rows.get(scope)
+        values = (row.median_delay, row.p90_delay) if row is not None else (None, None)
+    else:
+        values = tuple(counted[0][3:]) if counted else (None, None)
+    return {
+        name: None if value is None else round(value, _PERCENTILE_DIGITS)
+        for name, value in zip(PERCENTILES, values, strict=True)
+    }
 
 
 @dataclass(frozen=True)

@@ -345,6 +345,35 @@ class AlertDayCountState(models.Model):
         return f"counted until {self.counted_until}"
 
 
+class AlertDelayPercentiles(models.Model):
+    """The follow-up delay median and p90 of one settled month or ISO week, for everyone, one team or one
+    system (stability.follow_up's figures), kept by stability.follow_up.refresh_day_counts beside the day
+    counts: exact percentiles do not add up from days, and counting them reads every alert of the period.
+    A period holds a row for everyone (followed_up 0 when nothing was followed up) once it is kept."""
+
+    class Scope(models.TextChoices):
+        ALL = "all", _("everyone")
+        TEAM = "team", _("team")
+        SYSTEM = "system", _("system")
+
+    period = models.CharField(_("period"), max_length=10, help_text=_("Its label: 2026-11, 2026-W48..."))
+    scope = models.CharField(_("scope"), max_length=6, choices=Scope.choices)
+    # The team's or system's id, read by id and never joined (as the day counts' team and system, no
+    # constraint to keep); None for everyone, and for the alerts of no team or no system.
+    key = models.IntegerField(_("team or system id"), null=True, blank=True)
+    followed_up = models.PositiveIntegerField(_("followed up"))
+    median_delay = models.FloatField(_("median delay (s)"), null=True)
+    p90_delay = models.FloatField(_("p90 delay (s)"), null=True)
+
+    class Meta:
+        verbose_name = _("alert delay percentiles")
+        verbose_name_plural = _("alert delay percentiles")
+        indexes = [models.Index(fields=["period", "scope", "key"], name="alert_delay_period")]
+
+    def __str__(self) -> str:
+        return f"{self.period} {self.scope} {self.key or ''}".rstrip()
+
+
 class RejectedDelivery(models.Model):
     """A webhook body (or the alerts of one) that could not be accepted, kept for admins to inspect."""
 

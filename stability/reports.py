@@ -58,11 +58,9 @@ from incidents.periods import Period, date_range
 from incidents.selectors import closed_loop_metrics, in_period, incident_metrics, incident_trend
 from service_levels.selectors import service_levels_json
 from stability import report_narrative, report_sections
-from stability.models import AlertOccurrence
 from stability.selectors import (
     detection_by_cause_category,
-    follow_up_breakdown,
-    follow_up_rate,
+    follow_up_summary,
     follow_up_trend,
     health_scores,
     system_availability,
@@ -352,24 +350,24 @@ def build_report(
     in_the_period = in_period(scope.incidents, period)
     metrics = incident_metrics(incidents=in_the_period)
     availability = system_availability(period=period, now=now, systems=scope.systems)
-    occurrences = AlertOccurrence.objects.filter(scope.alerts)
-    follow_up = follow_up_rate(occurrences=occurrences, period=period, now=now)["overall"]
     periods = trailing_periods(period)
     recovery_trend = incident_trend(incidents=scope.incidents, periods=periods)
     scoped = team is not None or system is not None
     health = _health(period=period, now=now, teams=scope.teams if scoped else None)
     # Every team and system of the scope, those without alerts too (rate None), read from the
     # sections above rather than queried again.
-    breakdown = follow_up_breakdown(
-        scope=scope.alerts,
+    breakdown = follow_up_summary(
         period=period,
-        dimensions=("team", "system", "alertname"),
         now=now,
+        team=team,
+        system=system,
+        dimensions=("team", "system", "alertname"),
         all_keys={
             "team": [row["team"] for row in health["teams"]],
             "system": [row["system"] for row in availability],
         },
     )
+    follow_up = breakdown.pop("overall")
     alert_trend = follow_up_trend(scope=scope.alerts, periods=periods, now=now)
     closed_loop = closed_loop_metrics(period=period, team=team, system=system, now=now)
     detection = detection_by_cause_category(incidents=in_the_period)

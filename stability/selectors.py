@@ -148,6 +148,20 @@ def _delays_by_group(
     return delays
 
 
+def _summed(totals: dict[tuple, dict], dimensions: tuple[str, ...], names: list[str]) -> tuple[dict, dict]:
+    """period_counts' rows added up: over everything, and per key of each dimension."""
+    overall = dict.fromkeys(names, 0)
+    sums: dict[str, dict] = {d: {} for d in dimensions}
+    for key, counts in totals.items():
+        for name in names:
+            overall[name] += counts[name]
+        for i, d in enumerate(dimensions, start=1):
+            total = sums[d].setdefault(key[i], dict.fromkeys(names, 0))
+            for name in names:
+                total[name] += counts[name]
+    return overall, sums
+
+
 def follow_up_breakdown(
     *,
     scope: Q | None = None,
@@ -164,19 +178,51 @@ def follow_up_breakdown(
     now = now or timezone.now()
     totals = follow_up.period_counts(scope=scope or Q(), periods=[period], dimensions=dimensions, now=now)
     names = list(follow_up.empty_counts(now))
-    sums: dict[str, dict] = {d: {} for d in dimensions}
-    for key, counts in totals.items():
-        for i, d in enumerate(dimensions, start=1):
-            total = sums[d].setdefault(key[i], dict.fromkeys(names, 0))
-            for name in names:
-                total[name] += counts[name]
+    _overall, sums = _summed(totals, dimensions, names)
+    return _groups(sums, names, all_keys)
+
+
+def _groups(sums: dict[str, dict], names: list[str], all_keys: dict[str, Iterable] | None) -> dict[str, list[dict]]:
+    """Per dimension, its keys' figures (follow_up_rate's groups, no percentiles), keys of `all_keys` with
+    nothing received included, ordered by key (none last)."""
     result = {}
-    for d in dimensions:
+    for d, by_key in sums.items():
         for key in (all_keys or {}).get(d, ()):
-            sums[d].setdefault(key, dict.fromkeys(names, 0))
-        ordered = sorted(sums[d].items(), key=lambda item: (item[0] is None, str(item[0] or "")))
+            by_key.setdefault(key, dict.fromkeys(names, 0))
+        ordered = sorted(by_key.items(), key=lambda item: (item[0] is None, str(item[0] or "")))
         result[d] = [{"key": key, **follow_up.figures(total, percentiles=False)} for key, total in ordered]
     return result
+
+
+def follow_up_summary(
+    *,
+    period: Period,
+    now: datetime,
+    team: Team | None = None,
+    system: System | None = None,
+    dimensions: tuple[str, ...] = (),
+    all_keys: dict[str, Iterable] | None = None,
+) -> dict:
+    """The follow-up figures of a report: `overall`, follow_up_rate(...)["overall"] over the occurrences of
+    one team, one system or everyone, with its delay median and p90, and follow_up_breakdown's groups of
+    each of `dimensions`, from one read of the counts (settled days read as day counts) and the delay
+    percentiles kept per month and week (stability.follow_up.period_delays): the same figures, without
+    reading the period's occurrences (a busy month holds hundreds of thousands)."""
+    scope = Q()
+    if team is not None:
+        scope &= Q(team=team)
+    if system is not None:
+        scope &= Q(system=system)
+    totals = follow_up.period_counts(scope=scope, periods=[period], dimensions=dimensions, now=now)
+    names = list(follow_up.empty_counts(now))
+    overall, sums = _summed(totals, dimensions, names)
+    delays = follow_up.period_delays(
+        period=period,
+        now=now,
+        team=None if team is None else team.pk,
+        system=None if system is None else system.pk,
+    )
+    return {"overall": {**follow_up.figures(overall, percentiles=False), **delays}, **_groups(sums, names, all_keys)}
 
 
 def follow_up_missed(
