@@ -201,6 +201,23 @@ class Incident(models.Model):
         related_name="owned_incidents",
         verbose_name=_("owner"),
     )
+    # Roles while the incident runs (issue 15): who leads the response and who speaks for it.
+    commander = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("incident commander"),
+    )
+    communications_lead = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("communications lead"),
+    )
     detection_source = models.CharField(_("detection source"), max_length=20, choices=DetectionSource.choices)
 
     occurred_at = models.DateTimeField(_("occurred at"), help_text=_("Impact started (故障开始)."))
@@ -363,6 +380,8 @@ class TimelineEntry(models.Model):
         SEVERITY = "severity", _("Severity changed")
         NOTE = "note", _("Note")
         ACTION_ITEM = "action_item", _("Action item")
+        RESPONDED = "responded", _("Responded")
+        UPDATE = "update", _("Update")
 
     incident = models.ForeignKey(
         Incident, on_delete=models.CASCADE, related_name="timeline", verbose_name=_("incident")
@@ -390,7 +409,11 @@ class TimelineEntry(models.Model):
     field = models.CharField(_("field"), max_length=50, blank=True)
     old_value = models.TextField(_("old value"), blank=True)
     new_value = models.TextField(_("new value"), blank=True)
-    text = models.TextField(_("text"), blank=True)
+    text = models.TextField(_("text"), blank=True, help_text=_("Only what a person typed (a note, a reason)."))
+    # What the system says about the event, as values rendered in the reader's language at read time
+    # (incidents.timeline): {"event": "item_added", "owner": "li", "due": "2026-12-01"}, a level's
+    # {"matches": [...]}, never sentences.
+    data = models.JSONField(_("details"), default=dict, blank=True)
     created_at = models.DateTimeField(_("recorded at"), auto_now_add=True)
 
     class Meta:
