@@ -52,6 +52,8 @@ class IncidentInput(RejectUnknownFieldsMixin, serializers.Serializer):
     occurred_at = TimestampField()
     detected_at = TimestampField()
     responded_at = TimestampField(required=False, allow_null=True)
+    commander = UsernameField(required=False, allow_null=True)
+    communications_lead = UsernameField(required=False, allow_null=True)
     recovered_at = TimestampField(required=False, allow_null=True)
     resolved_at = TimestampField(required=False, allow_null=True)
     affected_users = serializers.IntegerField(

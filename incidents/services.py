@@ -13,7 +13,7 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Model, QuerySet, TextChoices
-from django.utils import timezone, translation
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
@@ -41,6 +41,8 @@ EDITABLE_FIELDS = (
     "summary",
     "team",
     "owner",
+    "commander",
+    "communications_lead",
     "detection_source",
     *TIMESTAMP_FIELDS,
     "affected_users",
@@ -109,18 +111,22 @@ class StateMachine:
 
 
 class Transition(StateMachine):
+    RESPOND = "respond"
     RECOVER = "recover"
     RESOLVE = "resolve"
     CLOSE = "close"
     REOPEN = "reopen"
-    CHOICES = (RECOVER, RESOLVE, CLOSE, REOPEN)
+    CHOICES = (RESPOND, RECOVER, RESOLVE, CLOSE, REOPEN)
     LABELS = {
+        RESPOND: gettext_lazy("I'm on it"),
         RECOVER: gettext_lazy("mark recovered"),
         RESOLVE: gettext_lazy("mark resolved"),
         CLOSE: gettext_lazy("close"),
         REOPEN: gettext_lazy("reopen"),
     }
     ALLOWED_FROM = {
+        # Taking an incident sets no status: it records who responds and when (MTTA).
+        RESPOND: {Status.OPEN, Status.RECOVERED, Status.RESOLVED},
         RECOVER: {Status.OPEN},
         RESOLVE: {Status.OPEN, Status.RECOVERED},
         CLOSE: {Status.RECOVERED, Status.RESOLVED},
@@ -184,24 +190,23 @@ def _classify(incident: Incident, systems: Iterable[System], *, policy: Severity
     _set_level(incident)
 
 
-def _org_language_explanation(incident: Incident) -> str:
-    # Timeline rows are records: written once, in the organisation's language.
-    with translation.override(settings.LANGUAGE_CODE):
-        return severity.explain(incident.classified_level, incident.severity_matches)
+def _matches(incident: Incident) -> dict[str, Any]:
+    # Why the level is what it is, as values: incidents.timeline says it in the reader's language.
+    return {"matches": incident.severity_matches}
 
 
-def _record_level_change(incident: Incident, *, old_level: str, by: User | None, now: datetime, why: str) -> None:
+def _record_level_change(incident: Incident, *, old_level: str, by: User | None, now: datetime) -> None:
     if old_level != incident.level:
-        TimelineEntry.objects.create(
-            incident=incident,
+        timeline_event(
+            incident,
             kind=TimelineEntry.Kind.SEVERITY,
             at=now,
-            author=by,
+            by=by,
             field="level",
-            old_value=old_level,
-            new_value=incident.level,
-            text=why,
-        )
+            old=old_level,
+            new=incident.level,
+            data=_matches(incident),
+        ).save()
 
 
 # -- timeline helpers ---------------------------------------------------------------------------
@@ -223,18 +228,40 @@ def _as_text(value: Any) -> str:
     return str(value)
 
 
+def timeline_event(
+    incident: Incident | int,
+    *,
+    kind: str,
+    at: datetime,
+    by: User | None,
+    field: str = "",
+    old: Any = None,
+    new: Any = None,
+    text: str = "",
+    data: Mapping[str, Any] | None = None,
+    action_item: ActionItem | None = None,
+) -> TimelineEntry:
+    """The one way a timeline event is made (saved by the caller, alone or in bulk): what happened as
+    values (kind, field, old -> new, `data`), who and when, and only the text a person typed. Never a
+    sentence of the system's: incidents.timeline.describe says it in the reader's language."""
+    return TimelineEntry(
+        incident_id=incident if isinstance(incident, int) else incident.pk,
+        kind=kind,
+        at=at,
+        author=by,
+        action_item=action_item,
+        field=field,
+        old_value=_as_text(old),
+        new_value=_as_text(new),
+        text=text,
+        data=dict(data or {}),
+    )
+
+
 def _change_entry(
     incident: Incident, *, field_name: str, old: Any, new: Any, by: User | None, now: datetime
 ) -> TimelineEntry:
-    return TimelineEntry(
-        incident=incident,
-        kind=TimelineEntry.Kind.CHANGE,
-        at=now,
-        author=by,
-        field=field_name,
-        old_value=_as_text(old),
-        new_value=_as_text(new),
-    )
+    return timeline_event(incident, kind=TimelineEntry.Kind.CHANGE, at=now, by=by, field=field_name, old=old, new=new)
 
 
 def _lock(incident_id: int, expected_version: int | None) -> Incident:
@@ -291,14 +318,9 @@ def incident_create(
     incident.version = 0
     _save(incident)
     incident.systems.set(systems)
-    TimelineEntry.objects.create(
-        incident=incident,
-        kind=TimelineEntry.Kind.CREATED,
-        at=now,
-        author=by,
-        new_value=incident.level,
-        text=_org_language_explanation(incident),
-    )
+    timeline_event(
+        incident, kind=TimelineEntry.Kind.CREATED, at=now, by=by, new=incident.level, data=_matches(incident)
+    ).save()
     return incident
 
 
@@ -340,7 +362,7 @@ def incident_update(
     if "systems" in changed:
         incident.systems.set(systems)
     TimelineEntry.objects.bulk_create(entries)
-    _record_level_change(incident, old_level=old_level, by=by, now=now, why=_org_language_explanation(incident))
+    _record_level_change(incident, old_level=old_level, by=by, now=now)
     return incident
 
 
@@ -383,6 +405,8 @@ def incident_transition(*, incident_id: int, by: User | None, action: str, at: d
     now = timezone.now()
     incident = _lock(incident_id, None)
     Transition.check(action, status=incident.status)
+    if action == Transition.RESPOND:
+        return _respond(incident, by=by, now=now)
     if action == Transition.CLOSE:
         _check_loop_closed(incident)
     at = _to_the_second(at or now)
@@ -401,14 +425,8 @@ def incident_transition(*, incident_id: int, by: User | None, action: str, at: d
         new_status, new_values = Status.OPEN, {"recovered_at": None, "resolved_at": None, "closed_at": None}
 
     entries = [
-        TimelineEntry(
-            incident=incident,
-            kind=TimelineEntry.Kind.STATUS,
-            at=now,
-            author=by,
-            field="status",
-            old_value=incident.status,
-            new_value=new_status,
+        timeline_event(
+            incident, kind=TimelineEntry.Kind.STATUS, at=now, by=by, field="status", old=incident.status, new=new_status
         )
     ]
     for name, value in new_values.items():
@@ -430,7 +448,31 @@ def incident_transition(*, incident_id: int, by: User | None, action: str, at: d
             raise
         raise ValidationError({"at": about_at}) from None
     TimelineEntry.objects.bulk_create(entries)
-    _record_level_change(incident, old_level=old_level, by=by, now=now, why=_org_language_explanation(incident))
+    _record_level_change(incident, old_level=old_level, by=by, now=now)
+    return incident
+
+
+def _respond(incident: Incident, *, by: User | None, now: datetime) -> Incident:
+    """Taking it ("I'm on it"): the owner becomes `by` if there is none, responded_at is set the first time (so
+    time to acknowledge is known), and a row says who took it. Idempotent: taking it again (the same
+    person) writes nothing; someone else joining is recorded once, the owner and responded_at kept."""
+    if by is None:
+        raise PermissionDenied(_("Sign in to take an incident."))
+    now = _to_the_second(now)
+    entries: list[TimelineEntry] = []
+    if incident.owner_id is None:
+        entries.append(_change_entry(incident, field_name="owner", old=None, new=by, by=by, now=now))
+        incident.owner = by
+    if incident.responded_at is None:
+        # Never before detection (a detected_at entered a little ahead of the server's clock).
+        responded_at = max(now, incident.detected_at)
+        entries.append(_change_entry(incident, field_name="responded_at", old=None, new=responded_at, by=by, now=now))
+        incident.responded_at = responded_at
+    if entries:
+        _save(incident)
+    if not incident.timeline.filter(kind=TimelineEntry.Kind.RESPONDED, author=by).exists():
+        entries.insert(0, timeline_event(incident, kind=TimelineEntry.Kind.RESPONDED, at=now, by=by))
+    TimelineEntry.objects.bulk_create(entries)
     return incident
 
 
@@ -456,16 +498,24 @@ def _check_loop_closed(incident: Incident) -> None:
 
 
 @transaction.atomic
-def timeline_note_add(*, incident_id: int, by: User, text: str, at: datetime | None = None) -> TimelineEntry:
-    """A free entry in the incident's story, e.g. "16:40 switched traffic to the backup channel"."""
+def timeline_note_add(
+    *, incident_id: int, by: User, text: str, at: datetime | None = None, update: bool = False
+) -> TimelineEntry:
+    """A free entry in the incident's story, e.g. "16:40 switched traffic to the backup channel".
+
+    `update`: the commander's status update (an "update" row); only the incident's commander, a
+    manager or an administrator posts one."""
     now = timezone.now()
     incident = Incident.objects.get(pk=incident_id)
     if not text.strip():
         raise ValidationError({"text": [_("Write what happened.")]})
+    if update and not (by is not None and (by.pk == incident.commander_id or _approves(by))):
+        raise PermissionDenied(_("Only the incident's commander, a manager or an administrator posts updates."))
     at = _event_time(at or now, now=now)
-    return TimelineEntry.objects.create(
-        incident=incident, kind=TimelineEntry.Kind.NOTE, at=at, author=by, text=text.strip()
-    )
+    kind = TimelineEntry.Kind.UPDATE if update else TimelineEntry.Kind.NOTE
+    entry = timeline_event(incident, kind=kind, at=at, by=by, text=text.strip())
+    entry.save()
+    return entry
 
 
 # -- severity overrides and re-evaluation -------------------------------------------------------
@@ -483,16 +533,16 @@ def severity_override_set(*, incident_id: int, by: User, level: str, reason: str
     incident.level_override, incident.level_override_reason = level, reason.strip()
     _set_level(incident)
     _save(incident)
-    TimelineEntry.objects.create(
-        incident=incident,
+    timeline_event(
+        incident,
         kind=TimelineEntry.Kind.SEVERITY,
         at=timezone.now(),
-        author=by,
+        by=by,
         field="level_override",
-        old_value=old_level,
-        new_value=level,
+        old=old_level,
+        new=level,
         text=reason.strip(),
-    )
+    ).save()
     return incident
 
 
@@ -506,16 +556,17 @@ def severity_override_clear(*, incident_id: int, by: User, reason: str = "") -> 
     incident.level_override, incident.level_override_reason = "", ""
     _set_level(incident)
     _save(incident)
-    TimelineEntry.objects.create(
-        incident=incident,
+    timeline_event(
+        incident,
         kind=TimelineEntry.Kind.SEVERITY,
         at=timezone.now(),
-        author=by,
+        by=by,
         field="level_override",
-        old_value=old_level,
-        new_value=incident.level,
-        text=reason.strip() or _org_language_explanation(incident),
-    )
+        old=old_level,
+        new=incident.level,
+        text=reason.strip(),
+        data=_matches(incident),
+    ).save()
     return incident
 
 
@@ -525,7 +576,7 @@ def _reclassify(incident: Incident, *, policy: SeverityPolicy, by: User | None, 
     if old == (incident.level, incident.classified_level, incident.severity_policy_id, incident.severity_matches):
         return False
     _save(incident)
-    _record_level_change(incident, old_level=old[0], by=by, now=now, why=_org_language_explanation(incident))
+    _record_level_change(incident, old_level=old[0], by=by, now=now)
     return True
 
 
@@ -652,15 +703,9 @@ def _approves(user: User | None) -> bool:
     return user is not None and user.effective_role in (Role.MANAGER, Role.ADMIN)
 
 
-def _in_org_language(text, **values) -> str:
-    # Timeline rows are records: written once, in the organisation's language.
-    with translation.override(settings.LANGUAGE_CODE):
-        return str(text) % values
-
-
 def _item_entry(item: ActionItem, *, by: User | None, now: datetime, **values: Any) -> TimelineEntry:
-    return TimelineEntry(
-        incident_id=item.incident_id, kind=TimelineEntry.Kind.ACTION_ITEM, action_item=item, at=now, author=by, **values
+    return timeline_event(
+        item.incident_id, kind=TimelineEntry.Kind.ACTION_ITEM, action_item=item, at=now, by=by, **values
     )
 
 
@@ -752,14 +797,14 @@ def action_item_create(
     )
     _validate_item(item)
     _save_item(item)
-    text = _in_org_language(
-        gettext_lazy('Action item #%(id)s "%(title)s" added, owner %(owner)s, due %(due)s'),
-        id=item.pk,
-        title=item.title,
-        owner=owner.username,
-        due=f"{timezone.localtime(item.due_at):%Y-%m-%d}",
-    )
-    _item_entry(item, by=by, now=now, text=text).save()
+    data = {
+        "event": "item_added",
+        "item": item.pk,
+        "title": item.title,
+        "owner": owner.username,
+        "due": f"{timezone.localtime(item.due_at):%Y-%m-%d}",
+    }
+    _item_entry(item, by=by, now=now, data=data).save()
     return item
 
 
@@ -800,8 +845,7 @@ def action_item_update(
     _validate_item(item)
     _save_item(item)
     TimelineEntry.objects.bulk_create(
-        _item_entry(item, by=by, now=now, field=name, old_value=_as_text(old), new_value=_as_text(new))
-        for name, (old, new) in changed.items()
+        _item_entry(item, by=by, now=now, field=name, old=old, new=new) for name, (old, new) in changed.items()
     )
     return item
 
@@ -841,18 +885,6 @@ def _step_time(item: ActionItem, *, action: str, at: datetime | None, now: datet
             }
         )
     return at
-
-
-def _step_text(item: ActionItem, action: str, reason: str) -> str:
-    texts = {
-        ItemTransition.START: gettext_lazy("Action item #%(id)s started"),
-        ItemTransition.COMPLETE: gettext_lazy("Action item #%(id)s done, awaiting verification"),
-        ItemTransition.VERIFY: gettext_lazy("Action item #%(id)s verified"),
-        ItemTransition.WAIVE: gettext_lazy("Action item #%(id)s waived"),
-        ItemTransition.REOPEN: gettext_lazy("Action item #%(id)s reopened"),
-    }
-    text = _in_org_language(texts[action], id=item.pk)
-    return f"{text}: {reason}" if reason else text
 
 
 def _item_step(
@@ -896,14 +928,15 @@ def _item_step(
             by=by,
             now=now,
             field="status",
-            old_value=old_status,
-            new_value=item.status,
-            text=_step_text(item, action, reason),
+            old=old_status,
+            new=item.status,
+            text=reason,
+            data={"event": action, "item": item.pk},
         )
     ]
     if when != now:  # recorded after the fact: the row says when it happened
         name = ItemTransition.BACKDATABLE[action]
-        entries.append(_item_entry(item, by=by, now=now, field=name, new_value=_as_text(when)))
+        entries.append(_item_entry(item, by=by, now=now, field=name, new=when))
     TimelineEntry.objects.bulk_create(entries)
     if action == ItemTransition.REOPEN and item.incident.status == Status.CLOSED:
         _reopen_loop(item.incident, item=item, by=by, now=now)
@@ -913,17 +946,16 @@ def _reopen_loop(incident: Incident, *, item: ActionItem, by: User | None, now: 
     """A reopened item reopens its incident's loop: closed_at is cleared and the incident goes back to
     resolved (if resolved_at is set) or recovered."""
     new_status = Status.RESOLVED if incident.resolved_at else Status.RECOVERED
-    text = _in_org_language(gettext_lazy("Action item #%(id)s reopened: the loop is open again"), id=item.pk)
     entries = [
-        TimelineEntry(
-            incident=incident,
+        timeline_event(
+            incident,
             kind=TimelineEntry.Kind.STATUS,
             at=now,
-            author=by,
+            by=by,
             field="status",
-            old_value=incident.status,
-            new_value=new_status,
-            text=text,
+            old=incident.status,
+            new=new_status,
+            data={"event": "item_reopened", "item": item.pk},
         ),
         _change_entry(incident, field_name="closed_at", old=incident.closed_at, new=None, by=by, now=now),
     ]

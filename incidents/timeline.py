@@ -15,7 +15,7 @@ from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 
 from incidents import severity
-from incidents.models import TIMESTAMP_FIELDS, ActionItem, Incident, Level, Status, TimelineEntry
+from incidents.models import TIMESTAMP_FIELDS, ActionItem, Incident, Status, TimelineEntry
 
 EMPTY = "∅"
 
@@ -107,8 +107,8 @@ def describe(entry: TimelineEntry) -> str:
     if kind == TimelineEntry.Kind.RESPONDED:
         return _("Responded: on it")
     if kind == TimelineEntry.Kind.CREATED:
-        sentence = _("Logged at %(level)s") % {"level": level_name(entry.new_value)}
-        return _with_text(sentence, _explanation(entry) or entry.text)
+        # "Logged: B: 14,999 failed transactions (>= 10,000)", the explanation naming the level.
+        return f"{_('Logged')}: {_explanation(entry) or entry.text or level_name(entry.new_value)}"
     if kind == TimelineEntry.Kind.SEVERITY:
         sentence = _change(entry) if entry.field else level_name(entry.new_value)
         return _with_text(sentence, entry.text or _explanation(entry))
@@ -136,14 +136,11 @@ def _describe_item(entry: TimelineEntry, data: dict) -> str:
         }
         return _with_text(sentence, entry.text)
     if event in ITEM_EVENTS:
-        return _with_text(ITEM_EVENTS[event]() % {"id": item_id}, entry.text)
+        sentence = ITEM_EVENTS[event]() % {"id": item_id}
+        return f"{sentence}: {entry.text}" if entry.text else sentence
     if entry.field:
         return _with_text(_("Action item #%(id)s") % {"id": item_id} + ": " + _change(entry), entry.text)
     return _with_text(_("Action item #%(id)s") % {"id": item_id}, entry.text)
-
-
-def level_of(value: str) -> str:
-    return value if value in Level.values else ""
 
 
 def at_text(moment: datetime) -> str:

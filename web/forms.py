@@ -179,6 +179,8 @@ class IncidentEditForm(forms.ModelForm):
 
 
 class TimelineNoteForm(forms.Form):
+    commander = PersonChoiceField(label=_("Incident commander"), queryset=people(), required=False)
+    communications_lead = PersonChoiceField(label=_("Communications lead"), queryset=people(), required=False)
     text = forms.CharField(
         label=_("What happened"),
         widget=forms.Textarea(attrs={"rows": 2}),
@@ -213,6 +215,9 @@ class IncidentImportForm(forms.Form):
 
     MAX_BYTES = 2 * 1024 * 1024
 
+    update = forms.BooleanField(
+        label=_("Post as the commander's update"), required=False, help_text=_("Commander, manager or administrator.")
+    )
     def clean_file(self):
         upload = self.cleaned_data["file"]
         if upload.size > self.MAX_BYTES:

@@ -4,7 +4,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from config.api import ModelSerializer, TimestampField
-from incidents import durations, selectors, severity
+from incidents import durations, selectors, severity, timeline
 from incidents.inputs import IncidentInput, RejectUnknownFieldsMixin, UsernameField
 from incidents.models import (
     ActionItem,
@@ -74,6 +74,8 @@ class IncidentSerializer(ModelSerializer):
     team = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     systems = serializers.SlugRelatedField(slug_field="code", many=True, read_only=True)
     owner = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    commander = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    communications_lead = serializers.SlugRelatedField(slug_field="username", read_only=True)
     severity_policy_version = serializers.IntegerField(source="severity_policy.version", read_only=True)
     severity_explanation = serializers.SerializerMethodField()
     recovery_target = serializers.SerializerMethodField(help_text="Seconds allowed to recover at this level.")
@@ -89,6 +91,8 @@ class IncidentSerializer(ModelSerializer):
             "team",
             "systems",
             "owner",
+            "commander",
+            "communications_lead",
             "detection_source",
             "status",
             "occurred_at",
@@ -156,6 +160,7 @@ class TransitionSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
     action = serializers.ChoiceField(
         choices=list(Transition.LABELS.items()),
         help_text=(
+            "respond (I'm on it: sets the owner if empty and responded_at the first time), "
             "recover (sets recovered_at), resolve (sets resolved_at), close (sets closed_at), reopen (clears them)."
         ),
     )
@@ -163,17 +168,42 @@ class TransitionSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
 
 
 class TimelineEntrySerializer(ModelSerializer):
+    """A timeline row: the event as values, and `description`, the row in the reader's language
+    (Accept-Language) at read time. `text` is only what a person typed."""
+
     author = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    description = serializers.SerializerMethodField(help_text="What happened, in the reader's language.")
 
     class Meta:
         model = TimelineEntry
-        fields = ["id", "kind", "at", "author", "action_item", "field", "old_value", "new_value", "text", "created_at"]
+        fields = [
+            "id",
+            "kind",
+            "at",
+            "author",
+            "action_item",
+            "field",
+            "old_value",
+            "new_value",
+            "text",
+            "data",
+            "description",
+            "created_at",
+        ]
         read_only_fields = fields
+
+    def get_description(self, entry) -> str:
+        return timeline.describe(entry)
 
 
 class TimelineNoteSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
     text = serializers.CharField()
     at = TimestampField(required=False, help_text="When it happened; default now.")
+    update = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="The commander's status update (commander, manager or administrator only).",
+    )
 
 
 class SeverityOverrideSerializer(RejectUnknownFieldsMixin, serializers.Serializer):

@@ -10,10 +10,12 @@ import pytest
 import time_machine
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.urls import reverse
+from django.utils import translation
 
 from accounts.models import Role
 from incidents import services
 from incidents.models import ActionItem, Incident, TimelineEntry
+from incidents.timeline import describe
 from tests.factories import ActionItemFactory, IncidentFactory, SystemFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -83,6 +85,15 @@ def item_rows(item):
     )
 
 
+def item_said(item):
+    """(field, old, new, author, the row as an English reader reads it)."""
+    with translation.override("en"):
+        return [
+            (e.field, e.old_value, e.new_value, e.author.username if e.author else None, describe(e))
+            for e in TimelineEntry.objects.filter(action_item=item).select_related("author").order_by("id")
+        ]
+
+
 def errors_of(caught) -> dict:
     return caught.value.message_dict
 
@@ -116,7 +127,21 @@ def test_create_records_the_item_and_a_timeline_row(incident, alice, carol):
     assert item.due_at == datetime(2026, 11, 30, 16, 30, tzinfo=UTC)  # whole seconds
     entry = TimelineEntry.objects.get(action_item=item)
     assert (entry.incident, entry.kind, entry.author, entry.at) == (incident, "action_item", alice, NOW)
-    assert entry.text == f'Action item #{item.pk} "Add alert on fee bill rows" added, owner alice, due 2026-12-01'
+    # Stored as values, said in the reader's language when read.
+    assert entry.text == ""
+    assert entry.data == {
+        "event": "item_added",
+        "item": item.pk,
+        "title": "Add alert on fee bill rows",
+        "owner": "alice",
+        "due": "2026-12-01",
+    }
+    with translation.override("en"):
+        assert (
+            describe(entry) == f'Action item #{item.pk} "Add alert on fee bill rows" added, owner alice, due 2026-12-01'
+        )
+    with translation.override("zh-hans"):
+        assert describe(entry) == f"已添加闭环项 #{item.pk}“Add alert on fee bill rows”，负责人 alice，截止 2026-12-01"
 
 
 def test_a_due_date_in_the_past_is_accepted_for_items_recorded_after_the_fact(incident, alice):
@@ -242,7 +267,7 @@ def test_each_step_sets_its_timestamps_and_writes_a_row(incident, alice, carol, 
     assert item.started_at == NOW + timedelta(hours=1)
 
     n = item.pk
-    assert item_rows(item)[1:] == [
+    assert item_said(item)[1:] == [
         ("status", "open", "in_progress", "alice", f"Action item #{n} started"),
         ("status", "in_progress", "done", "alice", f"Action item #{n} done, awaiting verification"),
         ("status", "done", "verified", "carol", f"Action item #{n} verified"),
@@ -347,7 +372,8 @@ def test_only_a_manager_or_an_administrator_waives_and_with_a_reason(incident, a
         boss,
         "covered by the bill rework",
     )
-    assert item_rows(item)[-1] == (
+    assert item_rows(item)[-1][-1] == "covered by the bill rework"  # the reason typed, alone
+    assert item_said(item)[-1] == (
         "status",
         "in_progress",
         "waived",
@@ -424,8 +450,12 @@ def test_reopening_an_item_reopens_the_loop(alice, boss, frozen, resolved, back_
         .order_by("id")
         .values_list("kind", "field", "old_value", "new_value", "author__username", "text")
     )
+    reopened = incident.timeline.get(kind="status", at=NOW + timedelta(days=1))
+    assert reopened.data == {"event": "item_reopened", "item": item.pk}
+    with translation.override("en"):
+        assert describe(reopened).endswith(f"Action item #{item.pk} reopened: the loop is open again")
     assert rows == [
-        ("status", "status", "closed", back_to, "boss", f"Action item #{item.pk} reopened: the loop is open again"),
+        ("status", "status", "closed", back_to, "boss", ""),
         ("change", "closed_at", "2026-11-20T02:00:00+00:00", "", "boss", ""),
     ]
     # The loop is open: it closes again only when the item is verified or waived.

@@ -8,7 +8,8 @@ from incidents.services import ItemTransition, Transition
 
 
 def test_allowed_lists_the_steps_a_status_may_take():
-    assert [action for action, _label in Transition.allowed(Status.OPEN)] == ["recover", "resolve"]
+    assert [action for action, _label in Transition.allowed(Status.OPEN)] == ["respond", "recover", "resolve"]
+    assert [action for action, _label in Transition.allowed(Status.CLOSED)] == ["reopen"]
     assert [action for action, _label in ItemTransition.allowed(ActionItem.Status.DONE)] == [
         "verify",
         "waive",
@@ -19,7 +20,7 @@ def test_allowed_lists_the_steps_a_status_may_take():
 @pytest.mark.parametrize(
     ("machine", "action", "status", "message"),
     [
-        (Transition, "fly", Status.OPEN, "Unknown action; use one of: recover, resolve, close, reopen."),
+        (Transition, "fly", Status.OPEN, "Unknown action; use one of: respond, recover, resolve, close, reopen."),
         (Transition, "close", Status.OPEN, "Cannot close an incident whose status is Open."),
         (ItemTransition, "verify", ActionItem.Status.OPEN, "Cannot verify an action item whose status is Open."),
     ],

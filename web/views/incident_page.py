@@ -6,7 +6,7 @@ from django.shortcuts import render
 from django.utils import timezone
 
 from accounts.models import Role
-from incidents import selectors, services, severity
+from incidents import selectors, services, severity, timeline
 from incidents.models import Incident
 from incidents.services import ItemTransition
 from web import forms
@@ -37,14 +37,25 @@ def _items_section(request, incident: Incident, forms_given: dict) -> dict:
     }
 
 
+def _described(entries) -> list:
+    """The timeline's rows, each with its description in the reader's language (incidents.timeline)."""
+    rows = list(entries)
+    for entry in rows:
+        entry.description = timeline.describe(entry)
+    return rows
+
+
 def detail_context(request, incident: Incident, **forms_given) -> dict:
     allowed = services.Transition.allowed(incident.status)
     return {
         "incident": incident,
         "explanation": severity.explain(incident.classified_level, incident.severity_matches),
-        "timeline": selectors.incident_timeline(incident=incident),
+        "timeline": _described(selectors.incident_timeline(incident=incident)),
         "alerts": web_selectors.incident_alerts(incident=incident),
         "transitions": allowed,
+        # The commander's updates (services.timeline_note_add says who may post one).
+        "can_post_update": request.user.pk == incident.commander_id
+        or getattr(request.user, "effective_role", None) in (Role.MANAGER, Role.ADMIN),
         "note_form": forms_given.get("note_form") or forms.TimelineNoteForm(),
         "transition_form": forms_given.get("transition_form") or forms.TransitionForm(),
         "override_form": forms_given.get("override_form")

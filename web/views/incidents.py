@@ -3,7 +3,7 @@ after the fact, the live A-D suggestion, and the incident page with its status c
 level override, linked alerts and closed-loop items."""
 
 from django.contrib import messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
@@ -244,7 +244,10 @@ class IncidentTransitionView(PageView):
             except ValidationError as exc:
                 forms.apply_service_errors(form, exc)
             else:
-                messages.success(request, _("Status changed."))
+                if form.cleaned_data["action"] == services.Transition.RESPOND:
+                    messages.success(request, _("You are on it: recorded on the timeline."))
+                else:
+                    messages.success(request, _("Status changed."))
                 return redirect("web:incident-detail", incident.pk)
         return incident_page.render_incident(request, incident, status=400, transition_form=form)
 
@@ -259,11 +262,17 @@ class IncidentNoteView(PageView):
         if form.is_valid():
             try:
                 services.timeline_note_add(
-                    incident_id=incident.pk, by=request.user, text=form.cleaned_data["text"], at=form.cleaned_data["at"]
+                    incident_id=incident.pk,
+                    by=request.user,
+                    text=form.cleaned_data["text"],
+                    at=form.cleaned_data["at"],
+                    update=form.cleaned_data["update"],
                 )
                 saved = True
             except ValidationError as exc:
                 forms.apply_service_errors(form, exc)
+            except PermissionDenied as exc:
+                form.add_error("update", str(exc))
         if request.htmx:
             context = incident_page.detail_context(request, incident, note_form=None if saved else form)
             return render(request, "web/incidents/_timeline.html", context, status=200 if saved else 400)
