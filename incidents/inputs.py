@@ -25,6 +25,7 @@ class RejectUnknownFieldsMixin:
 class UsernameField(serializers.SlugRelatedField):
     def __init__(self, **kwargs):
         kwargs.setdefault("queryset", User.objects.filter(is_active=True))
+        kwargs.setdefault("error_messages", {"does_not_exist": _("Unknown or inactive username '{value}'.")})
         super().__init__(slug_field="username", **kwargs)
 
 
@@ -40,20 +41,23 @@ class IncidentInput(RejectUnknownFieldsMixin, serializers.Serializer):
         queryset=System.objects.select_related("team"),
         allow_empty=False,
         help_text="System codes.",
+        # In words, not "Object with code=x does not exist."
+        error_messages={"does_not_exist": _("Unknown system code '{value}'.")},
     )
     team = serializers.SlugRelatedField(
         slug_field="slug",
         queryset=Team.objects.all(),
         required=False,
         help_text="Team slug; defaults to the team of the first system.",
+        error_messages={"does_not_exist": _("Unknown team '{value}'.")},
     )
     owner = UsernameField(required=False, allow_null=True)
+    commander = UsernameField(required=False, allow_null=True)
+    communications_lead = UsernameField(required=False, allow_null=True)
     detection_source = serializers.ChoiceField(choices=DetectionSource.choices)
     occurred_at = TimestampField()
     detected_at = TimestampField()
     responded_at = TimestampField(required=False, allow_null=True)
-    commander = UsernameField(required=False, allow_null=True)
-    communications_lead = UsernameField(required=False, allow_null=True)
     recovered_at = TimestampField(required=False, allow_null=True)
     resolved_at = TimestampField(required=False, allow_null=True)
     affected_users = serializers.IntegerField(

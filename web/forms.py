@@ -30,7 +30,36 @@ class MomentInput(forms.DateTimeInput):
         super().__init__(attrs={"step": 1, **(attrs or {})}, format="%Y-%m-%dT%H:%M:%S")
 
 
+class SystemPicker(forms.CheckboxSelectMultiple):
+    """The systems as checkboxes grouped by team, with a text filter over them (web/static/web/app.js
+    shows it; without JavaScript the groups alone are there). Chosen systems stay shown whatever the
+    filter; each option carries its code, name and team for the filter to match."""
+
+    template_name = "web/widgets/system_picker.html"
+
+    def optgroups(self, name, value, attrs=None):
+        teams: dict[str, list] = {}
+        for choice_value, label in self.choices:
+            instance = getattr(choice_value, "instance", None)
+            team = instance.team.name if instance is not None else ""
+            teams.setdefault(team, []).append((choice_value, label))
+        flat, self.choices = self.choices, [(team, teams[team]) for team in sorted(teams)]
+        try:
+            return super().optgroups(name, value, attrs)
+        finally:
+            self.choices = flat
+
+    def create_option(self, name, value, label, selected, index, subindex=None, attrs=None):
+        option = super().create_option(name, value, label, selected, index, subindex, attrs)
+        instance = getattr(value, "instance", None)
+        if instance is not None:
+            option["search"] = f"{instance.code} {instance.name} {instance.team.name}".casefold()
+        return option
+
+
 class SystemChoiceField(forms.ModelMultipleChoiceField):
+    widget = SystemPicker
+
     def label_from_instance(self, obj: System) -> str:
         return f"{obj.name} · {obj.tier}"
 
@@ -70,7 +99,6 @@ class IncidentLogForm(forms.ModelForm):
     systems = SystemChoiceField(
         label=_("Systems impacted"),
         queryset=System.objects.select_related("team").order_by("tier", "name"),
-        widget=forms.CheckboxSelectMultiple,
     )
 
     class Meta:
@@ -151,6 +179,8 @@ class IncidentEditForm(forms.ModelForm):
     systems = IncidentLogForm.base_fields["systems"]
     team = forms.ModelChoiceField(label=_("Team"), queryset=Team.objects.all())
     owner = PersonChoiceField(label=_("Owner"), queryset=people(), required=False)
+    commander = PersonChoiceField(label=_("Incident commander"), queryset=people(), required=False)
+    communications_lead = PersonChoiceField(label=_("Communications lead"), queryset=people(), required=False)
 
     class Meta:
         model = Incident
@@ -179,14 +209,15 @@ class IncidentEditForm(forms.ModelForm):
 
 
 class TimelineNoteForm(forms.Form):
-    commander = PersonChoiceField(label=_("Incident commander"), queryset=people(), required=False)
-    communications_lead = PersonChoiceField(label=_("Communications lead"), queryset=people(), required=False)
     text = forms.CharField(
         label=_("What happened"),
         widget=forms.Textarea(attrs={"rows": 2}),
         help_text=_("E.g. switched traffic to the backup channel."),
     )
     at = forms.DateTimeField(label=_("At"), required=False, widget=MomentInput, help_text=_("Empty: now."))
+    update = forms.BooleanField(
+        label=_("Post as the commander's update"), required=False, help_text=_("Commander, manager or administrator.")
+    )
 
 
 class TransitionForm(forms.Form):
@@ -215,9 +246,6 @@ class IncidentImportForm(forms.Form):
 
     MAX_BYTES = 2 * 1024 * 1024
 
-    update = forms.BooleanField(
-        label=_("Post as the commander's update"), required=False, help_text=_("Commander, manager or administrator.")
-    )
     def clean_file(self):
         upload = self.cleaned_data["file"]
         if upload.size > self.MAX_BYTES:

@@ -134,7 +134,7 @@ def test_row_errors_are_shown_by_line_and_nothing_is_written(engineer, world):
     assert response.status_code == 400
     rows = {row.line: row.errors for row in response.context["result"].rows}
     assert rows[2] == {}
-    assert rows[3] == {"systems": ["Object with code=mainframe does not exist."]}
+    assert rows[3] == {"systems": ["Unknown system code 'mainframe'."]}
     assert rows[4] == {"affected_users": ["Cannot be negative."]}
     text = text_of(response.content.decode())
     assert "2 rows have errors; correct the file and upload it again. Nothing was written." in text

@@ -11,6 +11,8 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -293,6 +295,23 @@ def _effective_reminder_policies() -> list[dict]:
     ]
 
 
+def integration_setup(request, integration: Integration, token: str | None = None) -> dict:
+    """What the alerting system needs: the webhook's full address on this server (as the browser
+    reached it), and for Alertmanager a ready alertmanager.yml receiver; the token itself only on
+    the answer that shows it, a placeholder otherwise."""
+    url = request.build_absolute_uri(reverse(f"webhook-{integration.kind}"))
+    credentials = token or "<TOKEN>"
+    snippet = ""
+    if integration.kind == Integration.Kind.ALERTMANAGER:
+        # Plain text (not marked safe): the page escapes it where it shows it.
+        snippet = "".join(
+            render_to_string(
+                "web/configuration/alertmanager.yml", {"url": url, "credentials": credentials, "name": integration.name}
+            )
+        )
+    return {"webhook_url": url, "webhook_snippet": snippet, "webhook_credentials": credentials}
+
+
 class SectionView(ConfigurationPage):
     """The list of one section with a form to add one; an integration's token is shown once here."""
 
@@ -303,6 +322,8 @@ class SectionView(ConfigurationPage):
         headers, rows = _table(section)
         context = {"name": name, "section": section, "headers": headers, "rows": rows, "form": form}
         context |= {"token": token, "created": created}
+        if created is not None:
+            context |= integration_setup(request, created, token)
         if name == "reminder-policies":
             context["teams"] = _effective_reminder_policies()
             context["reminder_defaults"] = {
@@ -344,6 +365,8 @@ class ItemView(ConfigurationPage):
     def get(self, request, name: str, key: str):
         obj = self._object(name, key)
         context = {"name": name, "section": SECTIONS[name], "object": obj, "form": SECTIONS[name]["form"](instance=obj)}
+        if name == "integrations":
+            context |= integration_setup(request, obj)
         return render(request, self.template, context)
 
     def post(self, request, name: str, key: str):
@@ -352,7 +375,7 @@ class ItemView(ConfigurationPage):
             token = stability_services.integration_rotate_token(integration=obj)
             form = IntegrationForm(instance=obj)
             context = {"name": name, "section": SECTIONS[name], "object": obj, "form": form}
-            context |= {"token": token, "created": obj}
+            context |= {"token": token, "created": obj} | integration_setup(request, obj, token)
             return render(request, self.template, context)
         if name == "channels" and "toggle" in request.POST:
             return self._toggle(request, obj)

@@ -1,6 +1,8 @@
 // The few things the pages do in the browser: remember the reader's time zone, count down the
 // follow-up window of waiting alerts, keep the alerts inbox selection usable while it refreshes,
-// and print the report. No inline script or handler anywhere: the Content-Security-Policy forbids them.
+// print the report, filter the system picker, keep number fields from the scroll wheel and copy
+// the integration's webhook address and configuration. No inline script or handler anywhere: the
+// Content-Security-Policy forbids them.
 (function () {
   "use strict";
 
@@ -68,6 +70,39 @@
     }
   });
 
+  // Copy buttons (the integration's address, token and configuration): the clipboard API where the
+  // page is a secure context, else the selection and execCommand (a plain-HTTP install).
+  function copyText(text) {
+    if (navigator.clipboard && window.isSecureContext) { return navigator.clipboard.writeText(text); }
+    var area = document.createElement("textarea");
+    area.value = text;
+    area.setAttribute("readonly", "");
+    area.className = "visually-hidden";
+    document.body.appendChild(area);
+    area.select();
+    var done = document.execCommand("copy");
+    document.body.removeChild(area);
+    return done ? Promise.resolve() : Promise.reject(new Error("copy refused"));
+  }
+
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("[data-copy]");
+    if (!button) { return; }
+    var source = document.querySelector(button.dataset.copy);
+    if (!source) { return; }
+    copyText(source.textContent.trim()).then(function () {
+      var status = document.querySelector(".copy-status");
+      if (status) { status.textContent = button.dataset.copied; }
+      button.classList.add("copied");
+    }, function () {
+      // Refused (no permission): leave the text selected for a manual copy.
+      var range = document.createRange();
+      range.selectNodeContents(source);
+      window.getSelection().removeAllRanges();
+      window.getSelection().addRange(range);
+    });
+  });
+
   // Buttons that print the page (the report), without an inline handler.
   document.addEventListener("click", function (event) {
     if (event.target.closest && event.target.closest("[data-print]")) { window.print(); }
@@ -83,12 +118,58 @@
     updateSelection();
   });
 
+  // A number field keeps its value under the scroll wheel: the wheel scrolls the page instead of
+  // turning a focused 15000 into 14999 (the field is left, as if clicked away).
+  document.addEventListener("wheel", function (event) {
+    var target = event.target;
+    if (target && target.type === "number" && target === document.activeElement) { target.blur(); }
+  }, { passive: true });
+
+  // The system picker (web/forms.py SystemPicker): a text filter over the systems grouped by team.
+  // Chosen systems stay shown; a team whose systems are all filtered out is hidden.
+  function filterSystems(input) {
+    var picker = input.closest(".system-picker");
+    var words = input.value.trim().toLowerCase().split(/\s+/).filter(Boolean);
+    var shown = 0;
+    picker.querySelectorAll(".picker-group").forEach(function (group) {
+      var inGroup = 0;
+      group.querySelectorAll(".picker-option").forEach(function (option) {
+        var text = option.dataset.search || "";
+        var chosen = option.querySelector("input").checked;
+        var match = chosen || words.every(function (word) { return text.indexOf(word) !== -1; });
+        option.hidden = !match;
+        if (match) { inGroup += 1; }
+      });
+      group.hidden = inGroup === 0;
+      shown += inGroup;
+    });
+    picker.querySelector(".picker-none").hidden = shown !== 0;
+  }
+
+  function startPickers(root) {
+    root.querySelectorAll(".system-picker .picker-search[hidden]").forEach(function (search) {
+      search.hidden = false;
+    });
+  }
+
+  document.addEventListener("input", function (event) {
+    if (event.target.classList && event.target.classList.contains("picker-filter")) { filterSystems(event.target); }
+  });
+  // Enter in the filter filters; it does not send the form.
+  document.addEventListener("keydown", function (event) {
+    if (event.key === "Enter" && event.target.classList && event.target.classList.contains("picker-filter")) {
+      event.preventDefault();
+    }
+  });
+
   document.addEventListener("DOMContentLoaded", function () {
+    startPickers(document);
     startCountdowns(document);
     tick();
     setInterval(tick, 1000);
   });
   document.addEventListener("htmx:afterSwap", function (event) {
+    startPickers(document);
     startCountdowns(document);
     tick();
     updateSelection();
