@@ -6,12 +6,26 @@ Every consumer (API, pages, reports, health score) calls these; none recomputes 
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
 
 from django.core.exceptions import ValidationError
-from django.db.models import Avg, Case, Count, DurationField, ExpressionWrapper, F, Q, QuerySet, Sum, Value, When
+from django.db.models import (
+    Avg,
+    Case,
+    Count,
+    DateTimeField,
+    DurationField,
+    ExpressionWrapper,
+    F,
+    Func,
+    Q,
+    QuerySet,
+    Sum,
+    Value,
+    When,
+)
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -91,6 +105,34 @@ def severity_preview(
         policy=policy,
         recovery_target=policy.recovery_targets[result.level],
     )
+
+
+class UtcClock(Func):
+    """A time read as its UTC wall-clock time, without a zone: on PostgreSQL `AT TIME ZONE 'UTC'`, which
+    psycopg's C loader reads, where Django's loader of timestamptz parses text in Python (60,000 times
+    took 290 ms of CPU instead of 8, on this machine under load). For reads of thousands of times (the report's incident list and
+    availability); `utc` puts the zone back. Elsewhere the column as it is (already UTC)."""
+
+    template = "(%(expressions)s AT TIME ZONE 'UTC')"
+    output_field = DateTimeField()
+
+    def as_sql(self, compiler, connection, **extra):
+        if connection.vendor != "postgresql":
+            return compiler.compile(self.source_expressions[0])
+        return super().as_sql(compiler, connection, **extra)
+
+
+def utc(moment: datetime | None) -> datetime | None:
+    """A time read through UtcClock, in UTC again."""
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def utc_clock(moment: datetime) -> datetime:
+    """A time as the UTC wall clock UtcClock reads (without a zone), from an aware time or from one read
+    through UtcClock (aware where the database gives the column as it is)."""
+    return moment if moment.tzinfo is None else moment.astimezone(UTC).replace(tzinfo=None)
 
 
 def incident_list() -> QuerySet[Incident]:

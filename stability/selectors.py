@@ -3,6 +3,7 @@
 Every consumer (API, pages, reports, health score) calls these; none recomputes a figure.
 """
 
+import functools
 import math
 from collections import defaultdict
 from collections.abc import Iterable
@@ -22,10 +23,12 @@ from incidents.periods import Period
 from incidents.selectors import (
     RECOVERED,
     WITHIN_RECOVERY_TARGET,
+    UtcClock,
     each_once,
     in_period,
     on_time_completion_by_team,
     rate,
+    utc_clock,
 )
 from stability import follow_up
 from stability.models import AlertOccurrence
@@ -289,6 +292,7 @@ def _plain(value: Decimal) -> Decimal:
     return value.quantize(Decimal(1)) if value == value.to_integral_value() else value.normalize()
 
 
+@functools.lru_cache(maxsize=1024)  # a few distinct values, met on thousands of rows
 def _effective_impact(availability_impact: Decimal | None, level: str) -> Decimal:
     # Incident.effective_availability_impact's own rule (when not set: 0 for level D, 1 otherwise),
     # applied to the values of a row rather than to a loaded model instance.
@@ -339,24 +343,28 @@ def system_availability(*, period: Period, now: datetime, systems: QuerySet[Syst
     intervals: dict[int, list] = defaultdict(list)
     incidents: dict[int, set] = defaultdict(set)
     if measured_end > period.start:
+        # Times as UTC wall clock (UtcClock: thousands of rows for a year to date), compared and
+        # subtracted as such; the period's bounds likewise.
+        period_start, measured_until = (utc_clock(moment) for moment in (period.start, measured_end))
         impacts = (
             Incident.systems.through.objects.filter(
                 system__in=systems.values("pk"), incident__occurred_at__lt=measured_end
             )
             .filter(Q(incident__recovered_at__isnull=True) | Q(incident__recovered_at__gt=period.start))
+            .annotate(occurred=UtcClock("incident__occurred_at"), recovered=UtcClock("incident__recovered_at"))
             .values_list(
                 "system_id",
                 "incident_id",
-                "incident__occurred_at",
-                "incident__recovered_at",
+                "occurred",
+                "recovered",
                 "incident__availability_impact",
                 "incident__level",
             )
         )
         for system_id, incident_id, occurred_at, recovered_at, impact, level in impacts:
             incidents[system_id].add(incident_id)
-            start = max(occurred_at, period.start)
-            end = min(recovered_at or measured_end, measured_end)
+            start = max(utc_clock(occurred_at), period_start)
+            end = min(utc_clock(recovered_at) if recovered_at else measured_until, measured_until)
             impact = _effective_impact(impact, level)
             if end > start and impact > 0:
                 intervals[system_id].append((start, end, impact))
