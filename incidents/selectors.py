@@ -110,8 +110,9 @@ def severity_preview(
 class UtcClock(Func):
     """A time read as its UTC wall-clock time, without a zone: on PostgreSQL `AT TIME ZONE 'UTC'`, which
     psycopg's C loader reads, where Django's loader of timestamptz parses text in Python (60,000 times
-    took 290 ms of CPU instead of 8, on this machine under load). For reads of thousands of times (the report's incident list and
-    availability); `utc` puts the zone back. Elsewhere the column as it is (already UTC)."""
+    took 290 ms of CPU instead of 8, on this machine under load). For reads of thousands of times (the
+    report's incident list and availability); `utc` puts the zone back. Elsewhere the column as it is
+    (already UTC)."""
 
     template = "(%(expressions)s AT TIME ZONE 'UTC')"
     output_field = DateTimeField()
