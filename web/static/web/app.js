@@ -130,20 +130,20 @@
   function filterSystems(input) {
     var picker = input.closest(".system-picker");
     var words = input.value.trim().toLowerCase().split(/\s+/).filter(Boolean);
-    var shown = 0;
+    var matched = 0;
     picker.querySelectorAll(".picker-group").forEach(function (group) {
       var inGroup = 0;
       group.querySelectorAll(".picker-option").forEach(function (option) {
         var text = option.dataset.search || "";
-        var chosen = option.querySelector("input").checked;
-        var match = chosen || words.every(function (word) { return text.indexOf(word) !== -1; });
-        option.hidden = !match;
-        if (match) { inGroup += 1; }
+        var match = words.every(function (word) { return text.indexOf(word) !== -1; });
+        var shown = match || option.querySelector("input").checked;
+        option.hidden = !shown;
+        if (shown) { inGroup += 1; }
+        if (match) { matched += 1; }
       });
       group.hidden = inGroup === 0;
-      shown += inGroup;
     });
-    picker.querySelector(".picker-none").hidden = shown !== 0;
+    picker.querySelector(".picker-none").hidden = matched !== 0;
   }
 
   function startPickers(root) {
