@@ -392,6 +392,7 @@ def _entry(
     old: str = "",
     new: str = "",
     text: str = "",
+    data: dict | None = None,
 ) -> dict:
     """A timeline row of `incident` as the services write it (by its owner unless `author`)."""
     return {
@@ -404,6 +405,7 @@ def _entry(
         "old_value": old,
         "new_value": new,
         "text": text,
+        "data": json.dumps(data or {}, ensure_ascii=False),
         "created_at": at,
     }
 
@@ -778,6 +780,9 @@ class _History:
                 "summary": "",
                 "team": i.team.team.pk,
                 "owner": i.owner,
+                # A and B incidents were led by their owner; the others had no commander named.
+                "commander": i.owner if i.level in ("A", "B") else None,
+                "communications_lead": None,
                 "detection_source": i.source,
                 "occurred_at": _at(i.occurred),
                 "detected_at": _at(i.detected),
@@ -814,8 +819,8 @@ class _History:
         change with its timestamp field, each item's creation and completion."""
         with translation.override(settings.LANGUAGE_CODE):
             for i in incidents:
-                explanation = severity.explain(i.level, i.matches)
-                yield _entry(i, TimelineEntry.Kind.CREATED, _at(i.created), new=i.level, text=explanation)
+                # The level's explanation as values: said in the reader's language (incidents.timeline).
+                yield _entry(i, TimelineEntry.Kind.CREATED, _at(i.created), new=i.level, data={"matches": i.matches})
                 previous = Status.OPEN
                 for name, at, status in (
                     ("recovered_at", i.recovered, Status.RECOVERED),
