@@ -12,6 +12,7 @@ from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 
 from incidents import severity
@@ -82,7 +83,7 @@ def value_text(entry: TimelineEntry, value: str) -> str:
 
 
 def _change(entry: TimelineEntry) -> str:
-    return f"{field_name(entry)}: {value_text(entry, entry.old_value)} → {value_text(entry, entry.new_value)}"
+    return f"{capfirst(field_name(entry))}: {value_text(entry, entry.old_value)} → {value_text(entry, entry.new_value)}"
 
 
 def _explanation(entry: TimelineEntry) -> str:

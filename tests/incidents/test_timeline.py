@@ -64,8 +64,8 @@ def test_every_row_is_said_in_the_readers_language(story):
     assert english == [
         "Logged: B: 14,999 failed transactions (>= 10,000)",
         "Responded: on it",
-        "owner: ∅ → lin",
-        "responded at: ∅ → 2026-12-05 12:00:00",
+        "Owner: ∅ → lin",
+        "Responded at: ∅ → 2026-12-05 12:00:00",
         f'Action item #{item.pk} "Alert on fee bills" added, owner lin, due 2026-12-08',
     ]
     assert chinese[0] == "已登记: B: 失败交易 14999 笔 (>= 10000)"
@@ -87,9 +87,9 @@ def test_levels_and_choices_read_as_labels(story):
         incident_id=incident.pk, by=lin, expected_version=None, changes={"cause_category": "code_change"}
     )
     override, change = entries(incident)[-2:]
-    assert said(override, "en") == "level override: level B → level A · regulator asked"
+    assert said(override, "en") == "Level override: level B → level A · regulator asked"
     assert said(override, "zh-hans").startswith("人工定级: B级 → A级 · regulator asked")
-    assert said(change, "en") == "cause category: Unknown → Code change"
+    assert said(change, "en") == "Cause category: Unknown → Code change"
     assert "变更" in said(change, "zh-hans") and "cause" not in said(change, "zh-hans")
 
 
