@@ -272,7 +272,7 @@ class IncidentNoteView(PageView):
             except ValidationError as exc:
                 forms.apply_service_errors(form, exc)
             except PermissionDenied as exc:
-                form.add_error("update", str(exc))
+                form.add_error(None, str(exc))
         if request.htmx:
             context = incident_page.detail_context(request, incident, note_form=None if saved else form)
             return render(request, "web/incidents/_timeline.html", context, status=200 if saved else 400)
