@@ -206,10 +206,11 @@ def test_a_manager_opens_last_months_report_and_downloads_the_pdf(page, people):
     sign_in(page, "luna")
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Reports").click()
     label = f"{last_month:%Y-%m}"
-    page.get_by_role("heading", level=1, name=f"Stability report {label}").wait_for()
+    page.get_by_role("heading", level=1, name=f"Monthly report {label}").wait_for()
     assert page.locator(".report-charts svg").count() >= 1
 
-    with page.expect_download() as download_info:
+    # The PDF of a whole month (a dozen pages, every table fitted to the paper) takes several seconds.
+    with page.expect_download(timeout=60_000) as download_info:
         page.locator(".report-exports").get_by_role("link", name="PDF").click()
     download = download_info.value
     assert download.suggested_filename == f"stability-report-{label}.pdf"
