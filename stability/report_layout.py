@@ -37,7 +37,7 @@ _PIECES = re.compile(f"[{_WIDE}]|[^\\s{_WIDE}]+")
 
 
 def cell_text(cell: dict) -> str:
-    """Roughly what web/reports/_cell.html prints for a cell, as long as it or longer."""
+    """Roughly what web.templatetags.web_tags.report_cell prints for a cell, as long as it or longer."""
     value, kind = cell.get("value"), cell.get("kind")
     if value is None or value == "":
         return _("no data") if kind == "rate" else "–"

@@ -44,7 +44,7 @@ _MISSING = {Kind.RATE: "rate", Kind.DURATION: "duration"}
 
 
 def cell(column: Column, value) -> dict:
-    """A value as the template shows it (web/reports/_cell.html): `kind` picks the filter (duration, rate,
+    """A value as the template shows it (web_tags.report_cell): `kind` picks the filter (duration, rate,
     moment, number, label, text), from the column's declared kind; a code is shown in small print; the kinds
     written out in stability.report_sections (availability, exact seconds, changes, ...) come as a "figure",
     their text ready."""

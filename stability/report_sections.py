@@ -23,7 +23,7 @@ from incidents.models import ActionItem, CauseCategory, DetectionSource, Status,
 
 
 class Kind(StrEnum):
-    """How a column's values read. The first six are the template's names (web/reports/_cell.html); the
+    """How a column's values read. The first six are the template's names (web.templatetags.web_tags.report_cell); the
     others are written out here (`shown`) and drawn as a "figure" (stability.report_pdf.cell)."""
 
     COUNT = "number"  # a whole number: 1,234
