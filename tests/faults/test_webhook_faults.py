@@ -18,6 +18,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -49,7 +50,6 @@ pytestmark = [
 ]
 
 ROOT = Path(__file__).resolve().parents[2]
-PORTS = {"faults": 18211, "routing": 18212}  # this helper's range; nothing else listens there
 MAX_BODY = 200_000
 WEBHOOK = "/api/v1/integrations/{kind}/"
 
@@ -95,11 +95,18 @@ def environment(django_db_setup, tmp_path_factory) -> dict[str, str]:
     return env
 
 
+def _free_port() -> int:
+    """A port nothing listens on now, picked by the system (so that two runs of the suite never collide)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 @contextmanager
 def _gunicorn(name: str, env: dict[str, str]):
     """2 gthread workers, as the README deploys the web process; stopped (its process group) at the end."""
     var_dir = Path(env["VAR_DIR"])
-    port, access_log, error_log = PORTS[name], var_dir / f"{name}-access.log", var_dir / f"{name}-error.log"
+    port, access_log, error_log = _free_port(), var_dir / f"{name}-access.log", var_dir / f"{name}-error.log"
     command = [str(Path(sys.executable).with_name("gunicorn")), "config.wsgi", "--bind", f"127.0.0.1:{port}"]
     command += ["--worker-class", "gthread", "--workers", "2", "--threads", "4", "--error-logfile", str(error_log)]
     command += ["--access-logfile", str(access_log), "--access-logformat", "%(p)s %(s)s %(r)s"]
