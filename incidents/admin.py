@@ -8,7 +8,16 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.models import User
 from incidents import selectors, services
-from incidents.models import ActionItem, Incident, SeverityPolicy, Status, System, Team, TimelineEntry
+from incidents.models import (
+    ActionItem,
+    Incident,
+    SeverityPolicy,
+    Status,
+    System,
+    Team,
+    TimelineEntry,
+    review_sections_form_field,
+)
 from incidents.severity import describe_condition, explain
 
 
@@ -54,6 +63,11 @@ class TeamAdmin(ConfigurationAdmin):
     filter_horizontal = ("managers", "members")
     fields = services.TEAM_FIELDS
     create, update, key = staticmethod(services.team_create), staticmethod(services.team_update), "team_id"
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "review_required_sections":
+            return review_sections_form_field(label=db_field.verbose_name, help_text=db_field.help_text)
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
 
 @admin.register(System)

@@ -16,7 +16,7 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 
 from incidents import severity
-from incidents.models import TIMESTAMP_FIELDS, ActionItem, Incident, Status, TimelineEntry
+from incidents.models import TIMESTAMP_FIELDS, ActionItem, Incident, ReviewSection, Status, TimelineEntry
 
 EMPTY = "∅"
 
@@ -122,6 +122,14 @@ def describe(entry: TimelineEntry) -> str:
         return _with_text(sentence, entry.text)
     if kind == TimelineEntry.Kind.ACTION_ITEM:
         return _describe_item(entry, data)
+    if kind == TimelineEntry.Kind.REVIEW:
+        names = ", ".join(
+            str(ReviewSection(key).label) if key in ReviewSection.values else key for key in data.get("sections", [])
+        )
+        return _("Review (version %(version)s) written: %(sections)s") % {
+            "version": data.get("version", ""),
+            "sections": names,
+        }
     return _with_text(_change(entry), entry.text)
 
 

@@ -111,7 +111,6 @@ class IncidentSerializer(ModelSerializer):
             "cause_category",
             "cause",
             "handling",
-            "review",
             "level",
             "classified_level",
             "severity_explanation",
