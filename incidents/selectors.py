@@ -596,9 +596,10 @@ def review_texts(*, incident: Incident) -> dict[str, str]:
     return texts
 
 
-def review_missing_sections(*, incident: Incident) -> list[str]:
-    """The required sections (of the incident's team) whose text is empty: what the close rule asks for."""
-    texts = review_texts(incident=incident)
+def review_missing_sections(*, incident: Incident, texts: dict[str, str] | None = None) -> list[str]:
+    """The required sections (of the incident's team) whose text is empty: what the close rule asks for.
+    `texts`: the review's texts when the caller has read them (review_texts)."""
+    texts = review_texts(incident=incident) if texts is None else texts
     return [key for key in review_required_sections(incident.team) if not texts[key].strip()]
 
 

@@ -18,13 +18,12 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
 from accounts.models import Role, User
-from incidents import severity
+from incidents import severity, timeline
 from incidents.models import (
     EARLIEST_TIMESTAMP,
     TIMESTAMP_FIELDS,
     ActionItem,
     Incident,
-    ReviewSection,
     SeverityPolicy,
     Status,
     System,
@@ -482,8 +481,10 @@ def _check_loop_closed(incident: Incident) -> None:
     missing = []
     unwritten = review_missing_sections(incident=incident)
     if unwritten:
-        names = ", ".join(str(ReviewSection(key).label) for key in unwritten)
-        missing.append(_("Write the review's required sections before closing: %(sections)s.") % {"sections": names})
+        missing.append(
+            _("Write the review's required sections before closing: %(sections)s.")
+            % {"sections": timeline.section_names(unwritten)}
+        )
     pending = list(
         incident.action_items.exclude(status__in=ActionItem.FINAL_STATUSES).order_by("pk").values_list("pk", flat=True)
     )

@@ -123,14 +123,16 @@ def describe(entry: TimelineEntry) -> str:
     if kind == TimelineEntry.Kind.ACTION_ITEM:
         return _describe_item(entry, data)
     if kind == TimelineEntry.Kind.REVIEW:
-        names = ", ".join(
-            str(ReviewSection(key).label) if key in ReviewSection.values else key for key in data.get("sections", [])
-        )
         return _("Review (version %(version)s) written: %(sections)s") % {
             "version": data.get("version", ""),
-            "sections": names,
+            "sections": section_names(data.get("sections", [])),
         }
     return _with_text(_change(entry), entry.text)
+
+
+def section_names(keys) -> str:
+    """Review sections by name in the reader's language: "Summary, Lessons", "摘要，经验教训"."""
+    return _(", ").join(str(ReviewSection(key).label) if key in ReviewSection.values else key for key in keys)
 
 
 def _describe_item(entry: TimelineEntry, data: dict) -> str:
