@@ -15,7 +15,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from accounts.permissions import WRITE_RECORD
-from incidents import reviews, selectors, services
+from incidents import reviews, selectors, services, timeline
 from incidents.models import Incident, IncidentReview, ReviewSection, Team
 from web import selectors as web_selectors
 from web.views.base import PageView
@@ -84,7 +84,7 @@ def review_section(incident: Incident) -> dict:
     sections = _sections(incident)
     return {
         "review_sections": [section for section in sections if section["text"]],
-        "review_missing": [section["label"] for section in sections if section["required"] and not section["text"]],
+        "review_missing": timeline.section_names(s["key"] for s in sections if s["required"] and not s["text"]),
     }
 
 
@@ -180,7 +180,6 @@ class AwaitingReviewView(PageView):
         teams = list(Team.objects.order_by("name"))
         team = next((t for t in teams if t.slug == request.GET.get("team")), None)
         awaiting = selectors.incidents_awaiting_review(teams=[team] if team else None)
-        labels = dict(ReviewSection.choices)
         for incident in awaiting:
-            incident.missing_labels = [labels[key] for key in incident.missing_sections]
+            incident.missing_names = timeline.section_names(incident.missing_sections)
         return render(request, "web/reviews/awaiting.html", {"incidents": awaiting, "teams": teams, "team": team})
