@@ -11,6 +11,7 @@ from incidents import selectors, services
 from incidents.models import (
     ActionItem,
     Incident,
+    ReviewRevision,
     SeverityPolicy,
     Status,
     System,
@@ -214,6 +215,20 @@ class TimelineEntryAdmin(RecordAdmin):
     list_filter = ("kind",)
     search_fields = ("incident__title", "text")
     list_select_related = ("incident", "author")
+
+
+@admin.register(ReviewRevision)
+class ReviewRevisionAdmin(RecordAdmin):
+    """Every text each section of a review (复盘) had, written through incidents.reviews: read here."""
+
+    list_display = ("incident", "section", "version", "by", "at")
+    list_filter = ("section__key",)
+    search_fields = ("text", "section__review__incident__title")
+    list_select_related = ("section__review__incident", "by")
+
+    @admin.display(description=_("incident"))
+    def incident(self, revision: ReviewRevision) -> Incident:
+        return revision.section.review.incident
 
 
 class OverdueFilter(admin.SimpleListFilter):

@@ -147,15 +147,20 @@ def review_drafts(incident: Incident, *, alerts: Iterable[tuple[datetime, str]] 
 # -- export ------------------------------------------------------------------------------------------
 
 
+def _no_html(text: str) -> str:
+    # The sections are Markdown and stay so; raw HTML in them is shown as text, never run by a viewer.
+    return text.replace("<", "&lt;")
+
+
 def review_markdown(incident: Incident) -> str:
     """The review as one Markdown document, headed by the incident, every section in order (the
-    unwritten ones say so), in the active language."""
+    unwritten ones say so), in the active language. Markdown is kept; HTML tags are not (shown as text)."""
     texts = selectors.review_texts(incident=incident)
     parts = [
-        f"# {_('Review')}: #{incident.pk} {incident.title}",
+        f"# {_('Review')}: #{incident.pk} {_no_html(incident.title)}",
         f"{_('Level')} {incident.level} · {incident.team.name} · {timeline.at_text(incident.occurred_at)}",
     ]
     for key, label in ReviewSection.choices:
         parts.append(f"## {label}")
-        parts.append(texts[key] or f"_{_('Not written.')}_")
+        parts.append(_no_html(texts[key]) or f"_{_('Not written.')}_")
     return "\n\n".join(parts) + "\n"

@@ -87,6 +87,8 @@ def test_refusals(engineer_client, incident):
     assert (no_version.status_code, list(no_version.data)) == (400, ["version"])
     unknown = engineer_client.put(url(incident), {"version": 0, "sections": {"blame": "x"}}, format="json")
     assert (unknown.status_code, unknown.data) == (400, {"sections": ["Unknown review sections: blame."]})
+    nul = engineer_client.put(url(incident), {"version": 0, "sections": {"summary": "a\x00b"}}, format="json")
+    assert (nul.status_code, list(nul.data)) == (400, ["sections"])
     extra = engineer_client.put(url(incident), {"version": 0, "sections": {}, "colour": "red"}, format="json")
     assert (extra.status_code, list(extra.data)) == (400, ["colour"])
 

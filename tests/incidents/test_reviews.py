@@ -247,6 +247,12 @@ def test_the_markdown_export_has_every_section_in_order(incident, alice):
         assert "## 根因（5 个为什么）" in reviews.review_markdown(incident)
 
 
+@pytest.mark.django_db
+def test_the_markdown_export_keeps_markdown_and_shows_html_as_text(incident, alice):
+    write_review(incident, by=alice, lessons="- **Alert** on pool usage\n<script>alert(1)</script>")
+    assert "- **Alert** on pool usage\n&lt;script>alert(1)&lt;/script>" in reviews.review_markdown(incident)
+
+
 # -- migration 0006 -----------------------------------------------------------------------------
 
 
