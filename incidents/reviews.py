@@ -46,40 +46,36 @@ def review_save(
             {"sections": [_("Unknown review sections: %(keys)s.") % {"keys": ", ".join(map(str, unknown))}]}
         )
     incident = Incident.objects.select_for_update().get(pk=incident_id)
-    review, _created = IncidentReview.objects.get_or_create(incident=incident)
+    review = IncidentReview.objects.filter(incident=incident).first() or IncidentReview(incident=incident)
     if expected_version is not None and review.version != expected_version:
         raise StaleVersionError(review.version)
     now = timezone.now()
-    current = {section.key: section for section in review.sections.all()}
-    changed: list[str] = []
-    revisions: list[ReviewRevision] = []
+    current = {section.key: section for section in review.sections.all()} if review.pk else {}
+    changed: dict[str, str] = {}
     for key in ReviewSection.values:
-        if key not in sections:
-            continue
-        text = _clean(sections[key])
+        text = _clean(sections[key]) if key in sections else None
         section = current.get(key)
-        if section is None:
-            if not text:
-                continue
-            section = IncidentReviewSection(review=review, key=key, version=0)
-        elif section.text == text:
+        if text is None or (section.text if section else "") == text:
             continue
-        section.text, section.version, section.updated_by, section.updated_at = text, section.version + 1, by, now
-        section.save()
-        revisions.append(ReviewRevision(section=section, version=section.version, text=text, by=by, at=now))
-        changed.append(key)
+        changed[key] = text
     if not changed:
         return review
-    ReviewRevision.objects.bulk_create(revisions)
     review.version += 1
     review.updated_by = by
     review.save()
+    revisions: list[ReviewRevision] = []
+    for key, text in changed.items():
+        section = current.get(key) or IncidentReviewSection(review=review, key=key, version=0)
+        section.text, section.version, section.updated_by, section.updated_at = text, section.version + 1, by, now
+        section.save()
+        revisions.append(ReviewRevision(section=section, version=section.version, text=text, by=by, at=now))
+    ReviewRevision.objects.bulk_create(revisions)
     timeline_event(
         incident,
         kind=TimelineEntry.Kind.REVIEW,
         at=now,
         by=by,
-        data={"sections": changed, "version": review.version},
+        data={"sections": list(changed), "version": review.version},
     ).save()
     return review
 

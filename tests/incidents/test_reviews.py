@@ -103,6 +103,10 @@ def test_a_save_that_changes_nothing_writes_nothing(incident, alice):
     save(incident, alice, 0, summary="Pool ran dry.")
     again = save(incident, alice, 1, summary="Pool ran dry.  ", impact="")
     assert again.version == 1
+    # Nothing at all: not even an empty review is made.
+    other = IncidentFactory(systems=list(incident.systems.all()))
+    assert save(other, alice, 0, summary=" ").pk is None
+    assert IncidentReview.objects.count() == 1
     assert ReviewRevision.objects.count() == 1
     assert TimelineEntry.objects.filter(kind="review").count() == 1
 
