@@ -20,6 +20,7 @@ urlpatterns = [
     path("incidents/<int:pk>/level/", incidents.IncidentOverrideView.as_view(), name="incident-override"),
     path("incidents/<int:pk>/items/", items.ItemCreateView.as_view(), name="item-create"),
     path("incidents/<int:pk>/review/", reviews.ReviewEditView.as_view(), name="review-edit"),
+    path("incidents/<int:pk>/review/versions/", reviews.ReviewVersionsView.as_view(), name="review-versions"),
     path("incidents/<int:pk>/review.md", reviews.ReviewMarkdownView.as_view(), name="review-markdown"),
     path("incidents/<int:pk>/review.pdf", reviews.ReviewPdfView.as_view(), name="review-pdf"),
     path("reviews/", reviews.AwaitingReviewView.as_view(), name="reviews-awaiting"),

@@ -10,6 +10,7 @@ from incidents.models import (
     ActionItem,
     Incident,
     Level,
+    ReviewRevision,
     SeverityPolicy,
     System,
     Team,
@@ -407,3 +408,15 @@ class ReviewWriteSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
             "root_cause, went_well, went_badly, lessons, items."
         ),
     )
+
+
+class ReviewRevisionSerializer(ModelSerializer):
+    """One version of one section of a review: its text, who wrote it and when."""
+
+    section = serializers.CharField(source="section.key", read_only=True)
+    by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = ReviewRevision
+        fields = ["section", "version", "text", "by", "at"]
+        read_only_fields = fields

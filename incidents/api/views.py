@@ -26,7 +26,7 @@ from accounts.permissions import (
 from incidents import periods, reviews, selectors, services
 from incidents.api import serializers as s
 from incidents.filters import ActionItemFilter, IncidentFilter
-from incidents.models import Incident, IncidentReview, SeverityPolicy, System, Team
+from incidents.models import Incident, IncidentReview, ReviewSection, SeverityPolicy, System, Team
 from incidents.services import ItemTransition
 
 
@@ -216,6 +216,15 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         response = Response(s.ReviewSerializer(data).data)
         response["ETag"] = f'"{version}"'
         return response
+
+    @extend_schema(responses={200: s.ReviewRevisionSerializer(many=True)})
+    @action(detail=True, methods=["get"], url_path="review/versions", pagination_class=None, filterset_class=None)
+    def review_versions(self, request, pk=None):
+        """Every version of every section of the review, by section (in the review's order), oldest first."""
+        incident = self.get_object()
+        history = reviews.review_versions(incident=incident)
+        rows = [revision for key in ReviewSection.values for revision in history.get(key, [])]
+        return Response(s.ReviewRevisionSerializer(rows, many=True).data)
 
     @extend_schema(responses={200: s.ActionItemSerializer(many=True)})
     @action(detail=True, methods=["get"], url_path="action-items", pagination_class=None, filterset_class=None)

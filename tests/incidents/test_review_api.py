@@ -104,3 +104,15 @@ def test_the_team_api_sets_the_required_sections(admin_client_api, incident):
         f"/api/v1/teams/{team.slug}/", {"review_required_sections": ["blame"]}, format="json"
     )
     assert (refused.status_code, list(refused.data)) == (400, ["review_required_sections"])
+
+
+def test_every_version_of_every_section(engineer_client, incident):
+    engineer_client.put(url(incident), {"version": 0, "sections": {"lessons": "L1", "summary": "S1"}}, format="json")
+    engineer_client.put(url(incident), {"version": 1, "sections": {"summary": "S2"}}, format="json")
+    versions = engineer_client.get(url(incident) + "versions/")
+    assert versions.status_code == 200
+    assert [(v["section"], v["version"], v["text"], v["by"], v["at"]) for v in versions.data] == [
+        ("summary", 1, "S1", "engineer", "2026-11-20T10:00:00+08:00"),
+        ("summary", 2, "S2", "engineer", "2026-11-20T10:00:00+08:00"),
+        ("lessons", 1, "L1", "engineer", "2026-11-20T10:00:00+08:00"),
+    ]

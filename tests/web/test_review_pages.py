@@ -108,6 +108,18 @@ def test_a_stale_save_is_refused_and_the_typed_text_kept(engineer, administrator
     assert "你编写期间别人修改了这份复盘（现在是第 1 版）" in text_of(zh.content.decode())
 
 
+def test_the_versions_page_shows_every_text_newest_first(engineer, incident):
+    post_review(engineer, incident, 0, summary="First text.")
+    post_review(engineer, incident, 1, summary="Second text.")
+    page = text_of(engineer.get(f"/incidents/{incident.pk}/review/versions/").content.decode())
+    assert "Summary Version 2 · Engineer Person · 2026-11-22 16:30:00 (Asia/Shanghai) Second text. Version 1" in page
+    assert page.index("Second text.") < page.index("First text.")
+    zh = text_of(
+        engineer.get(f"/incidents/{incident.pk}/review/versions/", HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    )
+    assert "摘要 第 2 版" in zh
+
+
 def test_the_markdown_export(engineer, incident):
     write_review(incident, summary="复盘：连接池耗尽")
     response = engineer.get(f"/incidents/{incident.pk}/review.md")

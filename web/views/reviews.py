@@ -146,6 +146,20 @@ class ReviewEditView(PageView):
         return redirect(f"{redirect('web:incident-detail', incident.pk).url}#review")
 
 
+class ReviewVersionsView(PageView):
+    """Every version of each section, the newest first: what the review said, who wrote it, when."""
+
+    def get(self, request, pk: int):
+        incident = _incident_or_404(pk)
+        history = reviews.review_versions(incident=incident)
+        sections = [
+            {"label": label, "revisions": list(reversed(history[key]))}
+            for key, label in ReviewSection.choices
+            if key in history
+        ]
+        return render(request, "web/reviews/versions.html", {"incident": incident, "sections": sections})
+
+
 class ReviewMarkdownView(PageView):
     def get(self, request, pk: int):
         incident = _incident_or_404(pk)
