@@ -195,3 +195,17 @@ def test_a_team_names_its_required_sections_on_the_settings_page(administrator, 
     )
     assert saved.status_code == 302
     assert Team.objects.get(slug="payments").review_required_sections == ["summary", "went_well"]
+
+
+def test_no_posted_or_query_value_makes_a_review_page_fail(administrator, world, incident):
+    from tests.faults.test_page_poison import POISON
+
+    for value in POISON:
+        body = "&".join(f"{field}={value}" for field in ["expected_version", "summary", "root_cause"])
+        posted = administrator.post(
+            f"/incidents/{incident.pk}/review/", body, content_type="application/x-www-form-urlencoded"
+        )
+        assert posted.status_code in (400, 409), (repr(value), posted.status_code)
+        listed = administrator.get(f"/reviews/?team={value}")
+        assert listed.status_code < 500, (repr(value), listed.status_code)
+    assert selectors.review_texts(incident=incident)["summary"] == ""
