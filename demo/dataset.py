@@ -172,7 +172,8 @@ class DemoIncident:
     notes: tuple[Note, ...] = ()
     override: tuple[str, str] | None = None  # (level, reason), set by the manager
     items: tuple[DemoItem, ...] = ()
-    # The review (复盘). Incidents that close get one: this text, or one made from cause, handling, items.
+    # The review (复盘). Incidents that close get one (load_demo._review): this text as its summary, or one made
+    # from cause and handling; impact from the facts, root cause, lessons from the items.
     review: str = ""
     # None: close when resolved, older than CLOSE_AFTER_DAYS and every item verified or waived.
     close: bool | None = None

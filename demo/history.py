@@ -54,6 +54,7 @@ from incidents.bulk import (
     ids_reserve,
     incident_systems_bulk_load,
     incidents_bulk_load,
+    reviews_bulk_load,
     timeline_entries_bulk_load,
 )
 from incidents.models import (
@@ -769,11 +770,6 @@ class _History:
                 else Status.OPEN
             )
             changes = [t for t in (i.recovered, i.resolved, i.closed) if t]
-            review = (
-                f"复盘：{i.title}。原因：{CAUSES[i.cause]}。改进：{'；'.join(item.title for item in i.items) or '无'}"
-                if i.closed
-                else ""
-            )
             yield {
                 "id": i.pk,
                 "title": i.title,
@@ -799,7 +795,6 @@ class _History:
                 "cause_category": i.cause,
                 "cause": CAUSES[i.cause],
                 "handling": HANDLINGS[i.pk % len(HANDLINGS)] if i.recovered else "",
-                "review": review,
                 "status": status,
                 "level": i.level,
                 "classified_level": i.level,
@@ -812,6 +807,24 @@ class _History:
                 "created_by": i.owner,
                 "created_at": _at(i.created),
                 "updated_at": _at(max([i.created, *changes])),
+            }
+
+    def review_rows(self, incidents: list[_Incident]) -> Iterator[dict]:
+        """Closed incidents' reviews (复盘), written by their owner when the loop closed: the sections the
+        teams require by default."""
+        for i in incidents:
+            if not i.closed:
+                continue
+            yield {
+                "incident": i.pk,
+                "by": i.owner,
+                "at": _at(i.closed),
+                "sections": {
+                    "summary": f"复盘：{i.title}",
+                    "impact": f"影响用户 {i.users:,}，失败交易 {i.transactions:,}，资损 {i.funds_loss:,.2f}",
+                    "root_cause": CAUSES[i.cause],
+                    "lessons": "；".join(item.title for item in i.items) or "无",
+                },
             }
 
     def timeline_rows(self, incidents: list[_Incident]) -> Iterator[dict]:
@@ -1033,6 +1046,7 @@ class _History:
         incident_systems_bulk_load(rows=pairs, total=len(pairs), progress=progress)
         items = [item for i in incidents for item in i.items]
         action_items_bulk_load(rows=self.item_rows(items), total=len(items), progress=progress)
+        reviews_bulk_load(rows=self.review_rows(incidents), progress=progress)
         self.counts["timeline"] = timeline_entries_bulk_load(
             rows=self.timeline_rows(incidents),
             total=sum(1 + 2 * sum(t is not None for t in (i.recovered, i.resolved, i.closed)) for i in incidents)

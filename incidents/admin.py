@@ -8,7 +8,17 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.models import User
 from incidents import selectors, services
-from incidents.models import ActionItem, Incident, SeverityPolicy, Status, System, Team, TimelineEntry
+from incidents.models import (
+    ActionItem,
+    Incident,
+    ReviewRevision,
+    SeverityPolicy,
+    Status,
+    System,
+    Team,
+    TimelineEntry,
+    review_sections_form_field,
+)
 from incidents.severity import describe_condition, explain
 
 
@@ -54,6 +64,11 @@ class TeamAdmin(ConfigurationAdmin):
     filter_horizontal = ("managers", "members")
     fields = services.TEAM_FIELDS
     create, update, key = staticmethod(services.team_create), staticmethod(services.team_update), "team_id"
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "review_required_sections":
+            return review_sections_form_field(label=db_field.verbose_name, help_text=db_field.help_text)
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
 
 @admin.register(System)
@@ -200,6 +215,20 @@ class TimelineEntryAdmin(RecordAdmin):
     list_filter = ("kind",)
     search_fields = ("incident__title", "text")
     list_select_related = ("incident", "author")
+
+
+@admin.register(ReviewRevision)
+class ReviewRevisionAdmin(RecordAdmin):
+    """Every text each section of a review (复盘) had, written through incidents.reviews: read here."""
+
+    list_display = ("incident", "section", "version", "by", "at")
+    list_filter = ("section__key",)
+    search_fields = ("text", "section__review__incident__title")
+    list_select_related = ("section__review__incident", "by")
+
+    @admin.display(description=_("incident"))
+    def incident(self, revision: ReviewRevision) -> Incident:
+        return revision.section.review.incident
 
 
 class OverdueFilter(admin.SimpleListFilter):

@@ -19,7 +19,14 @@ from typing import Any
 
 from django.db import connection, models
 
-from incidents.models import ActionItem, Incident, TimelineEntry
+from incidents.models import (
+    ActionItem,
+    Incident,
+    IncidentReview,
+    IncidentReviewSection,
+    ReviewRevision,
+    TimelineEntry,
+)
 
 Progress = Callable[[str, int, int], None]  # phase, rows done, rows in the phase (-1: not known)
 Row = Mapping[str, Any]
@@ -158,3 +165,47 @@ def timeline_entries_bulk_load(*, rows: Iterable[Row], total: int = -1, progress
     """Store timeline rows (ids from the table): what the services would have written for each change,
     which the caller derives from the records it loaded. Nothing is checked against the records."""
     return rows_load(model=TimelineEntry, rows=rows, phase="timeline", total=total, progress=progress)
+
+
+def reviews_bulk_load(*, rows: Iterable[Row], progress: Progress | None = None) -> int:
+    """Store past reviews (复盘), written once: rows {"incident": id, "by": user id, "at": when, "sections":
+    {key: Markdown}}, each a review at version 1 whose sections are at version 1 with their revision.
+    Unlike incidents.reviews.review_save it does NOT write the timeline row or check the keys; the
+    caller gives each closed incident the sections its team requires. Returns the reviews written."""
+    rows = list(rows)
+    review_ids = ids_reserve(model=IncidentReview, count=len(rows))
+    reviews = [
+        {
+            "id": pk,
+            "incident": row["incident"],
+            "version": 1,
+            "updated_by": row["by"],
+            "created_at": row["at"],
+            "updated_at": row["at"],
+        }
+        for pk, row in zip(review_ids, rows, strict=True)
+    ]
+    rows_load(model=IncidentReview, rows=reviews, with_id=True, phase="reviews", total=len(reviews), progress=progress)
+    pairs = [
+        (pk, row, key, text) for pk, row in zip(review_ids, rows, strict=True) for key, text in row["sections"].items()
+    ]
+    section_ids = ids_reserve(model=IncidentReviewSection, count=len(pairs))
+    sections = [
+        {
+            "id": section_id,
+            "review": pk,
+            "key": key,
+            "text": text,
+            "version": 1,
+            "updated_by": row["by"],
+            "updated_at": row["at"],
+        }
+        for section_id, (pk, row, key, text) in zip(section_ids, pairs, strict=True)
+    ]
+    rows_load(model=IncidentReviewSection, rows=sections, with_id=True, phase="review sections", progress=progress)
+    revisions = (
+        {"section": s["id"], "version": 1, "text": s["text"], "by": s["updated_by"], "at": s["updated_at"]}
+        for s in sections
+    )
+    rows_load(model=ReviewRevision, rows=revisions, phase="review revisions", progress=progress)
+    return len(reviews)

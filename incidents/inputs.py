@@ -87,6 +87,3 @@ class IncidentInput(RejectUnknownFieldsMixin, serializers.Serializer):
     cause_category = serializers.ChoiceField(choices=CauseCategory.choices, required=False)
     cause = serializers.CharField(required=False, allow_blank=True)
     handling = serializers.CharField(required=False, allow_blank=True)
-    review = serializers.CharField(
-        required=False, allow_blank=True, help_text="The post-incident review (复盘); needed to close the incident."
-    )

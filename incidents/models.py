@@ -3,6 +3,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from itertools import chain
 
+from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -62,6 +63,42 @@ class Status(models.TextChoices):
     CLOSED = "closed", _("Closed")
 
 
+class ReviewSection(models.TextChoices):
+    """The sections of the post-incident review (复盘), in the order they are written and read."""
+
+    SUMMARY = "summary", _("Summary")
+    IMPACT = "impact", _("Impact")
+    TIMELINE = "timeline", _("Timeline")
+    DETECTION = "detection", _("Detection")
+    RESPONSE = "response", _("Response")
+    ROOT_CAUSE = "root_cause", _("Root cause (5 whys)")
+    WENT_WELL = "went_well", _("What went well")
+    WENT_BADLY = "went_badly", _("What went badly")
+    LESSONS = "lessons", _("Lessons")
+    ITEMS = "items", _("Action items")
+
+
+DEFAULT_REVIEW_REQUIRED_SECTIONS = ("summary", "impact", "root_cause", "lessons")
+
+
+def default_review_required_sections() -> list[str]:
+    return list(DEFAULT_REVIEW_REQUIRED_SECTIONS)
+
+
+def review_sections_form_field(**kwargs):
+    """Team.review_required_sections in a form (the settings page, the admin): one box per section."""
+    return forms.MultipleChoiceField(
+        choices=ReviewSection.choices, widget=forms.CheckboxSelectMultiple, required=False, **kwargs
+    )
+
+
+def validate_review_sections(value) -> None:
+    if not isinstance(value, list) or any(key not in ReviewSection.values for key in value):
+        raise ValidationError(
+            _("Name review sections from: %(sections)s.") % {"sections": ", ".join(ReviewSection.values)}
+        )
+
+
 class Team(models.Model):
     name = models.CharField(_("name"), max_length=100, unique=True)
     slug = models.SlugField(_("slug"), max_length=50, unique=True)
@@ -70,6 +107,14 @@ class Team(models.Model):
     )
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL, blank=True, related_name="teams", verbose_name=_("members")
+    )
+    # Which sections of the review (复盘) must be written before the team's incidents close.
+    review_required_sections = models.JSONField(
+        _("required review sections"),
+        default=default_review_required_sections,
+        blank=True,
+        validators=[validate_review_sections],
+        help_text=_("The review sections that must be written before an incident of this team closes."),
     )
 
     class Meta:
@@ -264,11 +309,6 @@ class Incident(models.Model):
     )
     cause = models.TextField(_("cause"), blank=True)
     handling = models.TextField(_("handling"), blank=True)
-    review = models.TextField(
-        _("review"),
-        blank=True,
-        help_text=_("The post-incident review (复盘): what happened, why, what we change. Needed to close."),
-    )
     status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.OPEN)
 
     # Severity: `level` is what counts (the override when set, else the classified level).
@@ -382,6 +422,7 @@ class TimelineEntry(models.Model):
         ACTION_ITEM = "action_item", _("Action item")
         RESPONDED = "responded", _("Responded")
         UPDATE = "update", _("Update")
+        REVIEW = "review", _("Review")
 
     incident = models.ForeignKey(
         Incident, on_delete=models.CASCADE, related_name="timeline", verbose_name=_("incident")
@@ -543,3 +584,89 @@ class ActionItem(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.title}"
+
+
+class IncidentReview(models.Model):
+    """The post-incident review (复盘) of one incident: its sections (IncidentReviewSection), each Markdown
+    text kept with every version it had (ReviewRevision). `version` guards against a stale edit."""
+
+    incident = models.OneToOneField(
+        Incident, on_delete=models.CASCADE, related_name="review", verbose_name=_("incident")
+    )
+    version = models.PositiveIntegerField(
+        _("version"), default=0, help_text=_("Incremented on every change; a stale version is refused.")
+    )
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("updated by"),
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("review")
+        verbose_name_plural = _("reviews")
+
+    def __str__(self) -> str:
+        return f"#{self.incident_id} v{self.version}"
+
+
+class IncidentReviewSection(models.Model):
+    """One section of a review, as it reads now (its earlier texts are its revisions)."""
+
+    review = models.ForeignKey(
+        IncidentReview, on_delete=models.CASCADE, related_name="sections", verbose_name=_("review")
+    )
+    key = models.CharField(_("section"), max_length=20, choices=ReviewSection.choices)
+    text = models.TextField(_("text"), blank=True, help_text=_("Markdown."))
+    version = models.PositiveIntegerField(_("version"), default=1)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("updated by"),
+    )
+    updated_at = models.DateTimeField(_("updated at"), default=timezone.now)
+
+    class Meta:
+        ordering = ["review", "id"]
+        verbose_name = _("review section")
+        verbose_name_plural = _("review sections")
+        constraints = [models.UniqueConstraint(fields=["review", "key"], name="review_section_once")]
+
+    def __str__(self) -> str:
+        return f"{self.key} v{self.version}"
+
+
+class ReviewRevision(models.Model):
+    """A section's text as one save left it: every version of every section stays readable."""
+
+    section = models.ForeignKey(
+        IncidentReviewSection, on_delete=models.CASCADE, related_name="revisions", verbose_name=_("review section")
+    )
+    version = models.PositiveIntegerField(_("version"))
+    text = models.TextField(_("text"), blank=True)
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("author"),
+    )
+    at = models.DateTimeField(_("at"))
+
+    class Meta:
+        ordering = ["section", "version"]
+        verbose_name = _("review revision")
+        verbose_name_plural = _("review revisions")
+        constraints = [models.UniqueConstraint(fields=["section", "version"], name="review_revision_once")]
+
+    def __str__(self) -> str:
+        return f"{self.section} v{self.version}"

@@ -37,7 +37,9 @@ from incidents.models import (
     CauseCategory,
     DetectionSource,
     Incident,
+    IncidentReviewSection,
     Level,
+    ReviewSection,
     SeverityPolicy,
     Status,
     System,
@@ -576,3 +578,51 @@ def incident_trend(*, incidents: QuerySet[Incident], periods: Sequence[Period]) 
         # to the microsecond, as the database gives incident_metrics its mean
         entry["mttr"] = round(total / entry["recovered"], 6) if entry["recovered"] else None
     return trend
+
+
+# -- the post-incident review (复盘) ------------------------------------------------------------
+
+
+def review_required_sections(team: Team) -> list[str]:
+    """The sections of the review that `team`'s incidents need before closing, in the review's order."""
+    required = set(team.review_required_sections or ())
+    return [key for key in ReviewSection.values if key in required]
+
+
+def review_texts(*, incident: Incident) -> dict[str, str]:
+    """Every section of the incident's review, in order: its text now ("" where nothing is written)."""
+    texts = dict.fromkeys(ReviewSection.values, "")
+    texts.update(IncidentReviewSection.objects.filter(review__incident=incident).values_list("key", "text"))
+    return texts
+
+
+def review_missing_sections(*, incident: Incident, texts: dict[str, str] | None = None) -> list[str]:
+    """The required sections (of the incident's team) whose text is empty: what the close rule asks for.
+    `texts`: the review's texts when the caller has read them (review_texts)."""
+    texts = review_texts(incident=incident) if texts is None else texts
+    return [key for key in review_required_sections(incident.team) if not texts[key].strip()]
+
+
+def incidents_awaiting_review(*, teams: Iterable[Team] | None = None, now: datetime | None = None) -> list[Incident]:
+    """Incidents recovered or resolved (not closed) whose review misses a section their team requires, the
+    longest waiting first (since recovered_at). Each carries `missing_sections` (keys) and `waiting`
+    (now - recovered_at). A constant number of queries, whatever the number of incidents."""
+    now = now or timezone.now()
+    candidates = incident_list().filter(status__in=[Status.RECOVERED, Status.RESOLVED])
+    if teams is not None:
+        candidates = candidates.filter(team__in=list(teams))
+    candidates = list(candidates.order_by("recovered_at", "id"))
+    written: dict[int, set[str]] = {}
+    for incident_id, key, text in IncidentReviewSection.objects.filter(
+        review__incident__in=[incident.pk for incident in candidates]
+    ).values_list("review__incident_id", "key", "text"):
+        if text.strip():
+            written.setdefault(incident_id, set()).add(key)
+    awaiting = []
+    for incident in candidates:
+        done = written.get(incident.pk, set())
+        incident.missing_sections = [key for key in review_required_sections(incident.team) if key not in done]
+        if incident.missing_sections:
+            incident.waiting = now - incident.recovered_at
+            awaiting.append(incident)
+    return awaiting

@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
 from accounts.models import Role, User
-from incidents import severity
+from incidents import severity, timeline
 from incidents.models import (
     EARLIEST_TIMESTAMP,
     TIMESTAMP_FIELDS,
@@ -30,7 +30,7 @@ from incidents.models import (
     Team,
     TimelineEntry,
 )
-from incidents.selectors import current_severity_policy
+from incidents.selectors import current_severity_policy, review_missing_sections
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +54,6 @@ EDITABLE_FIELDS = (
     "cause_category",
     "cause",
     "handling",
-    "review",
 )
 # Facts the severity policy reads; changing one re-classifies the incident.
 SEVERITY_FACTS = {
@@ -477,10 +476,15 @@ def _respond(incident: Incident, *, by: User | None, now: datetime) -> Incident:
 
 
 def _check_loop_closed(incident: Incident) -> None:
-    """The close rule (闭环): the review is written and every action item is verified or waived."""
+    """The close rule (闭环): the review's sections that the team requires are written, and every action
+    item is verified or waived."""
     missing = []
-    if not incident.review.strip():
-        missing.append(_("Write the review before closing."))
+    unwritten = review_missing_sections(incident=incident)
+    if unwritten:
+        missing.append(
+            _("Write the review's required sections before closing: %(sections)s.")
+            % {"sections": timeline.section_names(unwritten)}
+        )
     pending = list(
         incident.action_items.exclude(status__in=ActionItem.FINAL_STATUSES).order_by("pk").values_list("pk", flat=True)
     )
@@ -1041,7 +1045,7 @@ def action_items_bulk_update(
 # per kind. What ingestion routes by (teams, systems) changes its version in the same transaction: the
 # stability app's save signal (stability.signals) bumps it on every save, whoever saves.
 
-TEAM_FIELDS = ("name", "slug", "managers", "members")
+TEAM_FIELDS = ("name", "slug", "managers", "members", "review_required_sections")
 SYSTEM_FIELDS = ("code", "name", "tier", "team", "availability_target", "description")
 
 
@@ -1074,15 +1078,25 @@ def configuration_write(
 
 
 @transaction.atomic
-def team_create(*, name: str, slug: str, managers: Iterable[User] = (), members: Iterable[User] = ()) -> Team:
-    """A new team, its managers (who approve and read its figures) and members."""
+def team_create(
+    *,
+    name: str,
+    slug: str,
+    managers: Iterable[User] = (),
+    members: Iterable[User] = (),
+    review_required_sections: Iterable[str] | None = None,
+) -> Team:
+    """A new team, its managers (who approve and read its figures) and members, and the review sections
+    its incidents need to close (default: models.DEFAULT_REVIEW_REQUIRED_SECTIONS)."""
     values = {"name": name, "slug": slug, "managers": list(managers), "members": list(members)}
+    if review_required_sections is not None:
+        values["review_required_sections"] = list(review_required_sections)
     return configuration_write(record=Team(), values=values, fields=TEAM_FIELDS)
 
 
 @transaction.atomic
 def team_update(*, team_id: int, changes: Mapping[str, Any]) -> Team:
-    """Change a team's name, slug, managers or members (TEAM_FIELDS)."""
+    """Change a team's name, slug, managers, members or required review sections (TEAM_FIELDS)."""
     team = Team.objects.select_for_update().get(pk=team_id)
     return configuration_write(record=team, values=changes, fields=TEAM_FIELDS)
 

@@ -16,7 +16,7 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 
 from incidents import severity
-from incidents.models import TIMESTAMP_FIELDS, ActionItem, Incident, Status, TimelineEntry
+from incidents.models import TIMESTAMP_FIELDS, ActionItem, Incident, ReviewSection, Status, TimelineEntry
 
 EMPTY = "∅"
 
@@ -122,7 +122,17 @@ def describe(entry: TimelineEntry) -> str:
         return _with_text(sentence, entry.text)
     if kind == TimelineEntry.Kind.ACTION_ITEM:
         return _describe_item(entry, data)
+    if kind == TimelineEntry.Kind.REVIEW:
+        return _("Review (version %(version)s) written: %(sections)s") % {
+            "version": data.get("version", ""),
+            "sections": section_names(data.get("sections", [])),
+        }
     return _with_text(_change(entry), entry.text)
+
+
+def section_names(keys) -> str:
+    """Review sections by name in the reader's language: "Summary, Lessons", "摘要，经验教训"."""
+    return _(", ").join(str(ReviewSection(key).label) if key in ReviewSection.values else key for key in keys)
 
 
 def _describe_item(entry: TimelineEntry, data: dict) -> str:

@@ -4,7 +4,7 @@ import factory
 from django.utils import timezone
 
 from accounts.models import Role, User
-from incidents import services
+from incidents import reviews, services
 from incidents.models import ActionItem, DetectionSource, Incident, System, Team, Tier
 
 
@@ -70,3 +70,11 @@ class ActionItemFactory(factory.django.DjangoModelFactory):
     title = factory.Sequence(lambda n: f"Action item {n}")
     owner = factory.SubFactory(UserFactory)
     due_at = factory.LazyFunction(lambda: (timezone.now() + timedelta(days=7)).replace(microsecond=0))
+
+
+REVIEW = {"summary": "Review.", "impact": "Impact.", "root_cause": "Cause.", "lessons": "Lessons."}
+
+
+def write_review(incident: Incident, *, by: User | None = None, **texts: str):
+    """The sections a team requires by default (incidents.models.DEFAULT_REVIEW_REQUIRED_SECTIONS), or `texts`."""
+    return reviews.review_save(incident_id=incident.pk, by=by, expected_version=None, sections={**REVIEW, **texts})

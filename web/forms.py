@@ -184,8 +184,8 @@ class IncidentEditForm(forms.ModelForm):
 
     class Meta:
         model = Incident
-        fields = [*IncidentPastForm.Meta.fields, "review"]
-        widgets = {**IncidentPastForm.Meta.widgets, "review": forms.Textarea(attrs={"rows": 6})}
+        fields = IncidentPastForm.Meta.fields
+        widgets = IncidentPastForm.Meta.widgets
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

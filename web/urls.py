@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from web.views import alerts, configuration, home, incidents, items, notifications, published, reports
+from web.views import alerts, configuration, home, incidents, items, notifications, published, reports, reviews
 from web.views import service_levels as service_level_pages
 
 app_name = "web"
@@ -19,6 +19,11 @@ urlpatterns = [
     path("incidents/<int:pk>/notes/", incidents.IncidentNoteView.as_view(), name="incident-note"),
     path("incidents/<int:pk>/level/", incidents.IncidentOverrideView.as_view(), name="incident-override"),
     path("incidents/<int:pk>/items/", items.ItemCreateView.as_view(), name="item-create"),
+    path("incidents/<int:pk>/review/", reviews.ReviewEditView.as_view(), name="review-edit"),
+    path("incidents/<int:pk>/review/versions/", reviews.ReviewVersionsView.as_view(), name="review-versions"),
+    path("incidents/<int:pk>/review.md", reviews.ReviewMarkdownView.as_view(), name="review-markdown"),
+    path("incidents/<int:pk>/review.pdf", reviews.ReviewPdfView.as_view(), name="review-pdf"),
+    path("reviews/", reviews.AwaitingReviewView.as_view(), name="reviews-awaiting"),
     path("items/<int:item_pk>/step/", items.ItemStepView.as_view(), name="item-step"),
     path("items/<int:item_pk>/assign/", items.ItemAssignView.as_view(), name="item-assign"),
     path("items/mine/", items.ItemListView.as_view(mine=True), name="items-mine"),

@@ -10,6 +10,7 @@ from incidents.models import (
     ActionItem,
     Incident,
     Level,
+    ReviewRevision,
     SeverityPolicy,
     System,
     Team,
@@ -111,7 +112,6 @@ class IncidentSerializer(ModelSerializer):
             "cause_category",
             "cause",
             "handling",
-            "review",
             "level",
             "classified_level",
             "severity_explanation",
@@ -385,3 +385,38 @@ class ActionItemBulkSerializer(RejectUnknownFieldsMixin, serializers.Serializer)
         if not any(name in attrs for name in ("action", "owner", "due_at")):
             raise serializers.ValidationError({"action": [_("Say what to change: an action, an owner or a due date.")]})
         return attrs
+
+
+class ReviewSerializer(serializers.Serializer):
+    """The review (复盘) as read: every section's Markdown ("" where unwritten), the team's required ones and
+    those still missing (the close rule), and the version to send back with a change."""
+
+    version = serializers.IntegerField(help_text="0 before anything is written; send it back with a PUT.")
+    sections = serializers.DictField(child=serializers.CharField(), help_text="Section key -> Markdown.")
+    required = serializers.ListField(child=serializers.CharField(), help_text="The team's required sections.")
+    missing = serializers.ListField(child=serializers.CharField(), help_text="Required sections not written.")
+
+
+class ReviewWriteSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
+    version = serializers.IntegerField(
+        required=False, min_value=0, help_text="The review's version as read (or an If-Match header)."
+    )
+    sections = serializers.DictField(
+        child=serializers.CharField(allow_blank=True, trim_whitespace=False),
+        help_text=(
+            "Section key -> Markdown; keys left out are kept. Keys: summary, impact, timeline, detection, response, "
+            "root_cause, went_well, went_badly, lessons, items."
+        ),
+    )
+
+
+class ReviewRevisionSerializer(ModelSerializer):
+    """One version of one section of a review: its text, who wrote it and when."""
+
+    section = serializers.CharField(source="section.key", read_only=True)
+    by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = ReviewRevision
+        fields = ["section", "version", "text", "by", "at"]
+        read_only_fields = fields

@@ -23,10 +23,10 @@ from accounts.permissions import (
     require_report_scope,
     user_can,
 )
-from incidents import periods, selectors, services
+from incidents import periods, reviews, selectors, services
 from incidents.api import serializers as s
 from incidents.filters import ActionItemFilter, IncidentFilter
-from incidents.models import Incident, SeverityPolicy, System, Team
+from incidents.models import Incident, IncidentReview, ReviewSection, SeverityPolicy, System, Team
 from incidents.services import ItemTransition
 
 
@@ -167,6 +167,64 @@ class IncidentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
             return Response(s.TimelineEntrySerializer(entry).data, status=status.HTTP_201_CREATED)
         entries = selectors.incident_timeline(incident=incident)
         return Response(s.TimelineEntrySerializer(entries, many=True).data)
+
+    @extend_schema(methods=["get"], responses={200: s.ReviewSerializer})
+    @extend_schema(
+        methods=["put"], request=s.ReviewWriteSerializer, responses={200: s.ReviewSerializer, 409: OpenApiTypes.OBJECT}
+    )
+    @action(detail=True, methods=["get", "put"], pagination_class=None, filterset_class=None)
+    def review(self, request, pk=None):
+        """The post-incident review (复盘): GET reads every section; PUT writes the sections sent, with the
+        version read (a stale one is 409, nothing written)."""
+        incident = self.get_object()
+        if request.method == "PUT":
+            serializer = s.ReviewWriteSerializer(data=request.data)
+            serializer.is_valid(raise_exception=True)
+            expected = _expected_version(request, serializer.validated_data)
+            if expected is None:
+                raise exceptions.ValidationError(
+                    {
+                        "version": [
+                            _("Send the version you read (or an If-Match header) so a concurrent change is not lost.")
+                        ]
+                    }
+                )
+            try:
+                reviews.review_save(
+                    incident_id=incident.pk,
+                    by=request.user,
+                    expected_version=expected,
+                    sections=serializer.validated_data["sections"],
+                )
+            except services.StaleVersionError as exc:
+                return _conflict(
+                    _(
+                        "The review was changed by someone else (now version %(version)s). "
+                        "Reload it and apply your change again."
+                    ),
+                    exc,
+                )
+        texts = selectors.review_texts(incident=incident)
+        version = IncidentReview.objects.filter(incident=incident).values_list("version", flat=True).first() or 0
+        required = selectors.review_required_sections(incident.team)
+        data = {
+            "version": version,
+            "sections": texts,
+            "required": required,
+            "missing": selectors.review_missing_sections(incident=incident, texts=texts),
+        }
+        response = Response(s.ReviewSerializer(data).data)
+        response["ETag"] = f'"{version}"'
+        return response
+
+    @extend_schema(responses={200: s.ReviewRevisionSerializer(many=True)})
+    @action(detail=True, methods=["get"], url_path="review/versions", pagination_class=None, filterset_class=None)
+    def review_versions(self, request, pk=None):
+        """Every version of every section of the review, by section (in the review's order), oldest first."""
+        incident = self.get_object()
+        history = reviews.review_versions(incident=incident)
+        rows = [revision for key in ReviewSection.values for revision in history.get(key, [])]
+        return Response(s.ReviewRevisionSerializer(rows, many=True).data)
 
     @extend_schema(responses={200: s.ActionItemSerializer(many=True)})
     @action(detail=True, methods=["get"], url_path="action-items", pagination_class=None, filterset_class=None)

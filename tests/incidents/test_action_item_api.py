@@ -12,7 +12,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from incidents.models import ActionItem, Incident, TimelineEntry
-from tests.factories import ActionItemFactory, IncidentFactory, SystemFactory, TeamFactory, UserFactory
+from tests.factories import ActionItemFactory, IncidentFactory, SystemFactory, TeamFactory, UserFactory, write_review
 
 pytestmark = pytest.mark.django_db
 
@@ -97,7 +97,7 @@ def test_create_refusals_name_the_field(engineer_client, incident, alice):
     assert set(create(engineer_client, incident, verifier="alice").data) == {"verifier"}
     assert set(create(engineer_client, incident, kind="wish").data) == {"kind"}
     assert set(create(engineer_client, incident, colour="red").data) == {"colour"}
-    Incident.objects.filter(pk=incident.pk).update(status="closed", closed_at=NOW, review="Review.")
+    Incident.objects.filter(pk=incident.pk).update(status="closed", closed_at=NOW)
     closed = create(engineer_client, incident)
     assert closed.status_code == 400
     assert closed.data == {
@@ -352,13 +352,16 @@ def test_closing_over_the_api_says_what_is_missing(engineer_client, manager_clie
     refused = engineer_client.post(url, {"action": "close"}, format="json")
     assert refused.status_code == 400
     assert refused.data == {
-        "action": ["Write the review before closing.", f"1 action item is not verified or waived: #{item_id}"]
+        "action": [
+            "Write the review's required sections before closing: Summary, Impact, Root cause (5 whys), Lessons.",
+            f"1 action item is not verified or waived: #{item_id}",
+        ]
     }
-    engineer_client.patch(f"/api/v1/incidents/{incident.pk}/", {"review": "Review.", "version": 1}, format="json")
+    write_review(incident)
     post_step(engineer_client, item_id, "complete")
     post_step(manager_client, item_id, "verify")
     closed = engineer_client.post(url, {"action": "close"}, format="json")
-    assert (closed.status_code, closed.data["status"], closed.data["review"]) == (200, "closed", "Review.")
+    assert (closed.status_code, closed.data["status"]) == (200, "closed")
 
     reopened = post_step(engineer_client, item_id, "reopen", reason="alert never fired")
     assert reopened.status_code == 200
@@ -386,12 +389,3 @@ def test_metrics_endpoint(manager_client, listed, payments):
     assert set(manager_client.get(METRICS + "?team=nobody").data) == {"team"}
     assert set(manager_client.get(METRICS + "?system=nothing").data) == {"system"}
     assert manager_client.get(METRICS + "?system=ledger").status_code == 200
-
-
-def test_incident_review_is_editable_and_shown(engineer_client, incident):
-    response = engineer_client.patch(
-        f"/api/v1/incidents/{incident.pk}/", {"review": "复盘：主键字段可为空", "version": 1}, format="json"
-    )
-    assert (response.status_code, response.data["review"]) == (200, "复盘：主键字段可为空")
-    change = incident.timeline.get(field="review")
-    assert (change.old_value, change.new_value) == ("", "复盘：主键字段可为空")

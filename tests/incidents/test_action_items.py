@@ -16,7 +16,7 @@ from accounts.models import Role
 from incidents import services
 from incidents.models import ActionItem, Incident, TimelineEntry
 from incidents.timeline import describe
-from tests.factories import ActionItemFactory, IncidentFactory, SystemFactory, UserFactory
+from tests.factories import ActionItemFactory, IncidentFactory, SystemFactory, UserFactory, write_review
 
 pytestmark = pytest.mark.django_db
 
@@ -179,7 +179,7 @@ def test_owner_must_be_active_and_cannot_be_the_verifier(incident, alice, bob):
 
 
 def test_an_item_cannot_be_added_to_a_closed_incident(incident, alice):
-    Incident.objects.filter(pk=incident.pk).update(status="closed", closed_at=NOW, review="done")
+    Incident.objects.filter(pk=incident.pk).update(status="closed", closed_at=NOW)
     with pytest.raises(ValidationError) as caught:
         add(incident, alice)
     assert list(errors_of(caught)) == ["incident"]
@@ -397,12 +397,12 @@ def test_closing_needs_the_review_and_every_item_verified_or_waived(incident, al
         close(incident, alice)
     assert errors_of(caught) == {
         "action": [
-            "Write the review before closing.",
+            "Write the review's required sections before closing: Summary, Impact, Root cause (5 whys), Lessons.",
             f"2 action items are not verified or waived: #{first.pk}, #{second.pk}",
         ]
     }
 
-    services.incident_update(incident_id=incident.pk, by=alice, expected_version=None, changes={"review": "..."})
+    write_review(incident, by=alice)
     step(first, alice, Step.COMPLETE)
     with pytest.raises(ValidationError) as caught:
         close(incident, alice)
@@ -411,19 +411,21 @@ def test_closing_needs_the_review_and_every_item_verified_or_waived(incident, al
 
     step(first, bob, Step.VERIFY)
     step(second, boss, Step.WAIVE, reason="drilled with the CMB one in December")
-    services.incident_update(incident_id=incident.pk, by=alice, expected_version=None, changes={"review": "   "})
+    write_review(incident, by=alice, root_cause="   ")
     with pytest.raises(ValidationError) as caught:
         close(incident, alice)
-    assert errors_of(caught) == {"action": ["Write the review before closing."]}
+    assert errors_of(caught) == {
+        "action": ["Write the review's required sections before closing: Root cause (5 whys)."]
+    }
 
     frozen.shift(timedelta(hours=2))
-    services.incident_update(incident_id=incident.pk, by=alice, expected_version=None, changes={"review": "Review."})
+    write_review(incident, by=alice, root_cause="Review.")
     closed = close(incident, alice)
     assert (closed.status, closed.closed_at) == ("closed", NOW + timedelta(hours=2))
 
 
 def test_an_incident_without_items_closes_once_reviewed(incident, alice):
-    services.incident_update(incident_id=incident.pk, by=alice, expected_version=None, changes={"review": "Review."})
+    write_review(incident, by=alice)
     assert close(incident, alice).status == "closed"
 
 
@@ -434,8 +436,8 @@ def test_reopening_an_item_reopens_the_loop(alice, boss, frozen, resolved, back_
         occurred_at=occurred,
         recovered_at=occurred + timedelta(hours=1),
         resolved_at=occurred + timedelta(hours=5) if resolved else None,
-        review="Review.",
     )
+    write_review(incident)
     item = step(step(add(incident, alice), alice, Step.COMPLETE), boss, Step.VERIFY)
     closed = close(incident, alice)
     version = closed.version

@@ -5,8 +5,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import ApiToken, Role, User
-from incidents.models import Incident, SeverityPolicy, System, Team, TimelineEntry
-from tests.factories import IncidentFactory, SystemFactory, UserFactory
+from incidents.models import Incident, ReviewRevision, SeverityPolicy, System, Team, TimelineEntry
+from tests.factories import IncidentFactory, SystemFactory, UserFactory, write_review
 
 pytestmark = pytest.mark.django_db
 
@@ -19,10 +19,14 @@ def admin_browser(client):
     return client
 
 
-@pytest.mark.parametrize("model", [User, ApiToken, Team, System, SeverityPolicy, Incident, TimelineEntry])
+@pytest.mark.parametrize(
+    "model", [User, ApiToken, Team, System, SeverityPolicy, Incident, TimelineEntry, ReviewRevision]
+)
 def test_every_model_has_a_working_changelist_and_detail(admin_browser, model):
     incident = IncidentFactory(systems=[SystemFactory(code="cashier", tier="P0")])
+    write_review(incident)
     objects = {
+        ReviewRevision: ReviewRevision.objects.first(),
         Incident: incident,
         TimelineEntry: incident.timeline.first(),
         SeverityPolicy: SeverityPolicy.objects.get(),

@@ -14,7 +14,7 @@ from rest_framework.test import APIClient
 
 from accounts.services import api_token_create
 from incidents.models import Incident, SeverityPolicy, System, Team, Tier, TimelineEntry
-from tests.factories import IncidentFactory, SystemFactory, TeamFactory, UserFactory
+from tests.factories import IncidentFactory, SystemFactory, TeamFactory, UserFactory, write_review
 
 pytestmark = pytest.mark.django_db
 
@@ -710,12 +710,7 @@ def test_status_lifecycle(engineer_client, incident, frozen):
     assert resolved.data["durations"]["time_to_resolve"] == 4800
 
     frozen.shift(timedelta(days=2))
-    review = "Channel timeout; switch threshold lowered."
-    reviewed = engineer_client.patch(
-        detail(incident.pk), {"review": review, "version": resolved.data["version"]}, format="json"
-    )
-    assert reviewed.status_code == 200, reviewed.data
-    assert reviewed.data["review"] == review
+    write_review(incident, summary="Channel timeout; switch threshold lowered.")
     closed = transition(engineer_client, incident.pk, "close")
     assert closed.status_code == 200, closed.data
     assert closed.data["status"] == "closed"

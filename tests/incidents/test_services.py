@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from incidents import services
 from incidents.models import Incident, TimelineEntry
 from incidents.selectors import current_severity_policy
-from tests.factories import IncidentFactory, SystemFactory, UserFactory
+from tests.factories import IncidentFactory, SystemFactory, UserFactory, write_review
 
 pytestmark = pytest.mark.django_db
 T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
@@ -173,9 +173,7 @@ def test_lifecycle_with_reopen(cashier, alice):
         incident = IncidentFactory(systems=[cashier], occurred_at=T0, detected_at=T0)
         clock.move_to(T0 + timedelta(minutes=5))
         services.incident_transition(incident_id=incident.pk, by=alice, action="resolve")
-        services.incident_update(
-            incident_id=incident.pk, by=alice, expected_version=None, changes={"review": "pool leak; alert added"}
-        )
+        write_review(incident, by=alice)
         incident = services.incident_transition(incident_id=incident.pk, by=alice, action="close")
         assert incident.status == "closed"
         assert incident.recovered_at == incident.resolved_at == incident.closed_at == T0 + timedelta(minutes=5)

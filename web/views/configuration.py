@@ -20,7 +20,7 @@ from accounts.permissions import CONFIGURE
 from incidents import selectors as incident_selectors
 from incidents import services as incident_services
 from incidents import severity
-from incidents.models import SeverityPolicy, System, Team
+from incidents.models import SeverityPolicy, System, Team, review_sections_form_field
 from stability import channels as stability_channels
 from stability import reminders as stability_reminders
 from stability import services as stability_services
@@ -45,6 +45,10 @@ class TeamForm(forms.ModelForm):
     )
     members = forms.ModelMultipleChoiceField(
         label=gettext_lazy("Members"), queryset=people(), required=False, widget=forms.CheckboxSelectMultiple
+    )
+    review_required_sections = review_sections_form_field(
+        label=gettext_lazy("Required review sections"),
+        help_text=gettext_lazy("Written before an incident of this team may close (复盘)."),
     )
 
     class Meta:

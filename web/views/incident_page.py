@@ -11,6 +11,7 @@ from incidents.models import Incident
 from incidents.services import ItemTransition
 from web import forms
 from web import selectors as web_selectors
+from web.views import reviews
 
 
 def _items_section(request, incident: Incident, forms_given: dict) -> dict:
@@ -61,6 +62,7 @@ def detail_context(request, incident: Incident, **forms_given) -> dict:
         "override_form": forms_given.get("override_form")
         or forms.OverrideForm(initial={"level": incident.level_override or incident.level}),
         **_items_section(request, incident, forms_given),
+        **reviews.review_section(incident),
     }
 
 

@@ -11,7 +11,7 @@ from django.utils import timezone
 from accounts.models import User
 from demo import dataset
 from demo import service_levels as demo_service_levels
-from incidents import services
+from incidents import reviews, services
 from incidents.models import ActionItem, Incident, Level, Status, System, Team
 from incidents.services import ItemTransition
 from stability.bulk import alert_follow_up_activities_bulk_load, alert_occurrences_bulk_load
@@ -257,11 +257,8 @@ class Command(BaseCommand):
         # Status as the services left it after the items' steps.
         close = close and incident.status == Status.RESOLVED
         if template.review or close:
-            services.incident_update(
-                incident_id=incident.pk,
-                by=owner,
-                expected_version=None,
-                changes={"review": template.review or _review(incident, template)},
+            reviews.review_save(
+                incident_id=incident.pk, by=owner, expected_version=None, sections=_review(incident, template)
             )
         if close:
             services.incident_transition(incident_id=incident.pk, by=manager, action="close")
@@ -397,7 +394,14 @@ def _timestamps(template: dataset.DemoIncident, occurred: datetime) -> dict[str,
     }
 
 
-def _review(incident: Incident, template: dataset.DemoIncident) -> str:
-    """A review (复盘) made from the record, for templates that do not write their own."""
+def _review(incident: Incident, template: dataset.DemoIncident) -> dict[str, str]:
+    """A review (复盘) made from the record, its summary the template's own when it writes one: the
+    sections the teams require by default, and the response."""
     follow_ups = "；".join(spec.title for spec in template.items) or "无 / none"
-    return f"原因 / Cause: {incident.cause}\n处理 / Handling: {incident.handling}\n改进 / Follow-ups: {follow_ups}"
+    return {
+        "summary": template.review or f"原因 / Cause: {incident.cause}\n处理 / Handling: {incident.handling}",
+        "impact": reviews.impact_draft(incident),
+        "response": incident.handling,
+        "root_cause": incident.cause or "–",
+        "lessons": f"改进 / Follow-ups: {follow_ups}",
+    }
