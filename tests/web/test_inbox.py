@@ -217,3 +217,18 @@ def test_the_home_pages_alerts_open_their_page(engineer, alerts):
     with at(NOW):
         home = engineer.get("/")
     assert f'<a href="/alerts/{alerts["disk"]}/">DiskFull</a>' in home.content.decode()
+
+
+def test_an_alerts_own_page_silences_its_system(engineer, alerts, world):
+    url = f"/alerts/{alerts['p1']}/"
+    with at(NOW):
+        page = engineer.get(url)
+        done = engineer.post(SILENCE, {"alert": alerts["p1"], "minutes": "240", "from": "alert"})
+        refused = engineer.post(SILENCE, {"alert": alerts["p1"], "minutes": "", "from": "alert"})
+        unknown = engineer.post(SILENCE, {"alert": "abc", "minutes": "30"})
+    assert "Silence payout" in text_of(page.content.decode())
+    assert (done.status_code, done["Location"]) == (302, url)
+    window = MaintenanceWindow.objects.get()
+    assert (window.system, window.ends_at - window.starts_at) == (world["payout"], 240 * MINUTE)
+    assert refused.status_code == 400 and "Choose for how many minutes." in text_of(refused.content.decode())
+    assert unknown.status_code == 404

@@ -198,16 +198,20 @@ class AlertGroupAcknowledgeView(PageView):
 
 
 class AlertSilenceView(PageView):
-    """Silence the system of an alert for some minutes: a maintenance window from now."""
+    """Silence the system of an alert for some minutes: a maintenance window from now. Sent from the inbox
+    (a group's newest alert, `minutes-<id>`) or from the alert's own page (`minutes`, `from=alert`)."""
 
     def post(self, request):
-        alert = get_object_or_404(AlertOccurrence.objects.select_related("system"), pk=request.POST.get("alert", "0"))
+        alert_id = request.POST.get("alert", "")
+        alert = get_object_or_404(
+            AlertOccurrence.objects.select_related("system"), pk=int(alert_id) if alert_id.isdigit() else 0
+        )
         minutes = request.POST.get(f"minutes-{alert.pk}") or request.POST.get("minutes", "")
-        if alert.system is None:
-            return _back_to_inbox(request, errors=[_("This alert names no known system to silence.")])
-        if not minutes.isdigit():
-            return _back_to_inbox(request, errors=[_("Choose for how many minutes.")])
         try:
+            if alert.system is None:
+                raise ValidationError({"system": [_("This alert names no known system to silence.")]})
+            if not minutes.isdigit():
+                raise ValidationError({"minutes": [_("Choose for how many minutes.")]})
             window = stability_services.system_silence(
                 by=request.user,
                 system=alert.system,
@@ -215,6 +219,8 @@ class AlertSilenceView(PageView):
                 reason=request.POST.get("reason", "").strip() or f"{alert.alertname or alert.fingerprint} #{alert.pk}",
             )
         except ValidationError as exc:
+            if request.POST.get("from") == "alert":
+                return AlertDetailView.render_page(request, alert.pk, errors=_messages(exc), status=400)
             return _back_to_inbox(request, errors=_messages(exc))
         notice = _("%(system)s silenced until %(until)s: its new alerts are not counted.") % {
             "system": alert.system.code,
@@ -316,6 +322,7 @@ class AlertDetailView(PageView):
             "history": web_selectors.alert_history(alert=alert),
             "open_incidents": web_selectors.open_incidents(),
             "comment_form": forms.AlertCommentForm(),
+            "silence_minutes": stability_services.SILENCE_MINUTES,
             "errors": errors or [],
         }
         return render(request, "web/alerts/detail.html", context, status=status)
