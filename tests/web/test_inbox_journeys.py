@@ -115,3 +115,20 @@ def test_on_call_filters_acknowledges_a_group_and_silences_a_system(page, people
     assert page.locator(".alert-group[data-rule=Queue] tbody tr").count() == 6
     scale._fits_the_screen(page)
     assert not page.csp_violations
+
+
+def test_a_group_unfolded_stays_unfolded_through_the_refresh(page, people):
+    _hook, token = integration_create(kind="generic", name="prod")
+    now = timezone.now().replace(microsecond=0)
+    fire(token, [_alert("Latency", f"c{n}") for n in range(3)], at=now - timedelta(seconds=30))
+
+    sign_in(page, "lei")
+    page.goto(page.base + "/alerts/")
+    group = page.locator(".alert-group[data-rule=Latency]")
+    group.locator("details > summary").click()
+    assert group.locator("tbody tr").count() == 3
+    # a new alert of the group arrives; the refresh (every 10 s) shows it, the group still unfolded
+    fire(token, [_alert("Latency", "c3")], at=timezone.now())
+    page.locator(".alert-group[data-rule=Latency] .tag", has_text="×4").wait_for(timeout=15_000)
+    assert page.locator(".alert-group[data-rule=Latency] > details").get_attribute("open") is not None
+    assert page.locator(".alert-group[data-rule=Latency] tbody tr").count() == 4
