@@ -375,6 +375,7 @@ def system_silence(*, by: User, system: System, minutes: int, reason: str) -> Ma
     )
 
 
+@transaction.atomic
 def inbox_preference_save(*, user: User, query: str) -> None:
     """Remember the inbox filters a person used (their query string); writes only when they changed."""
     query = query[:500]
