@@ -14,7 +14,7 @@ from types import SimpleNamespace
 
 from django.conf import settings
 from django.db import connections
-from django.db.models import Count, Expression, F, Q, QuerySet
+from django.db.models import Count, Expression, F, Max, Min, Q, QuerySet
 from django.db.models.functions import TruncDay, TruncMonth, TruncWeek
 from django.utils import timezone
 
@@ -31,7 +31,7 @@ from incidents.selectors import (
     utc_clock,
 )
 from stability import follow_up
-from stability.models import AlertOccurrence
+from stability.models import AlertOccurrence, InboxPreference
 
 GROUP_BY = ("team", "system", "severity", "alertname", "day", "week", "month")
 
@@ -553,3 +553,112 @@ def follow_up_trend(*, scope: Q | None = None, periods: list[Period], now: datet
         {"period": p.label, **follow_up.figures(totals.get((i,), empty), percentiles=False)}
         for i, p in enumerate(periods)
     ]
+
+
+# --- The inbox of the on-call engineer -------------------------------------------------------------
+
+# Alerts nobody followed up leave the inbox a day after they arrived (they stay counted as missed by the
+# follow-up rate and listed on the missed alerts page): its cost is that of one day, whatever the history.
+INBOX_HOURS = 24
+# At most this many alerts are listed inside the groups (the groups and their counts are always whole).
+INBOX_ALERTS = 300
+
+
+class InboxState:
+    """What an alert waiting for follow-up needs (stability.follow_up's window):
+
+    act now: firing, counted, inside its follow-up window; missed: firing, counted, window passed;
+    resolved: the source resolved it, nobody followed it up; all: every alert waiting, excluded
+    ones (maintenance window, silence, test integration) included."""
+
+    ACT_NOW = "act_now"
+    MISSED = "missed"
+    RESOLVED = "resolved"
+    ALL = "all"
+    CHOICES = (ACT_NOW, MISSED, RESOLVED, ALL)
+
+
+def inbox_since(now: datetime) -> datetime:
+    return now - timedelta(hours=INBOX_HOURS)
+
+
+def _inbox_states(now: datetime) -> dict[str, Q]:
+    window = timedelta(seconds=settings.FOLLOW_UP_WINDOW_SECONDS)
+    firing = Q(status=AlertOccurrence.Status.FIRING, excluded=AlertOccurrence.Exclusion.NONE)
+    # As follow_up.rules: received less than one window ago is still pending; exactly one window ago is late.
+    young = Q(received_at__gt=now - window)
+    return {
+        InboxState.ACT_NOW: firing & young,
+        InboxState.MISSED: firing & ~young,
+        InboxState.RESOLVED: Q(status=AlertOccurrence.Status.RESOLVED, resolved_by__isnull=True),
+        InboxState.ALL: Q(),
+    }
+
+
+def inbox_waiting(*, now: datetime, occurrences: QuerySet[AlertOccurrence] | None = None) -> QuerySet[AlertOccurrence]:
+    """The alerts the inbox can show: of `occurrences` (default: all), those nobody followed up received in
+    the last INBOX_HOURS. A range of the partial index alert_inbox_waiting."""
+    alerts = AlertOccurrence.objects.all() if occurrences is None else occurrences
+    return alerts.filter(received_at__gte=inbox_since(now), followed_up_at__isnull=True)
+
+
+def inbox_alerts(
+    *, now: datetime, state: str, occurrences: QuerySet[AlertOccurrence] | None = None
+) -> QuerySet[AlertOccurrence]:
+    """The inbox's alerts (of `occurrences`, default all) in one state (InboxState), newest first."""
+    return (
+        inbox_waiting(now=now, occurrences=occurrences)
+        .filter(_inbox_states(now)[state])
+        .select_related("team", "system__team", "incident")
+        .order_by("-received_at", "-id")
+    )
+
+
+def inbox_counts(*, now: datetime, occurrences: QuerySet[AlertOccurrence] | None = None) -> dict[str, int]:
+    """How many alerts of the inbox are in each state: one count over the last day."""
+    states = _inbox_states(now)
+    return inbox_waiting(now=now, occurrences=occurrences).aggregate(
+        **{state: Count("pk", filter=condition) for state, condition in states.items() if state != InboxState.ALL},
+        all=Count("pk"),
+    )
+
+
+def inbox_groups(
+    *, now: datetime, state: str, occurrences: QuerySet[AlertOccurrence] | None = None
+) -> list[SimpleNamespace]:
+    """The inbox's alerts in one state grouped as Alertmanager groups them, by alert name and system:
+    each group's count, first and last receipt and its alerts (up to INBOX_ALERTS over all groups),
+    the group whose first alert arrived last first. Two queries however many alerts."""
+    alerts = inbox_alerts(now=now, state=state, occurrences=occurrences)
+    rows = (
+        alerts.order_by()
+        .values("alertname", "system")
+        .annotate(count=Count("pk"), first=Min("received_at"), last=Max("received_at"))
+        .order_by("-last", "alertname", "system")
+    )
+    groups = {
+        (row["alertname"], row["system"]): SimpleNamespace(
+            alertname=row["alertname"],
+            system_id=row["system"],
+            system=None,
+            count=row["count"],
+            first=row["first"],
+            last=row["last"],
+            # The group's countdown is its oldest alert's (web/alerts/_countdown.html reads these two).
+            received_at=row["first"],
+            followed_up_at=None,
+            alerts=[],
+        )
+        for row in rows
+    }
+    for alert in alerts[:INBOX_ALERTS]:
+        group = groups.get((alert.alertname, alert.system_id))
+        if group is not None:  # an alert that arrived between the two queries waits for the next refresh
+            group.system = alert.system
+            group.alerts.append(alert)
+    return list(groups.values())
+
+
+def inbox_preference(*, user) -> str:
+    """The query string of the inbox filters this person last used ("" when none)."""
+    return InboxPreference.objects.filter(user=user).values_list("query", flat=True).first() or ""

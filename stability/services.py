@@ -1,7 +1,7 @@
 """Writes of the stability app: integrations, and what people do with alerts."""
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -14,7 +14,14 @@ from accounts.models import User
 from accounts.tokens import new_secret
 from incidents.models import DetectionSource, Incident, System, Team
 from incidents.services import configuration_write, incident_create
-from stability.models import AlertActivity, AlertOccurrence, Integration, MaintenanceWindow, ReminderPolicy
+from stability.models import (
+    AlertActivity,
+    AlertOccurrence,
+    InboxPreference,
+    Integration,
+    MaintenanceWindow,
+    ReminderPolicy,
+)
 
 
 @transaction.atomic
@@ -328,3 +335,49 @@ def reminder_policy_update(*, policy_id: int, changes: Mapping[str, Any]) -> Rem
 def reminder_policy_delete(*, policy_id: int) -> None:
     """The team follows the REMINDER_* settings again."""
     ReminderPolicy.objects.filter(pk=policy_id).delete()
+
+
+# -- the inbox: a group of alerts acknowledged at once, a system silenced from an alert ----------------
+
+
+@transaction.atomic
+def alert_group_acknowledge(
+    *, by: User, alertname: str, system: System | None, since: datetime, ids: Iterable[int] | None = None
+) -> list[int]:
+    """Acknowledge every alert of the group (alert name and system, as Alertmanager groups them) received
+    since `since` that nobody has followed up yet (only those of `ids` when given): the first follow-up of
+    each (alerts_follow_up). Returns the alerts acknowledged; a second call finds none and does nothing."""
+    waiting = AlertOccurrence.objects.filter(
+        alertname=alertname, system=system, received_at__gte=since, followed_up_at__isnull=True
+    )
+    if ids is not None:
+        waiting = waiting.filter(pk__in=list(ids))
+    chosen = list(waiting.select_for_update().order_by("pk").values_list("pk", flat=True))
+    if not chosen:
+        return []
+    alerts_follow_up(occurrence_ids=chosen, by=by, action=FollowUp.ACKNOWLEDGE)
+    return chosen
+
+
+SILENCE_MINUTES = (30, 60, 120, 240)
+SILENCE_MAX_MINUTES = 7 * 24 * 60
+
+
+@transaction.atomic
+def system_silence(*, by: User, system: System, minutes: int, reason: str) -> MaintenanceWindow:
+    """Silence a system for `minutes` from now: a maintenance window (maintenance_window_create), so its
+    alerts first received inside it are excluded from follow-up rates and from the inbox's "act now"."""
+    if not 1 <= minutes <= SILENCE_MAX_MINUTES:
+        raise ValidationError({"minutes": [_("Silence for 1 to %(max)s minutes.") % {"max": SILENCE_MAX_MINUTES}]})
+    now = timezone.now().replace(microsecond=0)
+    return maintenance_window_create(
+        by=by, system=system, starts_at=now, ends_at=now + timedelta(minutes=minutes), reason=reason.strip()[:200]
+    )
+
+
+@transaction.atomic
+def inbox_preference_save(*, user: User, query: str) -> None:
+    """Remember the inbox filters a person used (their query string); writes only when they changed."""
+    query = query[:500]
+    if InboxPreference.objects.filter(user=user).values_list("query", flat=True).first() != query:
+        InboxPreference.objects.update_or_create(user=user, defaults={"query": query})

@@ -37,3 +37,17 @@ def open_incidents() -> QuerySet[Incident]:
 def alert_history(*, alert: AlertOccurrence) -> QuerySet[AlertActivity]:
     """What people did with the alert, in order."""
     return alert.activities.select_related("by", "incident").order_by("at", "id")
+
+
+def inbox_choices(*, since: datetime) -> dict[str, list[str]]:
+    """The alert rules and severities of the alerts waiting since `since`, offered by the inbox's filters
+    (one read of the same index range as the inbox)."""
+    pairs = set(
+        AlertOccurrence.objects.filter(received_at__gte=since, followed_up_at__isnull=True)
+        .values_list("alertname", "severity")
+        .distinct()
+    )
+    return {
+        "rules": sorted({rule for rule, _severity in pairs if rule}),
+        "severities": sorted({severity for _rule, severity in pairs if severity}),
+    }

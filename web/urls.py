@@ -30,6 +30,8 @@ urlpatterns = [
     path("items/team/", items.ItemListView.as_view(mine=False), name="items-team"),
     path("alerts/", alerts.AlertInboxView.as_view(), name="alert-inbox"),
     path("alerts/follow-up/", alerts.AlertFollowUpView.as_view(), name="alert-follow-up"),
+    path("alerts/group/acknowledge/", alerts.AlertGroupAcknowledgeView.as_view(), name="alert-group-acknowledge"),
+    path("alerts/silence/", alerts.AlertSilenceView.as_view(), name="alert-silence"),
     path("alerts/missed/", alerts.MissedAlertsView.as_view(), name="alerts-missed"),
     path("alerts/<int:pk>/", alerts.AlertDetailView.as_view(), name="alert-detail"),
     path("reports/", reports.ReportView.as_view(), name="reports"),

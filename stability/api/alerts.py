@@ -14,6 +14,7 @@ from django.db import connection
 from django.db.models import Q
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.lookups import Exact
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import mixins, permissions, serializers, status, viewsets
@@ -25,7 +26,7 @@ from config.api import ModelSerializer, TimestampFilter
 from incidents import selectors as incident_selectors
 from incidents.api.serializers import IncidentSerializer, RejectUnknownFieldsMixin
 from incidents.models import Incident, System
-from stability import services
+from stability import selectors, services
 from stability.models import AlertActivity, AlertOccurrence, MaintenanceWindow, RejectedDelivery
 from stability.services import FollowUp
 
@@ -172,7 +173,11 @@ class AlertFilter(django_filters.FilterSet):
         django_filters.NumberFilter(field_name="integration_id", help_text=_("Integration id."))
     )
     followed_up = TrueFalseFilter(
-        method="filter_followed_up", help_text=_("true: someone followed it up; false: nobody yet.")
+        method="filter_followed_up",
+        help_text=_(
+            "true: someone followed it up; false: nobody yet, received in the last 24 hours unless "
+            "received_after is given."
+        ),
     )
     received_after = TimestampFilter(
         field_name="received_at", lookup_expr="gte", help_text=_("received_at >= this (inclusive).")
@@ -194,6 +199,16 @@ class AlertFilter(django_filters.FilterSet):
 
     def filter_followed_up(self, queryset, name, value):
         return queryset.filter(followed_up_at__isnull=not value)
+
+    def filter_queryset(self, queryset):
+        """followed_up=false without received_after reads the inbox's day (received in the last
+        INBOX_HOURS), as the inbox does: polled every few seconds, its cost must not grow with history.
+        Older alerts nobody followed up are asked for with received_after."""
+        queryset = super().filter_queryset(queryset)
+        data = self.form.cleaned_data
+        if data.get("followed_up") is False and data.get("received_after") is None:
+            queryset = queryset.filter(received_at__gte=selectors.inbox_since(timezone.now()))
+        return queryset
 
     def filter_excluded(self, queryset, name, value):
         if value == "false":
@@ -228,6 +243,27 @@ class BulkFollowUpSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
     )
 
 
+class GroupAcknowledgeSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
+    alertname = serializers.CharField(allow_blank=True, max_length=200, help_text="The group's alert name.")
+    system = serializers.SlugRelatedField(
+        slug_field="code",
+        queryset=System.objects.all(),
+        allow_null=True,
+        help_text="The group's system code (null: alerts of no known system).",
+    )
+
+
+class GroupAcknowledgedSerializer(serializers.Serializer):
+    acknowledged = serializers.ListField(child=serializers.IntegerField(), help_text="The alerts acknowledged now.")
+
+
+class SilenceSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
+    minutes = serializers.IntegerField(
+        min_value=1, max_value=services.SILENCE_MAX_MINUTES, help_text="From now, e.g. 30, 60, 120 or 240."
+    )
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
+
+
 class IncidentFromAlertsSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
     ids = serializers.ListField(
         child=serializers.IntegerField(min_value=1), allow_empty=False, max_length=MAX_BULK, help_text="Alert ids."
@@ -243,6 +279,16 @@ class IncidentFromAlertsSerializer(RejectUnknownFieldsMixin, serializers.Seriali
         allow_empty=False,
         help_text="System codes; default: the systems the alerts' labels name.",
     )
+
+
+class MaintenanceWindowSerializer(RejectUnknownFieldsMixin, ModelSerializer):
+    system = serializers.SlugRelatedField(slug_field="code", queryset=System.objects.all(), help_text="System code.")
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = MaintenanceWindow
+        fields = ["id", *services.MAINTENANCE_WINDOW_FIELDS, "created_by", "created_at"]
+        read_only_fields = ["created_by", "created_at"]
 
 
 class AlertViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -310,6 +356,40 @@ class AlertViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         chosen = self.get_queryset().filter(pk__in=[o.pk for o in occurrences]).order_by("pk")
         return Response(self.get_serializer(chosen, many=True).data)
 
+    @extend_schema(request=GroupAcknowledgeSerializer, responses={200: GroupAcknowledgedSerializer})
+    @action(detail=False, methods=["post"], url_path="acknowledge-group", pagination_class=None, filter_backends=[])
+    def acknowledge_group(self, request):
+        """Acknowledge every alert of a group (alert name and system, as the inbox groups them) received in
+        the last 24 hours that nobody followed up yet. Twice acknowledges nothing the second time."""
+        serializer = GroupAcknowledgeSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        acknowledged = services.alert_group_acknowledge(
+            by=request.user,
+            alertname=serializer.validated_data["alertname"],
+            system=serializer.validated_data["system"],
+            since=selectors.inbox_since(timezone.now()),
+        )
+        return Response({"acknowledged": acknowledged})
+
+    @extend_schema(request=SilenceSerializer, responses={201: MaintenanceWindowSerializer})
+    @action(detail=True, methods=["post"], pagination_class=None, filter_backends=[])
+    def silence(self, request, pk=None):
+        """Silence the alert's system for `minutes` from now: a maintenance window, so its alerts received
+        in it are kept but excluded from follow-up rates (metrics.md)."""
+        occurrence = self.get_object()
+        serializer = SilenceSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        if occurrence.system is None:
+            raise ValidationError({"system": [_("This alert names no known system to silence.")]})
+        window = services.system_silence(
+            by=request.user,
+            system=occurrence.system,
+            minutes=serializer.validated_data["minutes"],
+            reason=serializer.validated_data["reason"]
+            or f"{occurrence.alertname or occurrence.fingerprint} #{occurrence.pk}",
+        )
+        return Response(MaintenanceWindowSerializer(window).data, status=status.HTTP_201_CREATED)
+
     @extend_schema(request=IncidentFromAlertsSerializer, responses={201: IncidentSerializer})
     @action(detail=False, methods=["post"], url_path="create-incident", pagination_class=None, filter_backends=[])
     def create_incident(self, request):
@@ -336,16 +416,6 @@ class AlertViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
 
 
 # --- maintenance windows -------------------------------------------------------------------------
-
-
-class MaintenanceWindowSerializer(RejectUnknownFieldsMixin, ModelSerializer):
-    system = serializers.SlugRelatedField(slug_field="code", queryset=System.objects.all(), help_text="System code.")
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-
-    class Meta:
-        model = MaintenanceWindow
-        fields = ["id", *services.MAINTENANCE_WINDOW_FIELDS, "created_by", "created_at"]
-        read_only_fields = ["created_by", "created_at"]
 
 
 class MaintenanceWindowFilter(django_filters.FilterSet):

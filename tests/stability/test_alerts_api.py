@@ -128,14 +128,14 @@ def four_alerts(world, engineer_client):
     ("query", "expected"),
     [
         ({}, "ABCD"),
-        ({"followed_up": "false"}, "BCD"),
+        ({"followed_up": "false", "received_after": T0}, "BCD"),
         ({"followed_up": "true"}, "A"),
         ({"label": "severity=critical"}, "AD"),
         ({"label": ["severity=warning", "system=payout"]}, "B"),
         ({"label": "in=yes"}, "C"),  # a label named like a lookup is still a label
         ({"label": "severity="}, ""),
         ({"system": "cashier"}, "AC"),
-        ({"system": "payout", "followed_up": "false"}, "BD"),
+        ({"system": "payout", "followed_up": "false", "received_after": T0}, "BD"),
         ({"team": "payments"}, "ABCD"),
         ({"team": "nobody"}, ""),
         ({"severity": "warning"}, "BC"),

@@ -165,6 +165,7 @@ def test_an_engineer_acknowledges_an_alert_within_the_window_and_sees_the_rate_m
     # the old one was missed, the new one is still within its window: 0 of 1
     assert rate.locator("[data-rate]").inner_text() == "0.0 %"
     row = page.locator(f"#alert-{fresh}")
+    page.locator(".alert-group", has=row).locator("details > summary").click()  # the group unfolds
     assert re.fullmatch(r"4:[34]\d left", row.locator(".countdown").inner_text())
 
     row.get_by_role("button", name="Acknowledge").click()

@@ -7,15 +7,16 @@ import math
 from dataclasses import dataclass
 from datetime import timedelta
 
+import django_filters
 from django import forms as django_forms
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.paginator import Paginator
 from django.db.models import Q, QuerySet
+from django.http import QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import formats, timezone
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -28,13 +29,12 @@ from stability import report_access
 from stability import selectors as stability_selectors
 from stability import services as stability_services
 from stability.models import AlertOccurrence
+from stability.selectors import InboxState
 from stability.services import FollowUp
 from web import forms
 from web import selectors as web_selectors
 from web.views.base import PageView
 
-PAGE_SIZE = 50
-SHOW_CHOICES = ("waiting", "all")
 BULK_ACTIONS = (FollowUp.ACKNOWLEDGE, FollowUp.COMMENT, FollowUp.RESOLVE, FollowUp.LINK)
 
 
@@ -46,26 +46,190 @@ def month_follow_up_rate(*, now=None) -> dict:
     )
 
 
-def _inbox_context(request, *, comment_form=None, errors=None) -> dict:
-    show = request.GET.get("show") or request.POST.get("show") or "waiting"
-    show = show if show in SHOW_CHOICES else "waiting"
-    alerts = web_selectors.alerts_awaiting_follow_up() if show == "waiting" else web_selectors.alert_list()
-    page = Paginator(alerts, PAGE_SIZE).get_page(request.GET.get("page"))
+class InboxFilter(django_filters.FilterSet):
+    """The inbox's filters, kept in the URL (and remembered per person, stability.models.InboxPreference)."""
+
+    state = django_filters.ChoiceFilter(
+        label=gettext_lazy("Show"),
+        choices=[
+            (InboxState.ACT_NOW, gettext_lazy("Act now")),
+            (InboxState.MISSED, gettext_lazy("Missed")),
+            (InboxState.RESOLVED, gettext_lazy("Resolved by the source")),
+            (InboxState.ALL, gettext_lazy("All of the last day")),
+        ],
+        method="filter_state",
+        empty_label=None,
+    )
+    team = django_filters.ModelChoiceFilter(
+        label=gettext_lazy("Team"),
+        queryset=Team.objects.order_by("name"),
+        to_field_name="slug",
+        empty_label=gettext_lazy("All teams"),
+    )
+    system = django_filters.ModelChoiceFilter(
+        label=gettext_lazy("System"),
+        queryset=System.objects.order_by("code"),
+        to_field_name="code",
+        empty_label=gettext_lazy("All systems"),
+    )
+    severity = django_filters.CharFilter(label=gettext_lazy("Severity"), field_name="severity")
+    rule = django_filters.CharFilter(label=gettext_lazy("Alert rule"), field_name="alertname")
+
+    class Meta:
+        model = AlertOccurrence
+        fields = []
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Offered from the last day's alerts (web/alerts/inbox.html's datalists); any text is accepted.
+        self.form.fields["rule"].widget.attrs["list"] = "inbox-rules"
+        self.form.fields["severity"].widget.attrs["list"] = "inbox-severities"
+
+    def filter_state(self, queryset, name, value):
+        return queryset  # the selectors split the states (stability.selectors.InboxState)
+
+    @property
+    def chosen_state(self) -> str:
+        value = self.form.cleaned_data.get("state") if self.is_valid() else None
+        return value or InboxState.ACT_NOW
+
+
+def _params(request) -> QueryDict:
+    """The inbox's filters of a GET (the URL), or of a POST (its `query` field: the URL it was sent from)."""
+    if request.method == "POST":
+        return QueryDict(request.POST.get("query", ""), mutable=True)
+    params = request.GET.copy()
+    params.pop("page", None)
+    return params
+
+
+def _inbox_context(request, *, comment_form=None, errors=None, notice: str = "") -> dict:
+    now = timezone.now()
+    params = _params(request)
+    filterset = InboxFilter(params, queryset=AlertOccurrence.objects.all())
+    valid = filterset.is_valid()
+    occurrences = filterset.qs if valid else AlertOccurrence.objects.none()
+    state = filterset.chosen_state
+    if "state" not in params:
+        params["state"] = state
+    since = stability_selectors.inbox_since(now)
+    counts = stability_selectors.inbox_counts(now=now, occurrences=occurrences)
+    tabs = []
+    for value, label in InboxFilter.base_filters["state"].extra["choices"]:
+        tab_params = params.copy()
+        tab_params["state"] = value
+        tabs.append({"state": value, "label": label, "count": counts[value], "query": tab_params.urlencode()})
     return {
-        "show": show,
-        "page": page,
-        "rate": month_follow_up_rate(),
+        "tabs": tabs,
+        "filtered": any(params.get(name) for name in ("team", "system", "severity", "rule")),
+        "filter": filterset,
+        "state": state,
+        "query": params.urlencode(),
+        "counts": counts,
+        "groups": stability_selectors.inbox_groups(now=now, state=state, occurrences=occurrences),
+        "shown_limit": stability_selectors.INBOX_ALERTS,
+        "choices": web_selectors.inbox_choices(since=since),
+        "silence_minutes": stability_services.SILENCE_MINUTES,
+        "rate": month_follow_up_rate(now=now),
         "window_seconds": settings.FOLLOW_UP_WINDOW_SECONDS,
+        "inbox_hours": stability_selectors.INBOX_HOURS,
         "comment_form": comment_form or forms.AlertCommentForm(),
         "errors": errors or [],
-        "now": timezone.now(),
+        "notice": notice,
+        "now": now,
     }
 
 
 class AlertInboxView(PageView):
+    """The inbox: the alerts nobody followed up of the last day, grouped by rule and system, filtered.
+    Opened without filters, it shows the person's last ones; `?clear` forgets them."""
+
     def get(self, request):
-        template = "web/alerts/_inbox_live.html" if request.htmx else "web/alerts/inbox.html"
-        return render(request, template, _inbox_context(request))
+        if request.htmx:
+            return render(request, "web/alerts/_inbox_live.html", _inbox_context(request))
+        if "clear" in request.GET:
+            stability_services.inbox_preference_save(user=request.user, query="")
+            return redirect("web:alert-inbox")
+        params = _params(request)
+        if not params:
+            remembered = stability_selectors.inbox_preference(user=request.user)
+            if remembered:
+                return redirect(f"{reverse('web:alert-inbox')}?{remembered}")
+        context = _inbox_context(request)
+        if context["filter"].is_valid():
+            stability_services.inbox_preference_save(user=request.user, query=params.urlencode())
+        return render(request, "web/alerts/inbox.html", context, status=200 if context["filter"].is_valid() else 400)
+
+
+def _back_to_inbox(request, *, notice: str = "", errors=None):
+    """The inbox's live part (htmx), or the inbox with the same filters."""
+    if request.htmx:
+        context = _inbox_context(request, notice=notice, errors=errors)
+        return render(request, "web/alerts/_inbox_live.html", context, status=400 if errors else 200)
+    if errors:
+        return render(request, "web/alerts/inbox.html", _inbox_context(request, errors=errors), status=400)
+    messages.success(request, notice)
+    query = request.POST.get("query", "")
+    return redirect(f"{reverse('web:alert-inbox')}?{query}" if query else reverse("web:alert-inbox"))
+
+
+class AlertGroupAcknowledgeView(PageView):
+    """Acknowledge every alert of a group (rule and system) nobody followed up yet, at once."""
+
+    def post(self, request):
+        system_id, _sep, alertname = request.POST.get("group", "").partition(":")
+        system = System.objects.filter(pk=system_id).first() if system_id.isdigit() else None
+        if system_id and system is None:
+            return _back_to_inbox(request, errors=[_("This system does not exist.")])
+        acknowledged = stability_services.alert_group_acknowledge(
+            by=request.user,
+            alertname=alertname,
+            system=system,
+            since=stability_selectors.inbox_since(timezone.now()),
+        )
+        if acknowledged:
+            notice = _("Acknowledged: %(count)s alerts of %(group)s.") % {
+                "count": len(acknowledged),
+                "group": alertname or "–",
+            }
+        else:
+            notice = _("Nothing to acknowledge: somebody already followed these alerts up.")
+        return _back_to_inbox(request, notice=notice)
+
+
+class AlertSilenceView(PageView):
+    """Silence the system of an alert for some minutes: a maintenance window from now. Sent from the inbox
+    (a group's newest alert, `minutes-<id>`) or from the alert's own page (`minutes`, `from=alert`)."""
+
+    def post(self, request):
+        alert_id = request.POST.get("alert", "")
+        alert = get_object_or_404(
+            AlertOccurrence.objects.select_related("system"), pk=int(alert_id) if alert_id.isdigit() else 0
+        )
+        minutes = request.POST.get(f"minutes-{alert.pk}") or request.POST.get("minutes", "")
+        try:
+            if alert.system is None:
+                raise ValidationError({"system": [_("This alert names no known system to silence.")]})
+            if not minutes.isdigit():
+                raise ValidationError({"minutes": [_("Choose for how many minutes.")]})
+            window = stability_services.system_silence(
+                by=request.user,
+                system=alert.system,
+                minutes=int(minutes),
+                reason=request.POST.get("reason", "").strip() or f"{alert.alertname or alert.fingerprint} #{alert.pk}",
+            )
+        except ValidationError as exc:
+            if request.POST.get("from") == "alert":
+                return AlertDetailView.render_page(request, alert.pk, errors=_messages(exc), status=400)
+            return _back_to_inbox(request, errors=_messages(exc))
+        notice = _("%(system)s silenced until %(until)s: its new alerts are not counted.") % {
+            "system": alert.system.code,
+            "until": formats.date_format(timezone.localtime(window.ends_at), "H:i"),
+        }
+        if request.POST.get("from") == "alert":
+            messages.success(request, notice)
+            return redirect("web:alert-detail", alert.pk)
+        return _back_to_inbox(request, notice=notice)
 
 
 class AlertFollowUpView(PageView):
@@ -136,7 +300,8 @@ def _answer(request, *, ids: list[int], comment_form, errors: list[str]):
     messages.success(request, _("Done: %(count)s alerts.") % {"count": len(set(ids))})
     if alert_page is not None:
         return redirect("web:alert-detail", alert_page)
-    return redirect("web:alert-inbox")
+    query = request.POST.get("query", "")
+    return redirect(f"{reverse('web:alert-inbox')}?{query}" if query else reverse("web:alert-inbox"))
 
 
 def _alert_page_asked_for(request, ids: list[int]) -> int | None:
@@ -157,6 +322,7 @@ class AlertDetailView(PageView):
             "history": web_selectors.alert_history(alert=alert),
             "open_incidents": web_selectors.open_incidents(),
             "comment_form": forms.AlertCommentForm(),
+            "silence_minutes": stability_services.SILENCE_MINUTES,
             "errors": errors or [],
         }
         return render(request, "web/alerts/detail.html", context, status=status)

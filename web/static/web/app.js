@@ -60,8 +60,25 @@
   function liveRefreshAllowed() {
     var active = document.activeElement;
     var typing = active && active.closest && active.closest(".bulk-bar") && active.tagName === "INPUT";
-    return selectedAlerts().length === 0 && !typing;
+    // choosing a silence's minutes in a group
+    var choosing = active && active.closest && active.closest("#alerts-live") && active.tagName === "SELECT";
+    return selectedAlerts().length === 0 && !typing && !choosing;
   }
+
+  // A refresh keeps unfolded the groups of alerts a person unfolded (by rule and system).
+  var unfoldedGroups = [];
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    if (!event.detail.target || event.detail.target.id !== "alerts-live") { return; }
+    unfoldedGroups = Array.prototype.map.call(
+      document.querySelectorAll("#alerts-live .alert-group > details[open]"),
+      function (details) { return details.parentNode.dataset.key; }
+    );
+  });
+  document.addEventListener("htmx:afterSettle", function () {
+    document.querySelectorAll("#alerts-live .alert-group").forEach(function (group) {
+      if (unfoldedGroups.indexOf(group.dataset.key) !== -1) { group.querySelector(":scope > details").open = true; }
+    });
+  });
 
   document.addEventListener("htmx:beforeRequest", function (event) {
     var elt = event.detail.elt;
