@@ -222,7 +222,7 @@ class ActionItemAdmin(admin.ModelAdmin):
     a waiver, which needs a reason, is given through the API or the pages."""
 
     list_display = ("id", "title", "incident", "owner", "status", "priority", "kind", "due_at", "days_overdue")
-    list_filter = ("status", "kind", "priority", OverdueFilter, "incident__team")
+    list_filter = ("status", "kind", "priority", OverdueFilter, "team", "source")
     search_fields = ("title", "description", "incident__title", "owner__username")
     date_hierarchy = "due_at"
     list_select_related = ("incident", "owner")

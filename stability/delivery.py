@@ -233,6 +233,7 @@ def _claim(destination: str, *, now: datetime) -> _Claim:
                 "recipient",
                 "team",
                 "action_item__incident",
+                "action_item__team",
                 "action_item__owner",
                 "alert__team",
                 "alert__system",
