@@ -724,12 +724,12 @@ def _lock_item(item_id: int, expected_version: int | None) -> ActionItem:
     return item
 
 
-def _item_history(item: ActionItem, entries: list[TimelineEntry]) -> None:
+def _item_history(item: ActionItem, entries: Callable[[], list[TimelineEntry]]) -> None:
     """An incident's item writes its steps to the incident's timeline. An item of a drill, a meeting, an
     audit or governance work has no timeline: its status timestamps (started, completed, verified,
     waived, by whom) are its history."""
     if item.incident_id is not None:
-        TimelineEntry.objects.bulk_create(entries)
+        TimelineEntry.objects.bulk_create(entries())
 
 
 def _validate_item(item: ActionItem) -> None:
@@ -840,7 +840,7 @@ def action_item_create(
         "owner": owner.username,
         "due": f"{timezone.localtime(item.due_at):%Y-%m-%d}",
     }
-    _item_history(item, [_item_entry(item, by=by, now=now, data=data)])
+    _item_history(item, lambda: [_item_entry(item, by=by, now=now, data=data)])
     return item
 
 
@@ -881,7 +881,10 @@ def action_item_update(
     _validate_item(item)
     _save_item(item)
     _item_history(
-        item, [_item_entry(item, by=by, now=now, field=name, old=old, new=new) for name, (old, new) in changed.items()]
+        item,
+        lambda: [
+            _item_entry(item, by=by, now=now, field=name, old=old, new=new) for name, (old, new) in changed.items()
+        ],
     )
     return item
 
@@ -958,21 +961,23 @@ def _item_step(
     item.status = ItemTransition.TARGET[action]
     _save_item(item)
 
-    entries = [
-        _item_entry(
-            item,
-            by=by,
-            now=now,
-            field="status",
-            old=old_status,
-            new=item.status,
-            text=reason,
-            data={"event": action, "item": item.pk},
-        )
-    ]
-    if when != now:  # recorded after the fact: the row says when it happened
-        name = ItemTransition.BACKDATABLE[action]
-        entries.append(_item_entry(item, by=by, now=now, field=name, new=when))
+    def entries() -> list[TimelineEntry]:
+        rows = [
+            _item_entry(
+                item,
+                by=by,
+                now=now,
+                field="status",
+                old=old_status,
+                new=item.status,
+                text=reason,
+                data={"event": action, "item": item.pk},
+            )
+        ]
+        if when != now:  # recorded after the fact: the row says when it happened
+            rows.append(_item_entry(item, by=by, now=now, field=ItemTransition.BACKDATABLE[action], new=when))
+        return rows
+
     _item_history(item, entries)
     if action == ItemTransition.REOPEN and item.incident is not None and item.incident.status == Status.CLOSED:
         _reopen_loop(item.incident, item=item, by=by, now=now)
