@@ -2,23 +2,36 @@
 drill's page (its outcome, a finding turned into an item), /items/new/ from the team's list (a review
 meeting's, an audit's or governance work's item) and such an item's own page, in English and Chinese."""
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from incidents import drills, services
 from incidents.models import ActionItem, Drill
 from tests.factories import UserFactory
+from tests.web import test_journeys as journeys
 from tests.web.conftest import field_errors, text_of
+from tests.web.test_forms_scale_journeys import SCREENS, _fits_the_screen, _in
+from tests.web.test_journeys import local_input, sign_in
+
+# the journeys' fixtures: a Chromium page (desktop or phone, screenshot on failure) and its people
+page = journeys.page
+people = journeys.people
+screenshots_dir = journeys.screenshots_dir
 
 T0 = datetime(2026, 11, 22, 8, 30, tzinfo=UTC)  # 16:30 in Asia/Shanghai
 
 
 @pytest.fixture(autouse=True)
-def _at_t0():
+def _at_t0(request):
+    if "page" in request.fixturenames:  # a browser journey runs on the live server's real clock
+        yield
+        return
     with time_machine.travel(T0, tick=False):
         yield
 
@@ -212,3 +225,56 @@ def test_the_team_list_shows_items_of_every_source(engineer, world):
     drills.drill_finding_to_item(drill_id=drill.pk, by=None, title="switch script", owner=owner, due_at=T0)
     listed = text_of(engineer.get("/items/team/", {"team": "payments"}).content.decode())
     assert f"Drill #{drill.pk} 银行通道切换演练" in listed and "Governance" in listed
+
+
+# -- the browser journey ----------------------------------------------------------------------------
+
+JOURNEY_WORDS = {
+    "en": {"nav": "Drills", "plan": "Plan a drill", "save": "Save drill", "outcome": "Save outcome", "add": "Add item"},
+    "zh-hans": {"nav": "演练", "plan": "计划演练", "save": "保存演练", "outcome": "保存结果", "add": "添加"},
+}
+
+
+@pytest.mark.parametrize("page, language", SCREENS, indirect=["page"])
+def test_an_engineer_logs_a_drill_and_turns_a_finding_into_an_item(page, people, language):
+
+    words = JOURNEY_WORDS[language]
+    sign_in(page, "lei")
+    _in(page, language)
+    page.get_by_role("navigation", name=re.compile("Main|主")).get_by_role("link", name=words["nav"]).click()
+    page.get_by_role("link", name=words["plan"]).click()
+    form = page.locator("form.card")
+    form.locator("[name=title]").fill("银行通道切换演练 / bank channel switch-over")
+    form.locator("[name=team]").select_option(label="Payments")
+    form.locator("[name=scenario]").select_option("bank_channel_switch")
+    form.get_by_label("Cashier · P0").check()
+    form.get_by_label("Payout · P0").check()
+    _fits_the_screen(page)
+    form.get_by_role("button", name=words["save"]).click()
+    page.wait_for_url(re.compile(r"/drills/\d+/$"))
+    drill = Drill.objects.get()
+    assert sorted(drill.systems.values_list("code", flat=True)) == ["cashier", "payout"]
+
+    now = timezone.now().replace(microsecond=0)
+    outcome = page.locator(f"form[action='/drills/{drill.pk}/outcome/']")
+    outcome.locator("[name=held_at]").fill(local_input(now - timedelta(hours=1)))
+    outcome.locator("[name=result][value=partly]").check()
+    outcome.locator("[name=switch_minutes]").fill("1")
+    outcome.locator("[name=switch_seconds]").fill("35")
+    outcome.locator("[name=findings]").fill("切换后 3 笔交易重复回调")
+    outcome.get_by_role("button", name=words["outcome"]).click()
+    page.locator(".drill-result-partly").first.wait_for()
+    drill.refresh_from_db()
+    assert (drill.result, drill.switch_over_seconds, drill.held_at) == ("partly", 95, now - timedelta(hours=1))
+
+    finding = page.locator(f"form[action='/drills/{drill.pk}/items/']")
+    finding.locator("[name=title]").fill("切换时对回调去重 / dedupe callbacks")
+    finding.locator("[name=owner]").select_option(label="Lei Wang (lei)")
+    finding.locator("[name=due_at]").fill(local_input(now + timedelta(days=14)))
+    finding.get_by_role("button", name=words["add"]).click()
+    page.wait_for_url(re.compile(rf"/drills/{drill.pk}/#item-\d+$"))
+    item = ActionItem.objects.get()
+    assert (item.source, item.drill_id, item.team.slug, item.owner.username) == ("drill", drill.pk, "payments", "lei")
+    page.locator(f"#item-{item.pk}").get_by_text("切换时对回调去重").wait_for()
+    _fits_the_screen(page)
+    assert not page.csp_violations
