@@ -278,3 +278,10 @@ def test_an_engineer_logs_a_drill_and_turns_a_finding_into_an_item(page, people,
     page.locator(f"#item-{item.pk}").get_by_text("切换时对回调去重").wait_for()
     _fits_the_screen(page)
     assert not page.csp_violations
+
+
+def test_the_home_page_links_an_item_of_no_incident_to_its_page(engineer, world):
+    item = services.action_item_create(
+        by=None, team=world["payments"], source="audit", title="Rotate keys", owner=engineer.user, due_at=T0
+    )
+    assert f'href="/items/{item.pk}/"' in engineer.get("/").content.decode()
