@@ -345,3 +345,42 @@ def test_closed_loop_figures_by_source_add_up_to_the_totals(payments, frozen, dj
     team_figures = closed_loop_metrics(period=periods.month(2026, 11), team=payments, now=NOW)
     assert team_figures["on_time_completion"]["due_in_period"] == 4
     assert [row["due_in_period"] for row in team_figures["by_source"]] == [2, 1, 1, 0, 0]
+
+
+# -- the admin --------------------------------------------------------------------------------------
+
+
+def test_the_admin_adds_a_governance_item_through_the_service_and_lists_drills(client, payments, frozen):
+    from django.urls import reverse
+
+    admin = UserFactory(username="root", role="admin", is_staff=True, is_superuser=True)
+    client.force_login(admin)
+    owner = UserFactory(username="fumin")
+    response = client.post(
+        reverse("admin:incidents_actionitem_add"),
+        {
+            "source": "governance",
+            "team": payments.pk,
+            "source_note": GOVERNANCE_NOTE,
+            "title": "No nullable keys",
+            "kind": "fix",
+            "priority": "medium",
+            "owner": owner.pk,
+            "due_at_0": "2026-12-31",
+            "due_at_1": "18:00:00",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    item = ActionItem.objects.get()
+    assert (item.source, item.team, item.source_note, item.created_by, item.version) == (
+        "governance",
+        payments,
+        GOVERNANCE_NOTE,
+        admin,
+        1,
+    )
+    drill = make_drill(payments)
+    assert client.get(reverse("admin:incidents_actionitem_changelist"), {"source": "governance"}).status_code == 200
+    assert client.get(reverse("admin:incidents_drill_changelist")).status_code == 200
+    assert client.get(reverse("admin:incidents_drill_change", args=[drill.pk])).status_code == 200
+    assert client.get(reverse("admin:incidents_actionitem_change", args=[item.pk])).status_code == 200
