@@ -285,3 +285,15 @@ def test_the_home_page_links_an_item_of_no_incident_to_its_page(engineer, world)
         by=None, team=world["payments"], source="audit", title="Rotate keys", owner=engineer.user, due_at=T0
     )
     assert f'href="/items/{item.pk}/"' in engineer.get("/").content.decode()
+
+
+def test_the_report_page_tells_the_drill_coverage_in_both_languages(manager, world):
+    drill = plan(world, planned_at=datetime(2026, 11, 10, 2, 0, tzinfo=UTC))
+    drills.drill_hold(drill_id=drill.pk, held_at=datetime(2026, 11, 10, 2, 0, tzinfo=UTC), result="passed")
+    english = text_of(manager.get("/reports/", {"period": "2026-11"}).content.decode())
+    # P0 systems: cashier (drilled) and payout; the P2 portal is not counted.
+    assert "Drills held in 2026-Q4 covered 1 of 2 P0 systems (50.0 %). Not drilled: payout." in english
+    chinese = text_of(manager.get("/reports/", {"period": "2026-11"}, HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode())
+    assert "2026-Q4 已执行的演练覆盖了 2 个 P0 系统中的 1 个（50.0 %）。 未演练：payout。" in chinese
+    appendix = text_of(manager.get("/reports/", {"period": "2026-11", "appendix": "drill_uncovered"}).content.decode())
+    assert "Drill coverage of P0 systems · Not drilled" in appendix
