@@ -19,7 +19,8 @@ from django.db.migrations.executor import MigrationExecutor
 from incidents import drills, periods, services
 from incidents.models import ActionItem, TimelineEntry
 from incidents.selectors import closed_loop_metrics
-from stability import delivery, reminders
+from stability import channels, delivery, reminders
+from stability.channels import Reply
 from stability.models import Notification
 from tests.factories import ActionItemFactory, IncidentFactory, SystemFactory, TeamFactory, UserFactory
 
@@ -27,6 +28,7 @@ NOW = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
 ZONE = ZoneInfo("Asia/Shanghai")
 ITEMS = "/api/v1/action-items/"
 GOVERNANCE_NOTE = "P0/P1 数据库 default null 规范"
+WECOM_URL = "https://robot.example.com/cgi-bin/webhook/send?key=lei"
 
 
 def local(text: str) -> datetime:
@@ -229,9 +231,20 @@ def test_bulk_steps_take_items_with_and_without_an_incident_together(payments, f
 # -- reminders --------------------------------------------------------------------------------------
 
 
-def test_reminders_fire_for_an_item_of_no_incident_and_link_to_its_page(payments, django_capture_on_commit_callbacks):
+def test_reminders_fire_for_an_item_of_no_incident_and_link_to_its_page(
+    payments, django_capture_on_commit_callbacks, monkeypatch
+):
+    posts = []
+    monkeypatch.setattr(
+        channels,
+        "post_json",
+        lambda url, payload, *, headers=None: posts.append(payload) or Reply(200, '{"errcode": 0}'),
+    )
     with time_machine.travel(local("2026-11-20 10:00"), tick=False):
         lei = UserFactory(username="lei", email="lei@example.com")
+        # a chat robot: its quiet hours are the item's team's
+        channels.channel_create(kind="wecom", name="lei wecom", target=WECOM_URL, user=lei)
+        channels.channel_create(kind="email", name="lei email", user=lei)
         item = ActionItemFactory(
             incident=None,
             team=payments,
@@ -243,9 +256,11 @@ def test_reminders_fire_for_an_item_of_no_incident_and_link_to_its_page(payments
         )
     with time_machine.travel(local("2026-11-25 21:30"), tick=False), django_capture_on_commit_callbacks(execute=True):
         reminders.sweep(enqueue=lambda destinations: [delivery.deliver(destination=d) for d in destinations])
-    assert list(Notification.objects.values_list("event", "step", "recipient__username", "status")) == [
-        ("item_due", "due", "lei", "sent")
+    assert sorted(Notification.objects.values_list("event", "step", "channel__kind", "status")) == [
+        ("item_due", "due", "email", "sent"),
+        ("item_due", "due", "wecom", "sent"),
     ]
+    assert len(posts) == 1
     [message] = mail.outbox
     assert message.subject == "Due now: Forbid nullable primary keys"
     assert f"http://127.0.0.1:8000/items/{item.pk}/" in message.body
