@@ -399,3 +399,45 @@ def test_the_admin_adds_a_governance_item_through_the_service_and_lists_drills(c
     assert client.get(reverse("admin:incidents_drill_changelist")).status_code == 200
     assert client.get(reverse("admin:incidents_drill_change", args=[drill.pk])).status_code == 200
     assert client.get(reverse("admin:incidents_actionitem_change", args=[item.pk])).status_code == 200
+
+
+def test_the_reports_closed_loop_part_tells_the_sources_in_both_languages(payments, frozen):
+    """November 2026 as of 11-20: an incident's item done on time, a drill's item done late, and a
+    governance item due 11-15 12:00 still open (4 days 22 hours overdue: 4 days)."""
+    from django.utils import translation
+
+    from stability.report_narrative import narrative
+    from stability.reports import build_report
+
+    owner = UserFactory(username="lei")
+    incident = IncidentFactory(systems=[SystemFactory(team=payments)])
+    drill = make_drill(payments)
+    done = {"status": "done", "owner": owner}
+    ActionItemFactory(
+        incident=incident, due_at=local("2026-11-10 12:00"), completed_at=local("2026-11-09 12:00"), **done
+    )
+    ActionItemFactory(
+        incident=None, drill=drill, due_at=local("2026-11-12 12:00"), completed_at=local("2026-11-13 12:00"), **done
+    )
+    ActionItemFactory(
+        incident=None,
+        team=payments,
+        source="governance",
+        source_note=GOVERNANCE_NOTE,
+        title="No nullable keys",
+        owner=owner,
+        due_at=local("2026-11-15 12:00"),
+    )
+    report = build_report(period=periods.month(2026, 11), now=NOW)
+    said = {}
+    for language in ("en", "zh-hans"):
+        with translation.override(language):
+            said[language] = [line.plain() for line in {p.key: p for p in narrative(report)}["closed_loop"].lines]
+    assert said["en"][:3] == [
+        "Items due in the period done on time: 1 of 3 (33.3 %).",
+        "Overdue: 1 (lei 1).",
+        "Done on time by source: Incident 1 of 1, Drill 0 of 1, Governance 0 of 1.",
+    ]
+    assert "No nullable keys: owner lei, 4 days overdue, from Governance." in said["en"]
+    assert "按来源的按时完成：事件 1/1，演练 0/1，治理 0/1。" in said["zh-hans"]
+    assert "No nullable keys：负责人 lei，逾期 4 天，来源：治理。" in said["zh-hans"]
