@@ -1167,3 +1167,120 @@ FOLLOW_UP_HABITS = {
     "bank-channels": (0.68, 0.17),
     "settlement": (0.78, 0.12),
 }
+
+
+# -- drills (演练) and items beyond incidents -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DemoDrill:
+    """A drill, made through incidents.drills. `when` places it: "last_quarter" (held 40 days into the
+    quarter before this one), "days_ago" (held `days` days ago) or "next_month" (planned, not held)."""
+
+    title: str
+    scenario: str
+    team: str
+    systems: tuple[str, ...]
+    when: str
+    days: int = 0
+    result: str = ""
+    switch_over_seconds: int | None = None
+    findings: str = ""
+    # Findings turned into items: `due` counts days from today (negative: past).
+    items: tuple[DemoItem, ...] = ()
+
+
+DRILLS = (
+    DemoDrill(
+        "银行通道切换演练 / bank channel switch-over",
+        "bank_channel_switch",
+        "payments",
+        ("cashier", "payout", "collection", "bank-gateway"),
+        "last_quarter",
+        result="partly",
+        switch_over_seconds=95,
+        findings="切换到备用通道用时 1 分 35 秒；切换后 3 笔代付回调重复，对账多出 3 条 / "
+        "switched in 1 min 35 s; 3 payout callbacks came twice after the switch",
+        items=(
+            DemoItem(
+                "切换时对回调去重 / dedupe callbacks after a channel switch",
+                Kind.DRILL,
+                "zhangpeng",
+                due=14,
+                status=ItemStatus.IN_PROGRESS,
+                priority=HIGH,
+                acceptance="下次切换演练无重复回调 / no duplicate callback in the next switch-over drill",
+            ),
+        ),
+    ),
+    DemoDrill(
+        "大促前容量压测 / capacity test before the sales peak",
+        "capacity",
+        "payments",
+        ("cashier", "payout"),
+        "days_ago",
+        days=10,
+        result="passed",
+        findings="收银台 3 倍日常峰值下 P99 < 300 ms / cashier held 3x the daily peak, p99 under 300 ms",
+    ),
+    DemoDrill(
+        "账户核心主备切换演练 / account core failover",
+        "failover",
+        "accounts",
+        ("account-core",),
+        "next_month",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class DemoOtherItem:
+    """An item of a review meeting (稳定性双月会), an audit or governance work, of a team; `item.due`
+    counts days from today."""
+
+    source: str
+    note: str
+    team: str
+    item: DemoItem
+
+
+OTHER_ITEMS = (
+    DemoOtherItem(
+        ActionItem.Source.REVIEW_MEETING,
+        "稳定性双月会 / bimonthly stability review",
+        "payments",
+        DemoItem(
+            "梳理P0系统报警阈值 / review the alert thresholds of the P0 systems",
+            Kind.MONITORING,
+            "engineer",
+            due=10,
+            status=ItemStatus.OPEN,
+        ),
+    ),
+    DemoOtherItem(
+        ActionItem.Source.REVIEW_MEETING,
+        "稳定性双月会 / bimonthly stability review",
+        "bank-channels",
+        DemoItem(
+            "补齐银行通道应急预案 / complete the bank channels' runbooks",
+            Kind.PROCESS,
+            "yangjie",
+            due=-3,
+            status=ItemStatus.IN_PROGRESS,
+            priority=HIGH,
+        ),
+    ),
+    DemoOtherItem(
+        ActionItem.Source.GOVERNANCE,
+        "P0/P1 数据库 default null 规范",
+        "accounts",
+        DemoItem(
+            "P0/P1库主键与关联字段禁止 default null / no nullable key columns in P0/P1 databases",
+            Kind.FIX,
+            "fumin",
+            due=30,
+            status=ItemStatus.IN_PROGRESS,
+            acceptance="DBA 扫描报告无 default null 主键 / the DBA scan finds no nullable key",
+        ),
+    ),
+)

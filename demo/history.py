@@ -866,7 +866,11 @@ class _History:
             verified = item.verified if item.status == ActionItem.Status.VERIFIED else None
             yield {
                 "id": item.pk,
+                "source": ActionItem.Source.INCIDENT,
                 "incident": item.incident.pk,
+                "drill": None,
+                "team": item.incident.team.team.pk,
+                "source_note": "",
                 "title": item.title,
                 "description": "",
                 "kind": item.kind,

@@ -10,6 +10,7 @@ from accounts.models import User
 from incidents import selectors, services
 from incidents.models import (
     ActionItem,
+    Drill,
     Incident,
     ReviewRevision,
     SeverityPolicy,
@@ -250,11 +251,23 @@ class ActionItemAdmin(admin.ModelAdmin):
     status changes by steps (the actions of the list, the API, the pages), not by editing fields;
     a waiver, which needs a reason, is given through the API or the pages."""
 
-    list_display = ("id", "title", "incident", "owner", "status", "priority", "kind", "due_at", "days_overdue")
-    list_filter = ("status", "kind", "priority", OverdueFilter, "incident__team")
-    search_fields = ("title", "description", "incident__title", "owner__username")
+    list_display = (
+        "id",
+        "title",
+        "source",
+        "team",
+        "incident",
+        "owner",
+        "status",
+        "priority",
+        "kind",
+        "due_at",
+        "days_overdue",
+    )
+    list_filter = ("status", "kind", "priority", OverdueFilter, "team", "source")
+    search_fields = ("title", "description", "incident__title", "source_note", "owner__username")
     date_hierarchy = "due_at"
-    list_select_related = ("incident", "owner")
+    list_select_related = ("incident", "team", "owner")
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     actions = ["start", "complete", "verify", "reopen"]
     _editable = services.ITEM_EDITABLE_FIELDS
@@ -273,13 +286,16 @@ class ActionItemAdmin(admin.ModelAdmin):
         "updated_at",
     )
 
+    # Where the item comes from, fixed once it exists (incidents.services.action_item_create's rules).
+    _origin = ("source", "incident", "drill", "team", "source_note")
+
     def get_fields(self, request, obj=None):
         if obj is None:
-            return ("incident", *self._editable)
-        return ("incident", *self._editable, *self._record)
+            return (*self._origin, *self._editable)
+        return (*self._origin, *self._editable, *self._record)
 
     def get_readonly_fields(self, request, obj=None):
-        return () if obj is None else ("incident", *self._record)
+        return () if obj is None else (*self._origin, *self._record)
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         # What the service accepts: open incidents' loops, active people.
@@ -303,7 +319,16 @@ class ActionItemAdmin(admin.ModelAdmin):
             services.action_item_update(item_id=obj.pk, by=request.user, **changes)
         else:
             values = {name: data[name] for name in self._editable if name in data}
-            obj.pk = services.action_item_create(incident_id=data["incident"].pk, by=request.user, **values).pk
+            incident, drill = data.get("incident"), data.get("drill")
+            obj.pk = services.action_item_create(
+                by=request.user,
+                source=data["source"],
+                incident_id=incident.pk if incident else None,
+                drill_id=drill.pk if drill else None,
+                team=data.get("team"),
+                source_note=data.get("source_note") or "",
+                **values,
+            ).pk
 
     def _step(self, request, queryset, action: str) -> None:
         ids = list(queryset.values_list("pk", flat=True))
@@ -330,3 +355,23 @@ class ActionItemAdmin(admin.ModelAdmin):
     @admin.action(description=_("Reopen the chosen action items"))
     def reopen(self, request, queryset):
         self._step(request, queryset, services.ItemTransition.REOPEN)
+
+
+@admin.register(Drill)
+class DrillAdmin(admin.ModelAdmin):
+    """Read only: drills are planned and recorded on the pages and through the API (incidents.drills)."""
+
+    list_display = ("id", "title", "team", "scenario", "planned_at", "held_at", "result", "switch_over_seconds")
+    list_filter = ("scenario", "result", "team")
+    search_fields = ("title", "findings")
+    date_hierarchy = "planned_at"
+    list_select_related = ("team",)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

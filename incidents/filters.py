@@ -84,8 +84,9 @@ class ActionItemFilter(django_filters.FilterSet):
     owner = django_filters.CharFilter(
         method="_selector", label=_("Owner"), help_text=_("Owner: user id, username, or me.")
     )
-    team = django_filters.CharFilter(
-        method="_selector", label=_("Team"), help_text=_("Team slug (the incident's team).")
+    team = django_filters.CharFilter(method="_selector", label=_("Team"), help_text=_("Team slug (the item's team)."))
+    source = django_filters.MultipleChoiceFilter(
+        method="_selector", label=_("Source"), choices=ActionItem.Source.choices, help_text=_("Repeat for several.")
     )
     incident = django_filters.NumberFilter(method="_selector", label=_("Incident"), help_text=_("Incident id."))
     status = django_filters.MultipleChoiceFilter(
@@ -121,6 +122,7 @@ class ActionItemFilter(django_filters.FilterSet):
             owner=data.get("owner") or None,
             team=data.get("team") or None,
             incident=int(data["incident"]) if data.get("incident") is not None else None,
+            sources=data.get("source") or (),
             statuses=data.get("status") or (),
             overdue_only=overdue,
             due_after=data.get("due_after"),

@@ -496,8 +496,38 @@ class ActionItem(models.Model):
     # The loop is closed for this item.
     FINAL_STATUSES = (Status.VERIFIED, Status.WAIVED)
 
+    class Source(models.TextChoices):
+        INCIDENT = "incident", _("Incident")
+        DRILL = "drill", _("Drill")
+        REVIEW_MEETING = "review_meeting", _("Review meeting")
+        AUDIT = "audit", _("Audit")
+        GOVERNANCE = "governance", _("Governance")
+
+    # Where the item comes from: an incident (incident set), a drill's finding (drill set), or a review
+    # meeting, an audit or governance work (neither; source_note names it). The team owns it either way.
+    source = models.CharField(_("source"), max_length=20, choices=Source.choices, default=Source.INCIDENT)
     incident = models.ForeignKey(
-        Incident, on_delete=models.CASCADE, related_name="action_items", verbose_name=_("incident")
+        Incident,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="action_items",
+        verbose_name=_("incident"),
+    )
+    drill = models.ForeignKey(
+        "Drill",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="action_items",
+        verbose_name=_("drill"),
+    )
+    team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="action_items", verbose_name=_("team"))
+    source_note = models.CharField(
+        _("source note"),
+        max_length=200,
+        blank=True,
+        help_text=_("Which meeting, audit or piece of work it comes from, e.g. the bimonthly stability review."),
     )
     title = models.CharField(_("title"), max_length=200)
     description = models.TextField(_("description"), blank=True)
@@ -567,6 +597,7 @@ class ActionItem(models.Model):
         indexes = [
             models.Index(fields=["due_at"]),
             models.Index(fields=["owner", "status"]),
+            models.Index(fields=["team", "due_at"], name="actionitem_team_due"),
             # The reminder sweep: open items by due date.
             models.Index(
                 fields=["due_at"], condition=Q(status__in=["open", "in_progress"]), name="actionitem_open_due"
@@ -579,6 +610,76 @@ class ActionItem(models.Model):
             models.CheckConstraint(
                 condition=~Q(status__in=["done", "verified"]) | Q(completed_at__isnull=False),
                 name="actionitem_completed_has_completed_at",
+            ),
+            # An incident's item has its incident, a drill's its drill, and the others neither.
+            models.CheckConstraint(
+                condition=(Q(source="incident") & Q(incident__isnull=False) & Q(drill__isnull=True))
+                | (Q(source="drill") & Q(drill__isnull=False) & Q(incident__isnull=True))
+                | (~Q(source__in=["incident", "drill"]) & Q(incident__isnull=True) & Q(drill__isnull=True)),
+                name="actionitem_source_matches_origin",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.title}"
+
+
+class Drill(models.Model):
+    """A drill (演练): a planned exercise of a failure (a bank-channel switch-over, a failover, ...) on some
+    systems; once held, its result, how long the switch-over took and what it found. Findings become
+    closed-loop items (source drill)."""
+
+    class Scenario(models.TextChoices):
+        BANK_CHANNEL_SWITCH = "bank_channel_switch", _("Bank channel switch-over")
+        FAILOVER = "failover", _("Primary/standby failover")
+        CAPACITY = "capacity", _("Capacity load test")
+        DISASTER_RECOVERY = "disaster_recovery", _("Disaster recovery")
+        OTHER = "other", _("Other")
+
+    class Result(models.TextChoices):
+        PASSED = "passed", _("Passed")
+        PARTLY = "partly", _("Partly passed")
+        FAILED = "failed", _("Failed")
+
+    team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="drills", verbose_name=_("team"))
+    title = models.CharField(_("title"), max_length=200)
+    scenario = models.CharField(_("scenario"), max_length=30, choices=Scenario.choices)
+    systems = models.ManyToManyField(System, related_name="drills", verbose_name=_("systems"))
+    planned_at = models.DateTimeField(_("planned at"))
+    held_at = models.DateTimeField(_("held at"), null=True, blank=True)
+    result = models.CharField(_("result"), max_length=10, choices=Result.choices, blank=True)
+    switch_over_seconds = models.PositiveIntegerField(
+        _("time to switch over (seconds)"),
+        null=True,
+        blank=True,
+        help_text=_("From the start of the switch-over to traffic on the other side."),
+    )
+    findings = models.TextField(_("findings"), blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("created by"),
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        ordering = ["-planned_at", "-id"]
+        verbose_name = _("drill")
+        verbose_name_plural = _("drills")
+        indexes = [
+            models.Index(fields=["team", "planned_at"], name="drill_team_planned"),
+            models.Index(fields=["held_at"], name="drill_held"),
+        ]
+        constraints = [
+            # A result is recorded when the drill is held, and only then.
+            models.CheckConstraint(
+                condition=(Q(held_at__isnull=True) & Q(result=""))
+                | (Q(held_at__isnull=False) & Q(result__in=["passed", "partly", "failed"])),
+                name="drill_result_when_held",
             ),
         ]
 

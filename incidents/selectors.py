@@ -36,6 +36,7 @@ from incidents.models import (
     ActionItem,
     CauseCategory,
     DetectionSource,
+    Drill,
     Incident,
     IncidentReviewSection,
     Level,
@@ -316,7 +317,7 @@ WITHIN_RECOVERY_TARGET = RECOVERED & Q(recovered_at__lte=F("occurred_at") + F("r
 
 # -- closed-loop items (闭环项) --------------------------------------------------------------------
 
-_ITEM_RELATIONS = ("incident__team", "owner", "verifier", "verified_by", "waived_by", "created_by")
+_ITEM_RELATIONS = ("incident", "drill", "team", "owner", "verifier", "verified_by", "waived_by", "created_by")
 COMPLETED = Q(status__in=(ActionItem.Status.DONE, ActionItem.Status.VERIFIED))
 
 
@@ -352,6 +353,7 @@ def filter_action_items(
     owner: User | int | str | None = None,
     team: Team | str | None = None,
     incident: Incident | int | None = None,
+    sources: Sequence[str] = (),
     statuses: Sequence[str] = (),
     overdue_only: bool | None = None,
     due_after: datetime | None = None,
@@ -366,9 +368,11 @@ def filter_action_items(
     if owner is not None and owner != "":
         items = items.filter(owner=_owner(owner, user=user))
     if team is not None and team != "":
-        items = items.filter(incident__team__slug=team) if isinstance(team, str) else items.filter(incident__team=team)
+        items = items.filter(team__slug=team) if isinstance(team, str) else items.filter(team=team)
     if incident is not None:
         items = items.filter(incident=incident)
+    if sources:
+        items = items.filter(source__in=sources)
     if statuses:
         items = items.filter(status__in=statuses)
     if overdue_only is not None:
@@ -420,11 +424,14 @@ def days_overdue(item: ActionItem, *, now: datetime) -> int | None:
 
 def _scope(items: QuerySet, incidents: QuerySet[Incident], *, team: Team | None, system: System | None):
     if team is not None:
-        items, incidents = items.filter(incident__team=team), incidents.filter(team=team)
+        items, incidents = items.filter(team=team), incidents.filter(team=team)
     if system is not None:
-        # Through a subquery: an incident impacting several systems counts once.
+        # Through subqueries: an incident impacting several systems counts once. A system's items are
+        # those of its incidents and of its drills.
         with_system = Incident.objects.filter(systems=system).values("pk")
-        items, incidents = items.filter(incident__in=with_system), incidents.filter(pk__in=with_system)
+        drilled = Drill.objects.filter(systems=system).values("pk")
+        items = items.filter(Q(incident__in=with_system) | Q(drill__in=drilled))
+        incidents = incidents.filter(pk__in=with_system)
     return items, incidents
 
 
@@ -441,6 +448,8 @@ def closed_loop_metrics(
       whole days overdue (floor), counted by owner and by team;
     - incident closed-loop rate = incidents of the period (occurred_at) closed / incidents of the
       period recovered.
+    - by source (incident, drill, review meeting, audit, governance): the same on-time completion
+      figures and overdue count of the items of each source; they add up to the totals.
     Rates with a zero denominator are None. Five queries whatever the data.
     """
     items, incidents = _scope(
@@ -448,13 +457,22 @@ def closed_loop_metrics(
     )
     counted = on_time_counted(now)
     late = overdue(now)
+    measures = {
+        "due": Q(),
+        "numerator": counted & ON_TIME,
+        "denominator": counted,
+        "completed": COMPLETED,
+        "overdue": late,
+        "waived": Q(status=ActionItem.Status.WAIVED),
+    }
+    # The totals and each source's figures in the same query.
     figures = items.aggregate(
-        due=Count("pk"),
-        numerator=Count("pk", filter=counted & ON_TIME),
-        denominator=Count("pk", filter=counted),
-        completed=Count("pk", filter=COMPLETED),
-        overdue=Count("pk", filter=late),
-        waived=Count("pk", filter=Q(status=ActionItem.Status.WAIVED)),
+        **{name: Count("pk", filter=condition) for name, condition in measures.items()},
+        **{
+            f"{source}__{name}": Count("pk", filter=condition & Q(source=source))
+            for source in ActionItem.Source.values
+            for name, condition in measures.items()
+        },
     )
     overdue_list = _overdue_list(items.filter(late), now=now)
     # A closed incident has recovered (close follows recover or resolve); the condition keeps the
@@ -476,6 +494,19 @@ def closed_loop_metrics(
             "waived": figures["waived"],
         },
         "overdue": {"count": figures["overdue"], **overdue_list},
+        "by_source": [
+            {
+                "source": source,
+                "due_in_period": figures[f"{source}__due"],
+                "completed": figures[f"{source}__completed"],
+                "numerator": figures[f"{source}__numerator"],
+                "denominator": figures[f"{source}__denominator"],
+                "rate": rate(figures[f"{source}__numerator"], figures[f"{source}__denominator"]),
+                "overdue": figures[f"{source}__overdue"],
+                "waived": figures[f"{source}__waived"],
+            }
+            for source in ActionItem.Source.values
+        ],
         "incident_closed_loop": {
             "rate": rate(loop["closed"], loop["recovered"]),
             "numerator": loop["closed"],
@@ -493,23 +524,26 @@ def _overdue_list(late: QuerySet[ActionItem], *, now: datetime) -> dict:
             "status": item.status,
             "priority": item.priority,
             "owner": item.owner.username,
-            "team": item.incident.team.slug,
+            "team": item.team.slug,
+            "source": item.source,
             "due_at": item.due_at,
             "days_overdue": days_overdue(item, now=now),
             "incident": item.incident_id,
-            "incident_title": item.incident.title,
+            "incident_title": item.incident.title if item.incident_id else item.source_note,
         }
-        for item in late.select_related("owner", "incident__team")
+        for item in late.select_related("owner", "team", "incident")
         # The columns shown: a busy month lists a thousand items, and their other times cost parsing.
         .only(
             "title",
             "status",
             "priority",
             "due_at",
+            "source",
+            "source_note",
             "incident_id",
             "owner__username",
             "incident__title",
-            "incident__team__slug",
+            "team__slug",
         )
         .order_by("due_at", "id")
     ]
@@ -519,20 +553,18 @@ def _overdue_list(late: QuerySet[ActionItem], *, now: datetime) -> dict:
     ]
     by_team = [
         {"team": slug, "count": n}
-        for slug, n in late.values_list("incident__team__slug")
-        .annotate(n=Count("pk"))
-        .order_by("-n", "incident__team__slug")
+        for slug, n in late.values_list("team__slug").annotate(n=Count("pk")).order_by("-n", "team__slug")
     ]
     return {"items": overdue_items, "by_owner": by_owner, "by_team": by_team}
 
 
 def on_time_completion_by_team(*, period: Period, now: datetime) -> dict[int, tuple[int, int, float | None]]:
-    """The on-time completion rate of closed_loop_metrics per team (the incident's team), in one query:
+    """The on-time completion rate of closed_loop_metrics per team (the item's team), in one query:
     {team_id: (numerator, denominator, rate)}. Teams without items due in the period are absent."""
     counted = on_time_counted(now)
     rows = (
         ActionItem.objects.filter(due_in(period))
-        .values_list("incident__team_id")
+        .values_list("team_id")
         .annotate(numerator=Count("pk", filter=counted & ON_TIME), denominator=Count("pk", filter=counted))
         .order_by()
     )

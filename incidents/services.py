@@ -23,6 +23,7 @@ from incidents.models import (
     EARLIEST_TIMESTAMP,
     TIMESTAMP_FIELDS,
     ActionItem,
+    Drill,
     Incident,
     SeverityPolicy,
     Status,
@@ -659,7 +660,7 @@ ITEM_EDITABLE_FIELDS = (
 )
 _ITEM_PEOPLE = ("owner", "verifier")
 # Checked by the service itself (active users, the incident it belongs to); full_clean would query each.
-_ITEM_RELATIONS = ["incident", "owner", "verifier", "verified_by", "waived_by", "created_by"]
+_ITEM_RELATIONS = ["incident", "drill", "team", "owner", "verifier", "verified_by", "waived_by", "created_by"]
 
 
 class ItemTransition(StateMachine):
@@ -713,9 +714,9 @@ def _item_entry(item: ActionItem, *, by: User | None, now: datetime, **values: A
     )
 
 
-def _lock_incident_of(item_id: int) -> Incident:
+def _lock_incident_of(item_id: int) -> Incident | None:
     incident_id = ActionItem.objects.values_list("incident_id", flat=True).get(pk=item_id)
-    return _lock(incident_id, None)
+    return _lock(incident_id, None) if incident_id is not None else None
 
 
 def _lock_item(item_id: int, expected_version: int | None) -> ActionItem:
@@ -725,6 +726,14 @@ def _lock_item(item_id: int, expected_version: int | None) -> ActionItem:
         raise StaleVersionError(item.version)
     item.incident = incident
     return item
+
+
+def _item_history(item: ActionItem, entries: Callable[[], list[TimelineEntry]]) -> None:
+    """An incident's item writes its steps to the incident's timeline. An item of a drill, a meeting, an
+    audit or governance work has no timeline: its status timestamps (started, completed, verified,
+    waived, by whom) are its history."""
+    if item.incident_id is not None:
+        TimelineEntry.objects.bulk_create(entries())
 
 
 def _validate_item(item: ActionItem) -> None:
@@ -764,8 +773,12 @@ def _save_item(item: ActionItem) -> None:
 @transaction.atomic
 def action_item_create(
     *,
-    incident_id: int,
     by: User | None,
+    incident_id: int | None = None,
+    team: Team | None = None,
+    source: str = ActionItem.Source.INCIDENT,
+    drill_id: int | None = None,
+    source_note: str = "",
     title: str,
     owner: User,
     due_at: datetime,
@@ -776,17 +789,40 @@ def action_item_create(
     acceptance_criteria: str = "",
     ticket_url: str = "",
 ) -> ActionItem:
-    """Add a closed-loop item to an incident; not to a closed one (its loop is done). A due date in
-    the past is accepted (items recorded after the fact). The owner and verifier must be active users,
-    and different people."""
+    """Add a closed-loop item: to an incident (source incident, the default; not to a closed incident:
+    its loop is done), to a drill (source drill, `drill_id`), or for a review meeting, an audit or
+    governance work (`team` required, `source_note` names the meeting or work). The item's team is its
+    incident's or drill's. A due date in the past is accepted (items recorded after the fact). The owner
+    and verifier must be active users, and different people. Only an incident's item writes a timeline
+    row."""
     now = _to_the_second(timezone.now())
-    incident = _lock(incident_id, None)
-    if incident.status == Status.CLOSED:
-        raise ValidationError(
-            {"incident": [_("This incident is closed: its loop is done. Reopen the incident to add action items.")]}
-        )
+    incident = drill = None
+    if source == ActionItem.Source.INCIDENT:
+        if incident_id is None:
+            raise ValidationError({"incident": [_("Choose the incident this item comes from.")]})
+        incident = _lock(incident_id, None)
+        if incident.status == Status.CLOSED:
+            raise ValidationError(
+                {"incident": [_("This incident is closed: its loop is done. Reopen the incident to add action items.")]}
+            )
+        team = incident.team
+    elif source == ActionItem.Source.DRILL:
+        if drill_id is None:
+            raise ValidationError({"drill": [_("Choose the drill this item comes from.")]})
+        drill = Drill.objects.select_related("team").get(pk=drill_id)
+        team = drill.team
+    elif source not in ActionItem.Source.values:
+        raise ValidationError({"source": [_("Unknown source %(source)s.") % {"source": source}]})
+    elif incident_id is not None or drill_id is not None:
+        raise ValidationError({"source": [_("Only an incident's or a drill's item names an incident or a drill.")]})
+    if team is None:
+        raise ValidationError({"team": [_("Choose the team that owns the item.")]})
     item = ActionItem(
         incident=incident,
+        drill=drill,
+        team=team,
+        source=source,
+        source_note=source_note.strip(),
         title=title.strip(),
         description=description,
         kind=kind,
@@ -808,7 +844,7 @@ def action_item_create(
         "owner": owner.username,
         "due": f"{timezone.localtime(item.due_at):%Y-%m-%d}",
     }
-    _item_entry(item, by=by, now=now, data=data).save()
+    _item_history(item, lambda: [_item_entry(item, by=by, now=now, data=data)])
     return item
 
 
@@ -848,8 +884,11 @@ def action_item_update(
         setattr(item, name, new)
     _validate_item(item)
     _save_item(item)
-    TimelineEntry.objects.bulk_create(
-        _item_entry(item, by=by, now=now, field=name, old=old, new=new) for name, (old, new) in changed.items()
+    _item_history(
+        item,
+        lambda: [
+            _item_entry(item, by=by, now=now, field=name, old=old, new=new) for name, (old, new) in changed.items()
+        ],
     )
     return item
 
@@ -926,23 +965,25 @@ def _item_step(
     item.status = ItemTransition.TARGET[action]
     _save_item(item)
 
-    entries = [
-        _item_entry(
-            item,
-            by=by,
-            now=now,
-            field="status",
-            old=old_status,
-            new=item.status,
-            text=reason,
-            data={"event": action, "item": item.pk},
-        )
-    ]
-    if when != now:  # recorded after the fact: the row says when it happened
-        name = ItemTransition.BACKDATABLE[action]
-        entries.append(_item_entry(item, by=by, now=now, field=name, new=when))
-    TimelineEntry.objects.bulk_create(entries)
-    if action == ItemTransition.REOPEN and item.incident.status == Status.CLOSED:
+    def entries() -> list[TimelineEntry]:
+        rows = [
+            _item_entry(
+                item,
+                by=by,
+                now=now,
+                field="status",
+                old=old_status,
+                new=item.status,
+                text=reason,
+                data={"event": action, "item": item.pk},
+            )
+        ]
+        if when != now:  # recorded after the fact: the row says when it happened
+            rows.append(_item_entry(item, by=by, now=now, field=ItemTransition.BACKDATABLE[action], new=when))
+        return rows
+
+    _item_history(item, entries)
+    if action == ItemTransition.REOPEN and item.incident is not None and item.incident.status == Status.CLOSED:
         _reopen_loop(item.incident, item=item, by=by, now=now)
 
 
@@ -1010,7 +1051,9 @@ def action_items_bulk_update(
     if action is None and owner is None and due_at is None:
         raise ValidationError({"action": [_("Say what to change: an action, an owner or a due date.")]})
     now = _to_the_second(timezone.now())
-    incident_ids = set(ActionItem.objects.filter(pk__in=ids).values_list("incident_id", flat=True))
+    incident_ids = set(
+        ActionItem.objects.filter(pk__in=ids, incident__isnull=False).values_list("incident_id", flat=True)
+    )
     incidents = {i.pk: i for i in Incident.objects.select_for_update().filter(pk__in=incident_ids).order_by("pk")}
     items = list(ActionItem.objects.select_for_update().filter(pk__in=ids).order_by("pk"))
     unknown = set(ids) - {item.pk for item in items}
@@ -1021,14 +1064,14 @@ def action_items_bulk_update(
     changes = {name: value for name, value in (("owner", owner), ("due_at", due_at)) if value is not None}
     failures = []
     for item in items:
-        item.incident = incidents[item.incident_id]
+        item.incident = incidents.get(item.incident_id)
         try:
             # A savepoint per item: every failure is reported, then the outer transaction rolls back.
             with transaction.atomic():
                 if changes:
                     action_item_update(item_id=item.pk, by=by, **changes)
                     item.refresh_from_db()
-                    item.incident = incidents[item.incident_id]
+                    item.incident = incidents.get(item.incident_id)
                 if action is not None:
                     _item_step(item, by=by, action=action, reason=reason, at=None, now=now)
         except ValidationError as exc:

@@ -233,6 +233,7 @@ def _claim(destination: str, *, now: datetime) -> _Claim:
                 "recipient",
                 "team",
                 "action_item__incident",
+                "action_item__team",
                 "action_item__owner",
                 "alert__team",
                 "alert__system",
@@ -255,7 +256,7 @@ def _quiet_policy(notification: Notification, policies: dict[int, Policy], fallb
     if notification.alert_id is not None:
         return None
     if notification.action_item_id is not None:
-        return policies.get(notification.action_item.incident.team_id, fallback)
+        return policies.get(notification.action_item.team_id, fallback)
     if notification.team_id is not None:
         return policies.get(notification.team_id, fallback)
     return fallback

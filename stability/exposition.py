@@ -92,9 +92,7 @@ def incident_families(teams: dict[int, str]) -> Iterator[Metric]:
 def item_families(teams: dict[int, str], *, now: datetime) -> Iterator[Metric]:
     """Action items overdue by their incident's team (incidents.selectors.overdue: open or in progress,
     due before now); every team, zeros included."""
-    counts = dict(
-        ActionItem.objects.filter(overdue(now)).values_list("incident__team_id").annotate(n=Count("pk")).order_by()
-    )
+    counts = dict(ActionItem.objects.filter(overdue(now)).values_list("team_id").annotate(n=Count("pk")).order_by())
     family = GaugeMetricFamily(
         "stability_action_items_overdue",
         "Closed-loop action items overdue (open or in progress, due date passed), by the incident's team.",

@@ -21,8 +21,11 @@ def incident_url(*, incident_id: int) -> str:
     return absolute(reverse("web:incident-detail", kwargs={"pk": incident_id}))
 
 
-def item_url(*, incident_id: int, item_id: int) -> str:
-    """An action item is shown on its incident's page, at its own anchor."""
+def item_url(*, incident_id: int | None, item_id: int) -> str:
+    """An incident's item is shown on its incident's page, at its own anchor; any other item's page
+    leads to where it is shown (its drill's page, or its own)."""
+    if incident_id is None:
+        return absolute(reverse("web:item-detail", kwargs={"item_pk": item_id}))
     return f"{incident_url(incident_id=incident_id)}#item-{item_id}"
 
 

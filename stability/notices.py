@@ -47,9 +47,20 @@ def _item_entry(notification: Notification) -> Entry:
         title = ngettext(
             "Escalation, overdue by %(days)d day: %(title)s", "Escalation, overdue by %(days)d days: %(title)s", days
         )
-    details = (
+    origin = (
         _("Action item #%(item)s of incident #%(incident)s %(incident_title)s")
-        % {"item": item.pk, "incident": item.incident_id, "incident_title": item.incident.title},
+        % {"item": item.pk, "incident": item.incident_id, "incident_title": item.incident.title}
+        if item.incident_id is not None
+        else _("Action item #%(item)s (%(source)s%(note)s) of team %(team)s")
+        % {
+            "item": item.pk,
+            "source": item.get_source_display(),
+            "note": f" · {item.source_note}" if item.source_note else "",
+            "team": item.team.name,
+        }
+    )
+    details = (
+        origin,
         _("Owner %(owner)s, due %(due)s") % {"owner": _person(item.owner), "due": _when(due_at)},
     )
     url = links.item_url(incident_id=item.incident_id, item_id=item.pk)

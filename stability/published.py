@@ -371,7 +371,7 @@ def _scoped(team_id: int | None, period: Period):
     alerts = AlertOccurrence.objects.filter(received_at__gte=period.start, received_at__lt=period.end)
     if team_id is not None:
         incidents = incidents.filter(team_id=team_id)
-        items = items.filter(incident__team_id=team_id)
+        items = items.filter(team_id=team_id)
         alerts = alerts.filter(team_id=team_id)
     return incidents, items, alerts
 
@@ -439,7 +439,7 @@ def _changed_records(published: PublishedReport, current: Report) -> dict[str, l
         {"id": pk, "incident": incident, "team": team, "systems": None}
         for pk, incident, team in items.filter(updated_at__gte=since)
         .order_by("pk")
-        .values_list("pk", "incident_id", "incident__team__slug")
+        .values_list("pk", "incident_id", "team__slug")
     ]
     return found
 

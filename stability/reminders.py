@@ -340,12 +340,12 @@ def _record_items(recorder: _Recorder, *, now: datetime, policies: dict[int, Pol
     """The open items' steps: the items due within the longest days_before, in one query."""
     horizon = max(max(p.days_before, default=0) for p in [fallback, *policies.values()])
     items = ActionItem.objects.filter(status__in=ActionItem.OPEN_STATUSES, due_at__lte=now + horizon * DAY).values(
-        "id", "due_at", "created_at", "owner_id", "owner__language", "owner__is_active", "incident__team_id"
+        "id", "due_at", "created_at", "owner_id", "owner__language", "owner__is_active", "team_id"
     )
     recorder.items = items = list(items)
-    recorder.directory = directory = Directory.load({item["incident__team_id"] for item in items})
+    recorder.directory = directory = Directory.load({item["team_id"] for item in items})
     for item in items:
-        team_id = item["incident__team_id"]
+        team_id = item["team_id"]
         policy = policies.get(team_id, fallback)
         due_at = item["due_at"]
         prefix = f"item:{item['id']}:due={_utc_stamp(due_at)}"

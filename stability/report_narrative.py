@@ -35,7 +35,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from incidents.durations import human_duration
-from incidents.models import DetectionSource, System, Team, Tier
+from incidents.models import ActionItem, DetectionSource, System, Team, Tier
 from incidents.periods import Period
 from stability import report_sections
 from stability.report_sections import (
@@ -52,6 +52,7 @@ from stability.report_sections import (
 FOLLOW_UP_TARGET = 0.95  # the follow-up rate below which it is a focus (rules 1 and 2)
 FOCUS_NAMES = 3  # teams, rules, systems named per focus rule
 OVERDUE_NAMED = 5  # overdue items and owners named in the closed-loop paragraph
+SOURCES = dict(ActionItem.Source.choices)
 MARKDOWN_ROWS = 10  # rows of an appendix table in the Markdown; the CSV export has them all
 
 
@@ -586,6 +587,40 @@ def _focus(report: Figures, escape) -> list[Line]:
     return [line for rule in FOCUS_RULES for line in rule(report, escape)]
 
 
+def _by_source(loop: dict) -> list[Line]:
+    """Closed-loop progress by source, when items came from more than incidents: one line naming each
+    source with items counted (done on time of counted)."""
+    rows = [row for row in loop.get("by_source", []) if row["due_in_period"]]
+    if not any(row["source"] != ActionItem.Source.INCIDENT for row in rows):
+        return []
+    parts = [
+        _("%(source)s %(done)d of %(counted)d")
+        % {"source": SOURCES.get(row["source"], row["source"]), "done": row["numerator"], "counted": row["denominator"]}
+        for row in rows
+    ]
+    return [Line(_("Done on time by source: %(sources)s.") % {"sources": _listed(parts)})]
+
+
+def _drill_coverage(loop: dict, escape) -> list[Line]:
+    """Drill coverage of the P0 systems in the period's quarter, naming a few systems not drilled."""
+    coverage = loop.get("drill_coverage")
+    if not coverage or not coverage["denominator"]:  # a report published before drills, or no P0 system
+        return []
+    text = _("Drills held in %(quarter)s covered %(covered)d of %(systems)d P0 systems (%(rate)s).") % {
+        "quarter": coverage["quarter"],
+        "covered": coverage["numerator"],
+        "systems": coverage["denominator"],
+        "rate": percent_text(coverage["rate"]),
+    }
+    uncovered = coverage["uncovered"]
+    if uncovered:
+        named = [escape(row["code"]) for row in uncovered[:OVERDUE_NAMED]]
+        if len(uncovered) > OVERDUE_NAMED:
+            named.append(_("%(count)d more") % {"count": len(uncovered) - OVERDUE_NAMED})
+        text += " " + _("Not drilled: %(systems)s.") % {"systems": _listed(named)}
+    return [Line(text, target=Target(APPENDIX, table="drill_uncovered") if uncovered else None)]
+
+
 def _closed_loop(report: Figures, escape) -> list[Line]:
     loop = report.closed_loop.figures
     on_time, overdue, incidents = loop["on_time_completion"], loop["overdue"], loop["incident_closed_loop"]
@@ -625,19 +660,23 @@ def _closed_loop(report: Figures, escape) -> list[Line]:
                 }
             )
         )
+    lines.extend(_by_source(loop))
     for item in overdue["items"][:OVERDUE_NAMED]:
+        values = {"owner": escape(item["owner"] or "–"), "days": item["days_overdue"] or 0}
+        if item["incident"] is not None:
+            text = _("owner %(owner)s, %(days)d days overdue, incident #%(incident)d.") % {
+                **values,
+                "incident": item["incident"],
+            }
+        else:
+            text = _("owner %(owner)s, %(days)d days overdue, from %(source)s.") % {
+                **values,
+                "source": SOURCES.get(item.get("source"), item.get("source")),
+            }
         lines.append(
-            Line(
-                _("owner %(owner)s, %(days)d days overdue, incident #%(incident)d.")
-                % {
-                    "owner": escape(item["owner"] or "–"),
-                    "days": item["days_overdue"] or 0,
-                    "incident": item["incident"],
-                },
-                subject=escape(item["title"]),
-                target=Target(ITEM, id=item["id"], incident=item["incident"]),
-            )
+            Line(text, subject=escape(item["title"]), target=Target(ITEM, id=item["id"], incident=item["incident"]))
         )
+    lines.extend(_drill_coverage(loop, escape))
     return lines
 
 

@@ -150,6 +150,8 @@ def _href(target: report_narrative.Target | None, query: dict) -> str:
         if target.kind == report_narrative.INCIDENT:
             return reverse("web:incident-detail", kwargs={"pk": target.id})
         if target.kind == report_narrative.ITEM:
+            if target.incident is None:  # an item of a drill, a meeting, an audit: its page leads to it
+                return reverse("web:item-detail", kwargs={"item_pk": target.id})
             return reverse("web:incident-detail", kwargs={"pk": target.incident}) + f"#item-{target.id}"
         if target.kind == report_narrative.INCIDENTS:
             return reverse("web:incident-list") + "?" + urlencode({**query, "ordering": "occurred_at"})

@@ -437,10 +437,33 @@ class ClosedLoop(Section):
         Column("team", gettext_lazy("Team"), Kind.CODE),
         Column("due_at", gettext_lazy("Due"), Kind.DATETIME),
         Column("days_overdue", gettext_lazy("Days overdue"), Kind.COUNT),
+        Column("source", gettext_lazy("Source"), Kind.CHOICE, dict(ActionItem.Source.choices)),
         Column("incident", gettext_lazy("Incident")),
         Column("incident_title", gettext_lazy("Incident title")),
     )
     COUNT = Column("count", gettext_lazy("Count"), Kind.COUNT)
+    BY_SOURCE = (
+        Column("source", gettext_lazy("Source"), Kind.CHOICE, dict(ActionItem.Source.choices)),
+        Column("rate", gettext_lazy("Rate"), Kind.RATE),
+        Column("numerator", gettext_lazy("Done on time"), Kind.COUNT),
+        Column("denominator", gettext_lazy("Items counted"), Kind.COUNT),
+        Column("due_in_period", gettext_lazy("Due in the period"), Kind.COUNT),
+        Column("completed", gettext_lazy("Completed"), Kind.COUNT),
+        Column("overdue", gettext_lazy("Overdue"), Kind.COUNT),
+        Column("waived", gettext_lazy("Waived"), Kind.COUNT),
+    )
+    DRILL_COVERAGE = (
+        Column("quarter", gettext_lazy("Quarter")),
+        Column("rate", gettext_lazy("Rate"), Kind.RATE),
+        Column("numerator", gettext_lazy("P0 systems drilled"), Kind.COUNT),
+        Column("denominator", gettext_lazy("P0 systems"), Kind.COUNT),
+        Column("uncovered", gettext_lazy("Not drilled"), Kind.LIST),
+    )
+    UNCOVERED = (
+        Column("code", gettext_lazy("Code"), Kind.CODE),
+        Column("name", gettext_lazy("System")),
+        Column("team", gettext_lazy("Team"), Kind.CODE),
+    )
 
     def tables(self) -> list[Table]:
         overdue = self.figures["overdue"]
@@ -474,6 +497,23 @@ class ClosedLoop(Section):
             pairs(
                 gettext_lazy("Incident closed-loop rate"), self.figures["incident_closed_loop"], self.INCIDENTS_CLOSED
             ),
+            grid(
+                _("On-time completion by source"),
+                self.figures.get("by_source", []),
+                self.BY_SOURCE,
+                key="closed_loop_by_source",
+            ),
+            *self._drills(),
+        ]
+
+    def _drills(self) -> list[Table]:
+        coverage = self.figures.get("drill_coverage")  # absent from reports published before drills
+        if coverage is None:
+            return []
+        title = _("Drill coverage of P0 systems")
+        return [
+            pairs(title, coverage, self.DRILL_COVERAGE),
+            grid(_title(title, _("Not drilled")), coverage["uncovered"], self.UNCOVERED, key="drill_uncovered"),
         ]
 
 

@@ -22,7 +22,7 @@ stability_report) gives as:
   P0 systems' availability from January 1 of the year the period starts in to the period's end
   (年度可用性: label, start, end, systems);
 - closed_loop: closed_loop_metrics (on-time completion, overdue by owner and team, incident
-  closed-loop rate);
+  closed-loop rate, the same by source), and drill_coverage of P0 systems in the period's quarter;
 - health: health_scores (each term, rank, change), for the teams in scope, ranked among every team
   (teams_ranked of them), each with its previous_rank;
 - detection: share detected by monitoring (monitoring_share) and by customers (customer_share),
@@ -53,8 +53,9 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from incidents import spreadsheet
+from incidents.drills import drill_coverage
 from incidents.models import ActionItem, Incident, System, Team, Tier
-from incidents.periods import Period, date_range
+from incidents.periods import Period, containing, date_range
 from incidents.selectors import UtcClock, closed_loop_metrics, in_period, incident_metrics, incident_trend, utc
 from service_levels.selectors import service_levels_json
 from stability import report_narrative, report_sections
@@ -340,6 +341,15 @@ def _service_levels(*, period: Period, team: Team | None, system: System | None,
     return {"indicators": figures["indicators"], "possible_unlogged": figures["possible_unlogged"]}
 
 
+def _drill_coverage(*, period: Period, team: Team | None, system: System | None) -> dict:
+    """Drill coverage of P0 systems (incidents.drills.drill_coverage) in the quarter holding the period's
+    first day (a month's or a week's quarter), of the report's team (a system's report: its team)."""
+    quarter = containing("quarter", period.start)
+    teams = [team.pk] if team is not None else [system.team_id] if system is not None else None
+    coverage = drill_coverage(quarter_start=quarter.start, quarter_end=quarter.end, teams=teams)
+    return {"quarter": quarter.label, **coverage}
+
+
 def build_report(
     *, period: Period, now: datetime | None = None, team: Team | None = None, system: System | None = None
 ) -> Report:
@@ -371,6 +381,7 @@ def build_report(
     follow_up = breakdown.pop("overall")
     alert_trend = follow_up_trend(scope=scope.alerts, periods=periods, now=now)
     closed_loop = closed_loop_metrics(period=period, team=team, system=system, now=now)
+    closed_loop["drill_coverage"] = _drill_coverage(period=period, team=team, system=system)
     detection = detection_by_cause_category(incidents=in_the_period)
     year = _year_to_date(period=period, now=now, systems=scope.systems)
     headline = _headline(

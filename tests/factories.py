@@ -67,6 +67,9 @@ class ActionItemFactory(factory.django.DjangoModelFactory):
         model = ActionItem
 
     incident = factory.LazyFunction(lambda: IncidentFactory())
+    team = factory.LazyAttribute(lambda item: item.incident.team if item.incident else item.drill.team)
+    drill = None
+    source = factory.LazyAttribute(lambda item: "incident" if item.incident else "drill")
     title = factory.Sequence(lambda n: f"Action item {n}")
     owner = factory.SubFactory(UserFactory)
     due_at = factory.LazyFunction(lambda: (timezone.now() + timedelta(days=7)).replace(microsecond=0))

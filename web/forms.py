@@ -8,7 +8,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import User
-from incidents.models import ActionItem, Incident, Level, System, Team
+from incidents.models import ActionItem, Drill, Incident, Level, System, Team
 from incidents.services import ItemTransition, Transition
 
 # Facts the A-D policy reads (incidents.severity); the live suggestion posts them.
@@ -319,3 +319,60 @@ class ActionItemAssignForm(forms.Form):
     owner = PersonChoiceField(label=_("Owner"), queryset=people())
     due_at = forms.DateTimeField(label=_("Due at"), widget=MomentInput)
     expected_version = forms.IntegerField(widget=forms.HiddenInput)
+
+
+class ItemNewForm(ActionItemForm):
+    """An item that comes from no incident: a review meeting, an audit or governance work, for a team."""
+
+    SOURCES = (ActionItem.Source.REVIEW_MEETING, ActionItem.Source.AUDIT, ActionItem.Source.GOVERNANCE)
+
+    team = forms.ModelChoiceField(label=_("Team"), queryset=Team.objects.all())
+    source = forms.ChoiceField(
+        label=_("Source"), choices=[(s.value, s.label) for s in SOURCES], widget=forms.RadioSelect
+    )
+
+    class Meta(ActionItemForm.Meta):
+        fields = ["team", "source", "source_note", *ActionItemForm.Meta.fields]
+
+
+class DrillForm(forms.ModelForm):
+    """A drill's plan; incidents.drills.drill_create / drill_update write it."""
+
+    systems = SystemChoiceField(
+        label=_("Systems exercised"), queryset=System.objects.select_related("team").order_by("tier", "name")
+    )
+
+    class Meta:
+        model = Drill
+        fields = ["title", "team", "scenario", "systems", "planned_at"]
+        widgets = {"planned_at": MomentInput(), "title": forms.TextInput(attrs={"autocomplete": "off"})}
+
+    def service_values(self) -> dict:
+        return {**self.cleaned_data, "systems": list(self.cleaned_data["systems"])}
+
+
+class DrillHoldForm(forms.Form):
+    """A drill's outcome; incidents.drills.drill_hold records it. The switch-over is typed in minutes and
+    seconds."""
+
+    held_at = forms.DateTimeField(label=_("Held at"), widget=MomentInput)
+    result = forms.ChoiceField(label=_("Result"), choices=Drill.Result.choices, widget=forms.RadioSelect)
+    switch_minutes = forms.IntegerField(label=_("Switch-over: minutes"), min_value=0, required=False)
+    switch_seconds = forms.IntegerField(label=_("and seconds"), min_value=0, max_value=59, required=False)
+    findings = forms.CharField(
+        label=_("Findings"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text=_("What went wrong or took too long; add each one that needs work as an item below."),
+    )
+
+    def service_values(self) -> dict:
+        data = self.cleaned_data
+        minutes, seconds = data.get("switch_minutes"), data.get("switch_seconds")
+        switch = None if minutes is None and seconds is None else (minutes or 0) * 60 + (seconds or 0)
+        return {
+            "held_at": data["held_at"],
+            "result": data["result"],
+            "switch_over_seconds": switch,
+            "findings": data["findings"],
+        }

@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from web.views import alerts, configuration, home, incidents, items, notifications, published, reports, reviews
+from web.views import alerts, configuration, drills, home, incidents, items, notifications, published, reports, reviews
 from web.views import service_levels as service_level_pages
 
 app_name = "web"
@@ -26,8 +26,15 @@ urlpatterns = [
     path("reviews/", reviews.AwaitingReviewView.as_view(), name="reviews-awaiting"),
     path("items/<int:item_pk>/step/", items.ItemStepView.as_view(), name="item-step"),
     path("items/<int:item_pk>/assign/", items.ItemAssignView.as_view(), name="item-assign"),
+    path("items/new/", items.ItemNewView.as_view(), name="item-new"),
+    path("items/<int:item_pk>/", items.ItemDetailView.as_view(), name="item-detail"),
     path("items/mine/", items.ItemListView.as_view(mine=True), name="items-mine"),
     path("items/team/", items.ItemListView.as_view(mine=False), name="items-team"),
+    path("drills/", drills.DrillListView.as_view(), name="drill-list"),
+    path("drills/new/", drills.DrillNewView.as_view(), name="drill-new"),
+    path("drills/<int:pk>/", drills.DrillDetailView.as_view(), name="drill-detail"),
+    path("drills/<int:pk>/outcome/", drills.DrillHoldView.as_view(), name="drill-hold"),
+    path("drills/<int:pk>/items/", drills.DrillFindingView.as_view(), name="drill-finding"),
     path("alerts/", alerts.AlertInboxView.as_view(), name="alert-inbox"),
     path("alerts/follow-up/", alerts.AlertFollowUpView.as_view(), name="alert-follow-up"),
     path("alerts/group/acknowledge/", alerts.AlertGroupAcknowledgeView.as_view(), name="alert-group-acknowledge"),

@@ -8,6 +8,7 @@ from incidents import durations, selectors, severity, timeline
 from incidents.inputs import IncidentInput, RejectUnknownFieldsMixin, UsernameField
 from incidents.models import (
     ActionItem,
+    Drill,
     Incident,
     Level,
     ReviewRevision,
@@ -269,8 +270,8 @@ class ReevaluateSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
 class ActionItemSerializer(ModelSerializer):
     """An action item as read. is_overdue / days_overdue are as of the request (context "now")."""
 
-    incident_title = serializers.CharField(source="incident.title", read_only=True)
-    team = serializers.SlugRelatedField(source="incident.team", slug_field="slug", read_only=True)
+    incident_title = serializers.CharField(source="incident.title", read_only=True, allow_null=True)
+    team = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     owner = serializers.SlugRelatedField(slug_field="username", read_only=True)
     verifier = serializers.SlugRelatedField(slug_field="username", read_only=True)
     verified_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
@@ -283,8 +284,11 @@ class ActionItemSerializer(ModelSerializer):
         model = ActionItem
         fields = [
             "id",
+            "source",
             "incident",
             "incident_title",
+            "drill",
+            "source_note",
             "team",
             "title",
             "description",
@@ -325,7 +329,26 @@ class ActionItemSerializer(ModelSerializer):
 class ActionItemWriteSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
     """A new item. A due date in the past is accepted (items recorded after the fact)."""
 
-    incident = serializers.PrimaryKeyRelatedField(queryset=Incident.objects.all(), help_text="Incident id.")
+    source = serializers.ChoiceField(
+        choices=ActionItem.Source.choices,
+        required=False,
+        help_text="Where it comes from (default incident): incident needs `incident`, drill needs `drill`, the "
+        "others (review_meeting, audit, governance) need `team` and may name the meeting in `source_note`.",
+    )
+    incident = serializers.PrimaryKeyRelatedField(
+        queryset=Incident.objects.all(), required=False, allow_null=True, help_text="Incident id."
+    )
+    drill = serializers.PrimaryKeyRelatedField(
+        queryset=Drill.objects.all(), required=False, allow_null=True, help_text="Drill id."
+    )
+    team = serializers.SlugRelatedField(
+        slug_field="slug",
+        queryset=Team.objects.all(),
+        required=False,
+        allow_null=True,
+        help_text="Team slug; an incident's or a drill's item belongs to its team.",
+    )
+    source_note = serializers.CharField(required=False, allow_blank=True, max_length=200)
     title = serializers.CharField(max_length=200)
     description = serializers.CharField(required=False, allow_blank=True)
     kind = serializers.ChoiceField(choices=ActionItem.Kind.choices, required=False)
@@ -346,7 +369,8 @@ class ActionItemUpdateSerializer(ActionItemWriteSerializer):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        del self.fields["incident"]  # an item stays with its incident
+        for name in ("source", "incident", "drill", "team", "source_note"):
+            del self.fields[name]  # an item stays with where it comes from
         for field in self.fields.values():
             field.required = False
 
@@ -420,3 +444,36 @@ class ReviewRevisionSerializer(ModelSerializer):
         model = ReviewRevision
         fields = ["section", "version", "text", "by", "at"]
         read_only_fields = fields
+
+
+class DrillSerializer(ModelSerializer):
+    """A drill (演练): the plan (team, title, scenario, systems, planned_at) is written on create and
+    update; the outcome (held_at, result, switch_over_seconds) is recorded together, and a result needs
+    held_at. Items of its findings: POST /api/v1/action-items/ with source "drill"."""
+
+    team = serializers.SlugRelatedField(slug_field="slug", queryset=Team.objects.all())
+    systems = serializers.SlugRelatedField(slug_field="code", queryset=System.objects.all(), many=True)
+    planned_at = TimestampField()
+    held_at = TimestampField(required=False, allow_null=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    action_items = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
+
+    class Meta:
+        model = Drill
+        fields = [
+            "id",
+            "team",
+            "title",
+            "scenario",
+            "systems",
+            "planned_at",
+            "held_at",
+            "result",
+            "switch_over_seconds",
+            "findings",
+            "action_items",
+            "created_by",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["created_by", "created_at", "updated_at"]

@@ -9,6 +9,7 @@ router.register("teams", views.TeamViewSet, basename="team")
 router.register("systems", views.SystemViewSet, basename="system")
 router.register("severity-policies", views.SeverityPolicyViewSet, basename="severity-policy")
 router.register("action-items", views.ActionItemViewSet, basename="action-item")
+router.register("drills", views.DrillViewSet, basename="drill")
 
 urlpatterns = [
     path("severity/preview/", views.SeverityPreviewView.as_view(), name="severity-preview"),

@@ -23,10 +23,10 @@ from accounts.permissions import (
     require_report_scope,
     user_can,
 )
-from incidents import periods, reviews, selectors, services
+from incidents import drills, periods, reviews, selectors, services
 from incidents.api import serializers as s
 from incidents.filters import ActionItemFilter, IncidentFilter
-from incidents.models import Incident, IncidentReview, ReviewSection, SeverityPolicy, System, Team
+from incidents.models import Drill, Incident, IncidentReview, ReviewSection, SeverityPolicy, System, Team
 from incidents.services import ItemTransition
 
 
@@ -452,8 +452,9 @@ _ITEM_IF_MATCH = OpenApiParameter(
 
 
 class ActionItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """Closed-loop items (闭环项) of incidents. Nothing is deleted: an item is waived (with a manager's
-    approval) or reopened, and every change is on the incident's timeline."""
+    """Closed-loop items (闭环项) of incidents, drills, review meetings, audits and governance work.
+    Nothing is deleted: an item is waived (with a manager's approval) or reopened, and every change of
+    an incident's item is on the incident's timeline."""
 
     permission_classes = [ActionItemAccess]
     serializer_class = s.ActionItemSerializer
@@ -485,7 +486,13 @@ class ActionItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         serializer = s.ActionItemWriteSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
-        item = services.action_item_create(incident_id=data.pop("incident").pk, by=request.user, **data)
+        incident, drill = data.pop("incident", None), data.pop("drill", None)
+        item = services.action_item_create(
+            incident_id=incident.pk if incident else None,
+            drill_id=drill.pk if drill else None,
+            by=request.user,
+            **data,
+        )
         return self._read(item.pk, status.HTTP_201_CREATED)
 
     @extend_schema(
@@ -595,3 +602,48 @@ class ClosedLoopMetricsView(APIView):
                 "metrics": selectors.closed_loop_metrics(period=period, team=team, system=system, now=timezone.now()),
             }
         )
+
+
+class DrillViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Drills (演练): read by every role, planned and recorded by engineers and administrators (the
+    record's writers). Nothing is deleted."""
+
+    permission_classes = [ActionItemAccess]
+    serializer_class = s.DrillSerializer
+    filterset_fields = ["scenario", "result", "team__slug"]
+    ordering_fields = ["planned_at", "held_at", "id"]
+    ordering = ["-planned_at", "-id"]
+    lookup_value_regex = r"\d+"
+
+    def get_queryset(self):
+        return drills.drill_list().prefetch_related("action_items").select_related("created_by")
+
+    @staticmethod
+    def _write(drill_id: int | None, data: dict, *, by) -> int:
+        outcome = {name: data.pop(name) for name in drills.OUTCOME_FIELDS if name in data}
+        if drill_id is None:
+            drill_id = drills.drill_create(by=by, **data).pk
+        elif data:
+            drills.drill_update(drill_id=drill_id, **data)
+        if outcome:
+            current = Drill.objects.get(pk=drill_id)
+            values = {name: outcome.get(name, getattr(current, name)) for name in drills.OUTCOME_FIELDS}
+            if values["held_at"] is None and not values["result"] and values["switch_over_seconds"] is None:
+                drills.drill_update(drill_id=drill_id, findings=values["findings"])
+            else:
+                drills.drill_hold(drill_id=drill_id, **values)
+        return drill_id
+
+    def perform_create(self, serializer):
+        pk = self._write(None, dict(serializer.validated_data), by=self.request.user)
+        serializer.instance = self.get_queryset().get(pk=pk)
+
+    def perform_update(self, serializer):
+        pk = self._write(serializer.instance.pk, dict(serializer.validated_data), by=self.request.user)
+        serializer.instance = self.get_queryset().get(pk=pk)

@@ -137,7 +137,8 @@ def test_timelines_and_timestamps(loaded):
 
 def test_action_items_close_some_loops_and_leave_the_engineer_overdue_work(loaded):
     now = timezone.now()
-    assert ActionItem.objects.count() == sum(len(t.items) for t in dataset.INCIDENTS) == 28
+    incident_items = ActionItem.objects.filter(source=ActionItem.Source.INCIDENT)
+    assert incident_items.count() == sum(len(t.items) for t in dataset.INCIDENTS) == 28
     # The engineer (with an e-mail for reminders) has open work past its due date.
     engineer = User.objects.get(username="engineer")
     assert engineer.email == "engineer@example.com"
@@ -180,3 +181,29 @@ def test_existing_teams_and_systems_are_kept_and_gain_the_demo_people(db):
     assert set(team.managers.values_list("username", flat=True)) == set(dataset.TEAMS[0].managers)
     system.refresh_from_db()
     assert (system.name, system.tier) == ("Ours", "P3")
+
+
+def test_drills_and_items_beyond_incidents(loaded):
+    from incidents.drills import drill_coverage
+    from incidents.models import Drill
+    from incidents.periods import containing
+
+    now = timezone.now()
+    assert "Created 3 drills and 4 items of drills, meetings and governance" in loaded
+    switch = Drill.objects.get(scenario="bank_channel_switch")
+    last_quarter = containing("quarter", now).previous()
+    assert last_quarter.start <= switch.held_at < last_quarter.end and switch.result == "partly"
+    assert switch.switch_over_seconds == 95
+    assert list(switch.action_items.values_list("source", "team__slug")) == [("drill", "payments")]
+    planned = Drill.objects.get(scenario="failover")
+    assert planned.held_at is None and planned.planned_at > now
+    sources = ActionItem.objects.exclude(source=ActionItem.Source.INCIDENT).values_list("source", "source_note")
+    assert sorted(sources)[-1] == ("review_meeting", "稳定性双月会 / bimonthly stability review")
+    assert ("governance", "P0/P1 数据库 default null 规范") in set(sources)
+    # Four P0 systems; the capacity test of 10 days ago covers cashier and payout this quarter, unless the
+    # quarter began since (then the switch-over of last quarter is not counted either).
+    quarter = containing("quarter", now)
+    coverage = drill_coverage(quarter_start=quarter.start, quarter_end=quarter.end)
+    assert coverage["denominator"] == 4
+    capacity = Drill.objects.get(scenario="capacity")
+    assert coverage["numerator"] == (2 if capacity.held_at >= quarter.start else 0)

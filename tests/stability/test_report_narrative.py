@@ -92,6 +92,8 @@ def test_the_narrative_in_english(report, golden):  # noqa: F811
         "Incidents closed: 0 of 4 recovered (0.0 %).",
         f"补充监控报警: owner alice, 10 days overdue, incident #{i1}.",
         f"主键改为非空: owner bob, 5 days overdue, incident #{i5}.",
+        # cashier is the golden month's one P0 system; no drill was held in 2026-Q4
+        "Drills held in 2026-Q4 covered 0 of 1 P0 systems (0.0 %). Not drilled: cashier.",
     ]
 
 
@@ -329,5 +331,6 @@ def test_an_empty_month_narrates_without_a_figure(golden):  # noqa: F811
     assert [line.plain() for line in told["closed_loop"].lines] == [
         "No closed-loop item came due in the period.",
         "No item is overdue.",
+        "Drills held in 2025-Q1 covered 0 of 1 P0 systems (0.0 %). Not drilled: cashier.",
     ]
     assert Team.objects.count() == len(told["health"].lines)

@@ -16,10 +16,16 @@ from web.views import reviews
 
 def _items_section(request, incident: Incident, forms_given: dict) -> dict:
     """What the incident page shows of its items, with the forms to act on them."""
+    return items_section(request, selectors.action_item_list(incident=incident), forms_given)
+
+
+def items_section(request, items, forms_given: dict) -> dict:
+    """Items as the incident page, a drill's page and an item's own page show them, with the forms to
+    act on them."""
     now = timezone.now()
     # Waivers are approved by managers and administrators (incidents.services); others are not offered one.
     approves = getattr(request.user, "effective_role", None) in (Role.MANAGER, Role.ADMIN)
-    items = list(selectors.open_first(selectors.action_item_list(incident=incident)))
+    items = list(selectors.open_first(items))
     for item in items:
         item.days_overdue = selectors.days_overdue(item, now=now)
         item.steps = [

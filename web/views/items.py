@@ -1,6 +1,7 @@
 """Closed-loop items (闭环项): on the incident page (add, assign, start, complete, verify, waive,
-reopen, through incidents.services), and the lists of my items and my teams' items with overdue
-items highlighted (incidents.selectors.action_item_list)."""
+reopen, through incidents.services), on a drill's page, on their own page (items of a review meeting, an
+audit or governance work, added from the team's list), and the lists of my items and my teams' items
+with overdue items highlighted (incidents.selectors.action_item_list)."""
 
 from datetime import timedelta
 
@@ -8,6 +9,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -16,6 +18,7 @@ from incidents import selectors, services
 from incidents.models import ActionItem, Incident, Team
 from incidents.services import ItemTransition
 from web import forms
+from web.views import drills as drill_pages
 from web.views import incident_page
 from web.views.base import PageView
 
@@ -37,8 +40,67 @@ def _render_incident(request, incident_id: int, *, status: int, **forms_given):
     return incident_page.render_incident(request, incident, status=status, **forms_given)
 
 
+def item_page_url(item: ActionItem) -> str:
+    """Where an item is shown: on its incident's page or its drill's page, at its anchor, or on its own
+    page (an item of a review meeting, an audit or governance work)."""
+    if item.incident_id is not None:
+        return f"{reverse('web:incident-detail', args=[item.incident_id])}#item-{item.pk}"
+    if item.drill_id is not None:
+        return f"{reverse('web:drill-detail', args=[item.drill_id])}#item-{item.pk}"
+    return reverse("web:item-detail", args=[item.pk])
+
+
 def _back_to_item(item: ActionItem):
-    return redirect(f"{redirect('web:incident-detail', item.incident_id).url}#item-{item.pk}")
+    return redirect(item_page_url(item))
+
+
+def render_item(request, item: ActionItem, *, status: int = 200, **forms_given):
+    """The item's own page (an item of no incident and no drill): its facts, steps and history."""
+    context = {
+        "item": item,
+        **incident_page.items_section(request, selectors.action_item_list().filter(pk=item.pk), forms_given),
+    }
+    return render(request, "web/items/detail.html", context, status=status)
+
+
+def _render_holder(request, item: ActionItem, *, status: int, **forms_given):
+    """The page that shows the item, with the errors of a form in place."""
+    if item.incident_id is not None:
+        return _render_incident(request, item.incident_id, status=status, **forms_given)
+    if item.drill_id is not None:
+        return drill_pages.render_drill(request, item.drill, status=status, **forms_given)
+    return render_item(request, item, status=status, **forms_given)
+
+
+class ItemDetailView(PageView):
+    write_capability = READ_RECORD
+
+    def get(self, request, item_pk: int):
+        item = get_object_or_404(ActionItem, pk=item_pk)
+        if item.incident_id is not None or item.drill_id is not None:
+            return redirect(item_page_url(item))
+        return render_item(request, item)
+
+
+class ItemNewView(PageView):
+    """A new item of a review meeting (稳定性双月会), an audit or governance work, for a team."""
+
+    def get(self, request):
+        team = Team.objects.filter(slug=request.GET.get("team") or "").first()
+        form = forms.ItemNewForm(initial={"team": team, "source": ActionItem.Source.REVIEW_MEETING})
+        return render(request, "web/items/new.html", {"form": form})
+
+    def post(self, request):
+        form = forms.ItemNewForm(request.POST)
+        if form.is_valid():
+            try:
+                item = services.action_item_create(by=request.user, **form.service_values())
+            except ValidationError as exc:
+                forms.apply_service_errors(form, exc)
+            else:
+                messages.success(request, _("Action item #%(id)s added.") % {"id": item.pk})
+                return _back_to_item(item)
+        return render(request, "web/items/new.html", {"form": form}, status=400)
 
 
 class ItemCreateView(PageView):
@@ -89,7 +151,7 @@ class ItemStepView(PageView):
             else:
                 messages.success(request, _("Action item #%(id)s updated.") % {"id": item.pk})
                 return _back_to_item(item)
-        return _render_incident(request, item.incident_id, status=status, item_errors={item.pk: errors})
+        return _render_holder(request, item, status=status, item_errors={item.pk: errors})
 
 
 class ItemAssignView(PageView):
@@ -115,7 +177,7 @@ class ItemAssignView(PageView):
             else:
                 messages.success(request, _("Action item #%(id)s updated.") % {"id": item.pk})
                 return _back_to_item(item)
-        return _render_incident(request, item.incident_id, status=status, item_errors={item.pk: errors})
+        return _render_holder(request, item, status=status, item_errors={item.pk: errors})
 
 
 class ItemListView(PageView):
@@ -140,5 +202,6 @@ class ItemListView(PageView):
         page = Paginator(selectors.open_first(items), PAGE_SIZE).get_page(request.GET.get("page"))
         for item in page.object_list:
             item.days_overdue = selectors.days_overdue(item, now=now)
+            item.page_url = item_page_url(item)
         context = {"page": page, "mine": self.mine, "team": team, "teams": teams, "show_closed": show_closed}
         return render(request, "web/items/list.html", context)

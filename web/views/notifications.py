@@ -43,9 +43,7 @@ class NotificationLogFilter(NotificationFilter):
 
     def about_team(self, queryset, name, team):
         # A report's team, a team channel, the team of an item's incident or of an alert.
-        return queryset.filter(
-            Q(team=team) | Q(channel__team=team) | Q(action_item__incident__team=team) | Q(alert__team=team)
-        )
+        return queryset.filter(Q(team=team) | Q(channel__team=team) | Q(action_item__team=team) | Q(alert__team=team))
 
 
 def notification_log():

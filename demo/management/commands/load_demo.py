@@ -11,7 +11,7 @@ from django.utils import timezone
 from accounts.models import User
 from demo import dataset
 from demo import service_levels as demo_service_levels
-from incidents import reviews, services
+from incidents import drills, periods, reviews, services
 from incidents.models import ActionItem, Incident, Level, Status, System, Team
 from incidents.services import ItemTransition
 from stability.bulk import alert_follow_up_activities_bulk_load, alert_occurrences_bulk_load
@@ -42,6 +42,7 @@ class Command(BaseCommand):
             if kept:
                 self.stdout.write(f"Kept existing users unchanged: {', '.join(kept)}")
             ids = self._incidents(users, teams, systems)
+            drill_count, other_items = self._drills(users, teams, systems)
             alerts = self._alerts(users, teams, systems)
             service_level_days = demo_service_levels.load(systems)
 
@@ -54,6 +55,7 @@ class Command(BaseCommand):
             + ", ".join(f"{status}: {statuses[status]}" for status in ItemStatus.values)
             + ")"
         )
+        self.stdout.write(f"Created {drill_count} drills and {other_items} items of drills, meetings and governance")
         self.stdout.write(
             f"Created {alerts['alerts']} alerts over {dataset.ALERT_DAYS} days ({alerts['followed_up']} followed up)"
         )
@@ -173,7 +175,8 @@ class Command(BaseCommand):
             incident = self._incident(template, times, owner=owner, team=teams[team_slug], systems=systems)
             self._story(incident, template, times, owner=owner, manager=users["manager"], now=now)
             for spec in template.items:
-                self._item(incident, spec, by=owner, users=users, occurred=times["occurred_at"], now=now)
+                origin = {"incident_id": incident.pk}
+                self._item(origin, spec, by=owner, users=users, occurred=times["occurred_at"], now=now)
             self._close_loop(incident, template, times, owner=owner, manager=users["manager"], now=now)
             ids.append(incident.pk)
         return ids
@@ -263,11 +266,51 @@ class Command(BaseCommand):
         if close:
             services.incident_transition(incident_id=incident.pk, by=manager, action="close")
 
+    def _drills(self, users: dict[str, User], teams: dict[str, Team], systems: dict[str, System]) -> tuple[int, int]:
+        """The drills (one held last quarter with a finding turned into an item, one held lately, one
+        planned next month) and the items of review meetings and governance work, through the services."""
+        now = timezone.now().replace(microsecond=0)
+        local = timezone.localtime(now)
+        this_quarter = periods.containing("quarter", now)
+        items = 0
+        for spec in dataset.DRILLS:
+            if spec.when == "last_quarter":
+                planned = this_quarter.previous().start + timedelta(days=40, hours=14)
+            elif spec.when == "days_ago":
+                planned = datetime.combine(local.date() - timedelta(days=spec.days), time(22), local.tzinfo)
+            else:
+                planned = datetime.combine(local.date() + timedelta(days=30), time(22), local.tzinfo)
+            drill = drills.drill_create(
+                by=users["engineer"],
+                team=teams[spec.team],
+                title=spec.title,
+                scenario=spec.scenario,
+                systems=[systems[code] for code in spec.systems],
+                planned_at=planned,
+            )
+            if spec.result:
+                drills.drill_hold(
+                    drill_id=drill.pk,
+                    held_at=planned + timedelta(minutes=30),
+                    result=spec.result,
+                    switch_over_seconds=spec.switch_over_seconds,
+                    findings=spec.findings,
+                )
+            for item in spec.items:
+                origin = {"source": ActionItem.Source.DRILL, "drill_id": drill.pk}
+                self._item(origin, item, by=users["engineer"], users=users, occurred=now, now=now)
+                items += 1
+        for other in dataset.OTHER_ITEMS:
+            origin = {"source": other.source, "source_note": other.note, "team": teams[other.team]}
+            self._item(origin, other.item, by=users["manager"], users=users, occurred=now, now=now)
+            items += 1
+        return len(dataset.DRILLS), items
+
     def _item(
-        self, incident: Incident, spec: dataset.DemoItem, *, by: User, users: dict[str, User], occurred, now: datetime
+        self, origin: dict, spec: dataset.DemoItem, *, by: User, users: dict[str, User], occurred, now: datetime
     ) -> None:
-        """One item through the services: created, then taken to its status by its steps, dated in the
-        past (never later than now)."""
+        """One item through the services: created (of an incident, a drill, a meeting or governance work as
+        `origin` says), then taken to its status by its steps, dated in the past (never later than now)."""
         local = timezone.localtime(occurred)
 
         def day(days: int, clock: str) -> datetime:
@@ -276,7 +319,7 @@ class Command(BaseCommand):
         owner = users[spec.owner]
         verifier = users[spec.verifier] if spec.verifier else None
         item = services.action_item_create(
-            incident_id=incident.pk,
+            **origin,
             by=by,
             title=spec.title,
             owner=owner,
