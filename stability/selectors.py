@@ -7,6 +7,7 @@ import functools
 import math
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
@@ -14,8 +15,8 @@ from types import SimpleNamespace
 
 from django.conf import settings
 from django.db import connections
-from django.db.models import Count, Expression, F, Max, Min, Q, QuerySet
-from django.db.models.functions import TruncDay, TruncMonth, TruncWeek
+from django.db.models import Count, Expression, F, Max, Min, Q, QuerySet, Window
+from django.db.models.functions import RowNumber, TruncDay, TruncMonth, TruncWeek
 from django.utils import timezone
 
 from incidents.models import CauseCategory, DetectionSource, Incident, Level, System, Team
@@ -560,8 +561,10 @@ def follow_up_trend(*, scope: Q | None = None, periods: list[Period], now: datet
 # Alerts nobody followed up leave the inbox a day after they arrived (they stay counted as missed by the
 # follow-up rate and listed on the missed alerts page): its cost is that of one day, whatever the history.
 INBOX_HOURS = 24
-# At most this many alerts are listed inside the groups (the groups and their counts are always whole).
-INBOX_ALERTS = 300
+# A page of the inbox shows this many groups, each listing its newest INBOX_GROUP_ALERTS alerts (the counts
+# are always whole): a busy day (thousands of alerts in as many groups) is paged, not rendered at once.
+INBOX_GROUPS = 20
+INBOX_GROUP_ALERTS = 5
 
 
 class InboxState:
@@ -623,24 +626,42 @@ def inbox_counts(*, now: datetime, occurrences: QuerySet[AlertOccurrence] | None
     )
 
 
+@dataclass(frozen=True)
+class InboxGroups:
+    """One page of the inbox's groups (InboxGroups.groups), of `total` groups on `pages` pages."""
+
+    groups: list[SimpleNamespace]
+    total: int
+    page: int
+    pages: int
+
+
 def inbox_groups(
-    *, now: datetime, state: str, occurrences: QuerySet[AlertOccurrence] | None = None
-) -> list[SimpleNamespace]:
-    """The inbox's alerts in one state grouped as Alertmanager groups them, by alert name and system:
-    each group's count, first and last receipt and its alerts (up to INBOX_ALERTS over all groups),
-    the group whose first alert arrived last first. Two queries however many alerts."""
+    *, now: datetime, state: str, occurrences: QuerySet[AlertOccurrence] | None = None, page: int = 1
+) -> InboxGroups:
+    """The inbox's alerts in one state grouped as Alertmanager groups them, by alert name and system, the
+    group whose last alert arrived last first, INBOX_GROUPS a page: each group's count, first and last
+    receipt, its system and its newest INBOX_GROUP_ALERTS alerts. A page out of range is the nearest one.
+    Three queries however many alerts (one when there is none): what a page shows is bounded, whatever the
+    day brought."""
     alerts = inbox_alerts(now=now, state=state, occurrences=occurrences)
-    rows = (
+    rows = list(
         alerts.order_by()
         .values("alertname", "system")
         .annotate(count=Count("pk"), first=Min("received_at"), last=Max("received_at"))
         .order_by("-last", "alertname", "system")
     )
+    pages = max(1, -(-len(rows) // INBOX_GROUPS))
+    page = min(max(page, 1), pages)
+    shown = rows[(page - 1) * INBOX_GROUPS : page * INBOX_GROUPS]
+    if not shown:
+        return InboxGroups(groups=[], total=len(rows), page=page, pages=pages)
+    systems = System.objects.select_related("team").in_bulk({row["system"] for row in shown if row["system"]})
     groups = {
         (row["alertname"], row["system"]): SimpleNamespace(
             alertname=row["alertname"],
             system_id=row["system"],
-            system=None,
+            system=systems.get(row["system"]),
             count=row["count"],
             first=row["first"],
             last=row["last"],
@@ -649,14 +670,19 @@ def inbox_groups(
             followed_up_at=None,
             alerts=[],
         )
-        for row in rows
+        for row in shown
     }
-    for alert in alerts[:INBOX_ALERTS]:
+    of_shown = Q()
+    for alertname, system in groups:
+        of_shown |= Q(alertname=alertname, system=system)
+    newest = Window(
+        RowNumber(), partition_by=[F("alertname"), F("system")], order_by=[F("received_at").desc(), F("id").desc()]
+    )
+    for alert in alerts.filter(of_shown).annotate(rank=newest).filter(rank__lte=INBOX_GROUP_ALERTS):
         group = groups.get((alert.alertname, alert.system_id))
         if group is not None:  # an alert that arrived between the two queries waits for the next refresh
-            group.system = alert.system
             group.alerts.append(alert)
-    return list(groups.values())
+    return InboxGroups(groups=list(groups.values()), total=len(rows), page=page, pages=pages)
 
 
 def inbox_preference(*, user) -> str:

@@ -6,7 +6,7 @@ from datetime import datetime
 from django.db.models import QuerySet
 
 from incidents import selectors as incident_selectors
-from incidents.models import Incident, Status
+from incidents.models import Incident, Status, System
 from stability.models import AlertActivity, AlertOccurrence
 
 
@@ -50,4 +50,5 @@ def inbox_choices(*, since: datetime) -> dict[str, list[str]]:
     return {
         "rules": sorted({rule for rule, _severity in pairs if rule}),
         "severities": sorted({severity for _rule, severity in pairs if severity}),
+        "systems": list(System.objects.order_by("code").values_list("code", "name")),
     }

@@ -539,6 +539,8 @@ def test_admin_lists_shows_and_adds_items_through_the_service(admin_browser, inc
     response = admin_browser.post(
         reverse("admin:incidents_actionitem_add"),
         {
+            "source": "incident",
+            "team": incident.team.pk,
             "incident": incident.pk,
             "title": "Make the key column NOT NULL",
             "description": "",

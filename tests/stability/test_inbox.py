@@ -108,7 +108,7 @@ def test_groups_by_rule_and_system_with_counts_and_first_and_last(world):
     fire(token, [alert("Latency", "p1", system="payout")], at=T0 + 2 * MINUTE)
     now = T0 + 3 * MINUTE
     with time_machine.travel(now, tick=False):
-        groups = selectors.inbox_groups(now=now, state=InboxState.ALL)
+        groups = selectors.inbox_groups(now=now, state=InboxState.ALL).groups
 
     assert [(g.alertname, g.system.code, g.count, g.first, g.last) for g in groups] == [
         ("Latency", "payout", 1, T0 + 2 * MINUTE, T0 + 2 * MINUTE),
@@ -117,7 +117,7 @@ def test_groups_by_rule_and_system_with_counts_and_first_and_last(world):
     assert [a.received_at for a in groups[1].alerts] == [T0 + MINUTE, T0]
 
 
-def test_the_groups_take_two_queries_however_many_alerts(world, django_assert_num_queries):
+def test_a_page_of_groups_takes_three_queries_however_many_alerts(world, django_assert_num_queries):
     token = world["token"]
     for count in (5, 50):
         AlertOccurrence.objects.all().delete()
@@ -126,10 +126,34 @@ def test_the_groups_take_two_queries_however_many_alerts(world, django_assert_nu
             [alert(f"Rule{n % 7}", f"{count}-{n}", system=("cashier", "payout")[n % 2]) for n in range(count)],
             at=T0,
         )
-        with time_machine.travel(T0 + MINUTE, tick=False), django_assert_num_queries(2):
-            groups = selectors.inbox_groups(now=T0 + MINUTE, state=InboxState.ACT_NOW)
-            assert sum(len(g.alerts) for g in groups) == count
+        with time_machine.travel(T0 + MINUTE, tick=False), django_assert_num_queries(3):
+            inbox = selectors.inbox_groups(now=T0 + MINUTE, state=InboxState.ACT_NOW)
+            # 7 rules x 2 systems: 14 groups (5 alerts: 5 groups); each lists its newest 5 at most
+            groups = inbox.groups
+            assert len(groups) == min(count, 14) and inbox.total == len(groups) and inbox.pages == 1
+            assert [len(g.alerts) for g in groups] == [min(g.count, selectors.INBOX_GROUP_ALERTS) for g in groups]
+            assert sum(g.count for g in groups) == count
             assert {g.system.team.slug for g in groups} == {"payments"}
+
+
+def test_the_groups_are_paged_newest_first(world, settings, monkeypatch):
+    """A busy day is paged: INBOX_GROUPS groups a page, the group whose last alert came last first."""
+    monkeypatch.setattr(selectors, "INBOX_GROUPS", 2)
+    token = world["token"]
+    for n in range(5):
+        fire(token, [alert(f"Rule{n}", f"r{n}")], at=T0 + n * timedelta(seconds=10))
+    now = T0 + MINUTE
+    with time_machine.travel(now, tick=False):
+        pages = [selectors.inbox_groups(now=now, state=InboxState.ALL, page=number) for number in (1, 2, 3, 4, 0)]
+    assert [[g.alertname for g in page.groups] for page in pages] == [
+        ["Rule4", "Rule3"],
+        ["Rule2", "Rule1"],
+        ["Rule0"],
+        ["Rule0"],  # past the last page: the last page
+        ["Rule4", "Rule3"],  # before the first: the first
+    ]
+    assert {(page.total, page.pages) for page in pages} == {(5, 3)}
+    assert [page.page for page in pages] == [1, 2, 3, 3, 1]
 
 
 def test_a_group_is_acknowledged_once(world):

@@ -200,7 +200,9 @@ def test_the_inbox_costs_the_same_with_5_or_50_alerts(engineer, token):
                 response = engineer.get(INBOX, {"state": "all"})
         assert response.status_code == 200
         counts.append(len(queries))
-    assert sum(len(g.alerts) for g in response.context["groups"]) == 55
+    # Rule0..3 on cashier and payout by parity: 4 groups of 55 alerts; each lists its newest 5
+    groups = response.context["groups"]
+    assert sorted(g.count for g in groups) == [13, 13, 14, 15] and [len(g.alerts) for g in groups] == [5, 5, 5, 5]
     assert counts[0] == counts[1]
 
 
@@ -232,3 +234,19 @@ def test_an_alerts_own_page_silences_its_system(engineer, alerts, world):
     assert (window.system, window.ends_at - window.starts_at) == (world["payout"], 240 * MINUTE)
     assert refused.status_code == 400 and "Choose for how many minutes." in text_of(refused.content.decode())
     assert unknown.status_code == 404
+
+
+def test_a_busy_day_is_paged_and_the_refresh_keeps_the_page(engineer, token, monkeypatch):
+    from stability import selectors
+
+    monkeypatch.setattr(selectors, "INBOX_GROUPS", 2)
+    fire(token, [alert(f"Rule{n}", f"p{n}") for n in range(3)], at=T0)
+    with at(T0 + MINUTE):
+        first = engineer.get(INBOX, {"state": "all"}).content.decode()
+        second = engineer.get(INBOX, {"state": "all", "page": "2"}).content.decode()
+        beyond = engineer.get(INBOX, {"state": "all", "page": "99999999999999999999"})
+        nonsense = engineer.get(INBOX, {"state": "all", "page": "-1"})
+    assert "Page 1 of 2" in text_of(first) and 'href="?state=all&amp;page=2" rel="next"' in first
+    assert "Page 2 of 2" in text_of(second) and 'rel="prev"' in second and 'rel="next"' not in second
+    assert 'hx-get="/alerts/?state=all&amp;page=2"' in second
+    assert [len(r.context["groups"]) for r in (beyond, nonsense)] == [1, 2]  # the last page, the first

@@ -84,6 +84,11 @@ class InboxFilter(django_filters.FilterSet):
         # Offered from the last day's alerts (web/alerts/inbox.html's datalists); any text is accepted.
         self.form.fields["rule"].widget.attrs["list"] = "inbox-rules"
         self.form.fields["severity"].widget.attrs["list"] = "inbox-severities"
+        # A system is typed by its code, offered from a datalist: a select of hundreds of systems was most of
+        # the page's rendering time, at every 10-second refresh of every engineer on duty.
+        self.form.fields["system"].widget = django_forms.TextInput(
+            attrs={"list": "inbox-systems", "autocomplete": "off", "spellcheck": "false"}
+        )
 
     def filter_state(self, queryset, name, value):
         return queryset  # the selectors split the states (stability.selectors.InboxState)
@@ -114,6 +119,10 @@ def _inbox_context(request, *, comment_form=None, errors=None, notice: str = "")
         params["state"] = state
     since = stability_selectors.inbox_since(now)
     counts = stability_selectors.inbox_counts(now=now, occurrences=occurrences)
+    page = request.GET.get("page") or request.POST.get("page") or ""
+    inbox = stability_selectors.inbox_groups(
+        now=now, state=state, occurrences=occurrences, page=int(page) if page.isdigit() else 1
+    )
     tabs = []
     for value, label in InboxFilter.base_filters["state"].extra["choices"]:
         tab_params = params.copy()
@@ -126,8 +135,10 @@ def _inbox_context(request, *, comment_form=None, errors=None, notice: str = "")
         "state": state,
         "query": params.urlencode(),
         "counts": counts,
-        "groups": stability_selectors.inbox_groups(now=now, state=state, occurrences=occurrences),
-        "shown_limit": stability_selectors.INBOX_ALERTS,
+        "inbox": inbox,
+        "groups": inbox.groups,
+        # the 10-second refresh reads the page it shows
+        "live_query": params.urlencode() + (f"&page={inbox.page}" if inbox.page > 1 else ""),
         "choices": web_selectors.inbox_choices(since=since),
         "silence_minutes": stability_services.SILENCE_MINUTES,
         "rate": month_follow_up_rate(now=now),
