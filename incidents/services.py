@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
 from accounts.models import Role, User
-from incidents import severity
+from incidents import severity, signals
 from incidents.models import (
     EARLIEST_TIMESTAMP,
     TIMESTAMP_FIELDS,
@@ -207,6 +207,7 @@ def _record_level_change(incident: Incident, *, old_level: str, by: User | None,
             new=incident.level,
             data=_matches(incident),
         ).save()
+        signals.level_changed(incident, old_level=old_level)
 
 
 # -- timeline helpers ---------------------------------------------------------------------------
@@ -321,6 +322,8 @@ def incident_create(
     timeline_event(
         incident, kind=TimelineEntry.Kind.CREATED, at=now, by=by, new=incident.level, data=_matches(incident)
     ).save()
+    if incident.resolved_at is None:  # one logged after the fact is history, not news for the channels
+        signals.level_changed(incident, old_level="")
     return incident
 
 
@@ -515,6 +518,7 @@ def timeline_note_add(
     kind = TimelineEntry.Kind.UPDATE if update else TimelineEntry.Kind.NOTE
     entry = timeline_event(incident, kind=kind, at=at, by=by, text=text.strip())
     entry.save()
+    signals.update_posted(entry, incident=incident)
     return entry
 
 
@@ -543,6 +547,7 @@ def severity_override_set(*, incident_id: int, by: User, level: str, reason: str
         new=level,
         text=reason.strip(),
     ).save()
+    signals.level_changed(incident, old_level=old_level)
     return incident
 
 
@@ -567,6 +572,7 @@ def severity_override_clear(*, incident_id: int, by: User, reason: str = "") -> 
         text=reason.strip(),
         data=_matches(incident),
     ).save()
+    signals.level_changed(incident, old_level=old_level)
     return incident
 
 

@@ -236,7 +236,10 @@ def _claim(destination: str, *, now: datetime) -> _Claim:
                 "action_item__owner",
                 "alert__team",
                 "alert__system",
+                "incident__team",
+                "incident__commander",
             )
+            .prefetch_related("incident__systems")
             .order_by("id")[:limit]
         )
         if rows:
@@ -251,8 +254,9 @@ def _claim(destination: str, *, now: datetime) -> _Claim:
 
 def _quiet_policy(notification: Notification, policies: dict[int, Policy], fallback: Policy) -> Policy | None:
     """The policy whose quiet hours hold this chat notification back (as the sweep chose it); alert
-    notices have none: late, they are noise."""
-    if notification.alert_id is not None:
+    notices have none: late, they are noise; nor incident messages: a major incident at night is when
+    they matter."""
+    if notification.alert_id is not None or notification.incident_id is not None:
         return None
     if notification.action_item_id is not None:
         return policies.get(notification.action_item.incident.team_id, fallback)
