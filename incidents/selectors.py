@@ -576,3 +576,15 @@ def incident_trend(*, incidents: QuerySet[Incident], periods: Sequence[Period]) 
         # to the microsecond, as the database gives incident_metrics its mean
         entry["mttr"] = round(total / entry["recovered"], 6) if entry["recovered"] else None
     return trend
+
+
+def overdue_items_by_team(*, now: datetime) -> list[dict]:
+    """Overdue items (`overdue`) per team of their incident, teams with none left out, the most first:
+    [{"slug", "name", "overdue"}] in one query."""
+    rows = (
+        ActionItem.objects.filter(overdue(now))
+        .values("incident__team__slug", "incident__team__name")
+        .annotate(count=Count("id"))
+        .order_by("-count", "incident__team__name")
+    )
+    return [{"slug": r["incident__team__slug"], "name": r["incident__team__name"], "overdue": r["count"]} for r in rows]
