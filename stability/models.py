@@ -416,6 +416,13 @@ class Event(models.TextChoices):
     MONTHLY_REPORT = "monthly_report", _("Monthly stability report")
     INCIDENT_MAJOR = "incident_major", _("A/B incident logged or raised")
     INCIDENT_UPDATE = "incident_update", _("Incident commander's update")
+    # Sent when an administrator asks ("Send a test message"), never subscribed to.
+    CHANNEL_TEST = "channel_test", _("Test message")
+
+
+def subscribable_events() -> list[tuple[str, str]]:
+    """The events a channel may list in `events` (a test message is sent when asked, to one channel)."""
+    return [(value, label) for value, label in Event.choices if value != Event.CHANNEL_TEST]
 
 
 def default_channel_events() -> list[str]:

@@ -22,9 +22,10 @@ from incidents import services as incident_services
 from incidents import severity
 from incidents.models import SeverityPolicy, System, Team
 from stability import channels as stability_channels
+from stability import delivery as stability_delivery
 from stability import reminders as stability_reminders
 from stability import services as stability_services
-from stability.models import Event, Integration, NotificationChannel, ReminderPolicy
+from stability.models import Integration, NotificationChannel, ReminderPolicy, subscribable_events
 from web.forms import apply_service_errors, people
 from web.views.base import PageView
 
@@ -96,7 +97,7 @@ class ChannelForm(forms.ModelForm):
 
     events = forms.MultipleChoiceField(
         label=gettext_lazy("Events"),
-        choices=Event.choices,
+        choices=subscribable_events,
         required=False,
         widget=forms.CheckboxSelectMultiple,
         help_text=gettext_lazy(
@@ -379,6 +380,8 @@ class ItemView(ConfigurationPage):
             return render(request, self.template, context)
         if name == "channels" and "toggle" in request.POST:
             return self._toggle(request, obj)
+        if name == "channels" and "test" in request.POST:
+            return self._test(request, obj)
         if "delete" in request.POST and name in DELETABLE:
             DELETABLE[name](obj.pk)
             messages.success(request, _("Deleted."))
@@ -389,6 +392,21 @@ class ItemView(ConfigurationPage):
             return render(request, self.template, context, status=400)
         messages.success(request, _("Saved."))
         return redirect("web:configuration-section", name)
+
+    def _test(self, request, channel: NotificationChannel):
+        """Send a test message now and say how it went, in words (stability.delivery.channel_test_send)."""
+        try:
+            outcome = stability_delivery.channel_test_send(channel_id=channel.pk, by=request.user)
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+        else:
+            if outcome.delivered:
+                messages.success(request, outcome.reason)
+            else:
+                messages.error(
+                    request, _("The test message was not delivered: %(reason)s") % {"reason": outcome.reason}
+                )
+        return redirect("web:configuration-item", "channels", channel.pk)
 
     def _toggle(self, request, channel: NotificationChannel):
         """Disable or enable a channel through stability.channels, as the API's update does."""
