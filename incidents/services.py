@@ -166,15 +166,7 @@ def _status_from_timestamps(values: Mapping[str, Any]) -> str:
 
 
 def _impact_facts(incident: Incident, systems: Iterable[System], *, now: datetime) -> severity.ImpactFacts:
-    return severity.ImpactFacts(
-        tier=severity.most_critical_tier(s.tier for s in systems),
-        impact=severity.impact_of(occurred_at=incident.occurred_at, recovered_at=incident.recovered_at, now=now),
-        affected_users=incident.affected_users,
-        affected_transactions=incident.affected_transactions,
-        funds_loss=incident.funds_loss,
-        data_or_security_breach=incident.data_or_security_breach,
-        regulatory_reportable=incident.regulatory_reportable,
-    )
+    return severity.incident_facts(incident, (s.tier for s in systems), now=now)
 
 
 def _set_level(incident: Incident) -> None:
