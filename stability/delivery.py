@@ -748,7 +748,7 @@ def _open_test(channel_id: int, *, now: datetime) -> tuple[NotificationChannel, 
     the request goes out."""
     interval = timedelta(seconds=settings.CHANNEL_TEST_INTERVAL_SECONDS)
     with transaction.atomic():
-        channel = NotificationChannel.objects.select_for_update().select_related("user").get(pk=channel_id)
+        channel = NotificationChannel.objects.select_for_update(of=("self",)).select_related("user").get(pk=channel_id)
         last = (
             Notification.objects.filter(channel=channel, event=Event.CHANNEL_TEST, created_at__gt=now - interval)
             .order_by("-created_at")
