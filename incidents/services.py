@@ -314,8 +314,7 @@ def incident_create(
     timeline_event(
         incident, kind=TimelineEntry.Kind.CREATED, at=now, by=by, new=incident.level, data=_matches(incident)
     ).save()
-    if incident.resolved_at is None:  # one logged after the fact is history, not news for the channels
-        signals.level_changed(incident, old_level="")
+    signals.level_changed(incident, old_level="")
     return incident
 
 

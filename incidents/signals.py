@@ -22,9 +22,10 @@ timeline_update_posted = Signal()
 
 def level_changed(incident: Incident, *, old_level: str) -> None:
     """Send incident_level_reached when the incident's level became A or B and is higher than before;
-    lowering it, or a change that stays at the same level, sends nothing."""
+    lowering it, or a change that stays at the same level, sends nothing; nor does an incident already
+    resolved (logged after the fact, or re-evaluated under a new policy): that is history, not news."""
     level = incident.level
-    if level not in MAJOR_LEVELS or level == old_level:
+    if level not in MAJOR_LEVELS or level == old_level or incident.resolved_at is not None:
         return
     if old_level and not severity.level_is_higher(level, old_level):
         return

@@ -8,7 +8,7 @@ import pytest
 import time_machine
 
 from incidents import services
-from incidents.models import Tier
+from incidents.models import Incident, Tier
 from stability import delivery, reminders
 from stability.channels import channel_create
 from stability.models import Event, Notification
@@ -133,6 +133,20 @@ def test_an_incident_logged_after_the_fact_is_history_and_sends_nothing(setup, h
         log(setup, users=100_000, recovered_at=LOGGED, resolved_at=LOGGED)
     assert not Notification.objects.exists()
     assert handed == []
+
+
+def test_a_resolved_incident_re_evaluated_to_b_under_a_new_policy_sends_nothing(setup, handed):
+    with time_machine.travel(LOGGED, tick=False):
+        incident = log(setup, users=5_000, recovered_at=LOGGED, resolved_at=LOGGED)  # C under version 1
+        services.severity_policy_create(
+            by=None,
+            rules={"B": [{"kind": "affected_users", "at_least": 5_000}]},
+            recovery_targets={"A": 1800, "B": 3600, "C": 14400, "D": 86400},
+        )
+        services.incidents_reevaluate(incidents=Incident.objects.filter(pk=incident.pk), by=None)
+        incident.refresh_from_db()
+    assert incident.level == "B"
+    assert not Notification.objects.exists()
 
 
 def test_an_override_to_a_sends_and_clearing_it_does_not(setup, handed):
