@@ -173,3 +173,23 @@ def test_the_items_list_shows_only_overdue_items_when_asked(manager, world):
     assert "Late one" in text and "Still in time" not in text
     text = text_of(manager.get("/items/team/?team=payments").content.decode())
     assert "Late one" in text and "Still in time" in text
+
+
+def test_the_engineers_home_costs_the_same_queries_whatever_the_data(engineer, world):
+    world["payments"].members.add(engineer.user)
+
+    def some_data():
+        IncidentFactory(systems=[world["cashier"]], commander=engineer.user, occurred_at=T0 - timedelta(minutes=70))
+        IncidentFactory(systems=[world["portal"]], owner=engineer.user, occurred_at=T0 - timedelta(minutes=20))
+        alert(world["payments"], received_at=T0 - timedelta(seconds=100))
+        ActionItemFactory(incident=IncidentFactory(systems=[world["payout"]]), owner=engineer.user, due_at=T0)
+
+    some_data()
+    engineer.get("/")
+    with CaptureQueriesContext(connection) as some:
+        engineer.get("/")
+    for _ in range(3):
+        some_data()
+    with CaptureQueriesContext(connection) as more:
+        engineer.get("/")
+    assert len(more) == len(some)

@@ -127,6 +127,10 @@ def test_the_severity_policy_form_adds_a_condition_and_previews_the_quarter(page
     level_a = page.locator('fieldset.policy-level[data-level="A"]')
     rows = level_a.locator("li.condition-row")
     before = rows.count()
+    # Version 1's A[3] is the data-breach flag: a yes/no, no threshold to type.
+    assert rows.nth(3).locator("select").input_value() == "flag:data_or_security_breach"
+    assert rows.nth(3).locator('input[type="text"]').is_hidden()
+    assert rows.nth(0).locator('input[type="text"]').is_visible()
     level_a.get_by_role("button", name=words["add"]).click()  # shown by the script
     assert rows.count() == before + 1
     rows.last.locator("select").select_option("tier_impact:P0")
