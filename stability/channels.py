@@ -192,6 +192,11 @@ def post_json(
         ) from error
 
 
+def _timeout(seconds: float | None) -> dict:
+    # Only a test message asks for its own timeout; deliveries keep post_json's default.
+    return {} if seconds is None else {"timeout": seconds}
+
+
 def check_target(url: str) -> None:
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -242,7 +247,7 @@ class ChatSender:
         url = target
         if query:
             url += ("&" if urllib.parse.urlsplit(target).query else "?") + urllib.parse.urlencode(query)
-        self.check(post_json(url, body, headers=headers, timeout=timeout))
+        self.check(post_json(url, body, headers=headers, **_timeout(timeout)))
 
 
 class WeComSender(ChatSender):
@@ -329,7 +334,7 @@ def send_webhook(target: str, payload: dict, *, secret: str, timeout: float | No
     headers = {IDEMPOTENCY_HEADER: payload["key"]}
     if secret:
         headers["X-Stability-Signature"] = webhook_signature(secret, body)
-    reply = post_json(target, body, headers=headers, timeout=timeout)
+    reply = post_json(target, body, headers=headers, **_timeout(timeout))
     if not 200 <= reply.status < 300:
         raise _http_error(reply)
 
