@@ -183,3 +183,46 @@ def test_a_note_with_a_nul_character_is_refused_in_words(administrator, world):
     assert response.status_code == 400
     assert "Note: Null characters are not allowed." in text_of(response.content.decode())
     assert SeverityPolicy.objects.count() == 1
+
+
+def test_the_api_previews_the_same_figures(world, admin_client_api):
+    one, two, three, four = preview_world()
+    rules = {
+        "A": [{"kind": "tier_impact", "tier": "P0", "minutes": 45}],
+        "B": [{"kind": "affected_users", "at_least": 5000}],
+        "C": [{"kind": "tier_impact", "tier": "P2", "minutes": 60}],
+    }
+    answer = admin_client_api.post("/api/v1/severity-policies/preview/", {"rules": rules}, format="json")
+    assert answer.status_code == 200
+    assert answer.json() == {
+        "incidents": 4,
+        "days": 90,
+        "counts": {
+            "A": {"now": 1, "new": 2},
+            "B": {"now": 1, "new": 1},
+            "C": {"now": 2, "new": 1},
+            "D": {"now": 0, "new": 0},
+        },
+        "changes": [
+            {
+                "incident": one.pk,
+                "title": "Cashier down",
+                "current": "B",
+                "new": "A",
+                "explanation": "A: P0 system impacted 45 min (>= 45 min)",
+            },
+            {
+                "incident": two.pk,
+                "title": "Portal errors",
+                "current": "C",
+                "new": "B",
+                "explanation": "B: 5,000 affected users (>= 5,000)",
+            },
+        ],
+    }
+    wrong = admin_client_api.post(
+        "/api/v1/severity-policies/preview/", {"rules": {"A": [{"kind": "tier_impact", "tier": "P9"}]}}, format="json"
+    )
+    assert wrong.status_code == 400
+    assert "A[0]: tier must be one of P0, P1, P2, P3" in wrong.json()["rules"]
+    assert SeverityPolicy.objects.count() == 1
