@@ -431,3 +431,7 @@ REMINDER_CLAIM_LEASE_SECONDS = env.int("REMINDER_CLAIM_LEASE_SECONDS", default=6
 # A live sender renews its lease this often; a dead one's claims come free a lease after its last beat.
 REMINDER_CLAIM_HEARTBEAT_SECONDS = env.float("REMINDER_CLAIM_HEARTBEAT_SECONDS", default=15.0)
 REMINDER_HTTP_TIMEOUT_SECONDS = env.float("REMINDER_HTTP_TIMEOUT_SECONDS", default=10.0)
+# A channel's test message (settings page, API) is sent while the administrator waits: a short timeout,
+# and at most one per channel this often, so the button cannot hammer a receiver.
+CHANNEL_TEST_TIMEOUT_SECONDS = env.float("CHANNEL_TEST_TIMEOUT_SECONDS", default=5.0)
+CHANNEL_TEST_INTERVAL_SECONDS = env.int("CHANNEL_TEST_INTERVAL_SECONDS", default=10)

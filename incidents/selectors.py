@@ -4,7 +4,7 @@ Every consumer (API, pages, reports, health score) calls these; none recomputes 
 """
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -33,6 +33,7 @@ from accounts.models import User
 from incidents import severity
 from incidents.durations import INCIDENT_DURATIONS
 from incidents.models import (
+    LEVEL_RANK,
     ActionItem,
     CauseCategory,
     DetectionSource,
@@ -658,3 +659,60 @@ def incidents_awaiting_review(*, teams: Iterable[Team] | None = None, now: datet
             incident.waiting = now - incident.recovered_at
             awaiting.append(incident)
     return awaiting
+
+
+def overdue_items_by_team(*, now: datetime) -> list[dict]:
+    """Overdue items (`overdue`) per team, teams with none left out, the most first:
+    [{"slug", "name", "overdue"}] in one query."""
+    rows = (
+        ActionItem.objects.filter(overdue(now))
+        .values("team__slug", "team__name")
+        .annotate(count=Count("id"))
+        .order_by("-count", "team__name")
+    )
+    return [{"slug": r["team__slug"], "name": r["team__name"], "overdue": r["count"]} for r in rows]
+
+
+@dataclass(frozen=True)
+class Reclassified:
+    """One incident under an edited policy: its level now and the one the edited rules would give it
+    (a manual override stays), with the conditions that matched, in words."""
+
+    incident: Incident
+    current: str
+    new: str
+    explanation: str
+
+
+def severity_policy_preview(*, rules: Mapping, now: datetime, days: int = 90) -> dict:
+    """How the incidents that occurred in the last `days` would be classified under `rules`, by the one
+    classifier (severity.classify over severity.incident_facts, as re-evaluation would): {"incidents": n,
+    "changes": [Reclassified whose level would change, most severe new level first], "counts": {level:
+    (now, new)}}. Nothing is saved. Two queries."""
+    incidents = (
+        Incident.objects.filter(occurred_at__gte=now - timedelta(days=days))
+        .prefetch_related("systems")
+        .order_by("-occurred_at", "-id")
+    )
+    counts = {level: [0, 0] for level in Level.values}
+    changes = []
+    total = 0
+    for incident in incidents:
+        total += 1
+        result = severity.classify(
+            severity.incident_facts(incident, (s.tier for s in incident.systems.all()), now=now), rules
+        )
+        new = incident.level_override or result.level
+        counts[incident.level][0] += 1
+        counts[new][1] += 1
+        if new != incident.level:
+            changes.append(
+                Reclassified(
+                    incident=incident,
+                    current=incident.level,
+                    new=new,
+                    explanation=severity.explain(result.level, result.matches),
+                )
+            )
+    changes.sort(key=lambda c: (LEVEL_RANK[c.new], -c.incident.occurred_at.timestamp(), -c.incident.pk))
+    return {"incidents": total, "days": days, "changes": changes, "counts": {k: tuple(v) for k, v in counts.items()}}

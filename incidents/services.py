@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
 from accounts.models import Role, User
-from incidents import severity, timeline
+from incidents import severity, signals, timeline
 from incidents.models import (
     EARLIEST_TIMESTAMP,
     TIMESTAMP_FIELDS,
@@ -166,15 +166,7 @@ def _status_from_timestamps(values: Mapping[str, Any]) -> str:
 
 
 def _impact_facts(incident: Incident, systems: Iterable[System], *, now: datetime) -> severity.ImpactFacts:
-    return severity.ImpactFacts(
-        tier=severity.most_critical_tier(s.tier for s in systems),
-        impact=severity.impact_of(occurred_at=incident.occurred_at, recovered_at=incident.recovered_at, now=now),
-        affected_users=incident.affected_users,
-        affected_transactions=incident.affected_transactions,
-        funds_loss=incident.funds_loss,
-        data_or_security_breach=incident.data_or_security_breach,
-        regulatory_reportable=incident.regulatory_reportable,
-    )
+    return severity.incident_facts(incident, (s.tier for s in systems), now=now)
 
 
 def _set_level(incident: Incident) -> None:
@@ -207,6 +199,7 @@ def _record_level_change(incident: Incident, *, old_level: str, by: User | None,
             new=incident.level,
             data=_matches(incident),
         ).save()
+        signals.level_changed(incident, old_level=old_level)
 
 
 # -- timeline helpers ---------------------------------------------------------------------------
@@ -321,6 +314,7 @@ def incident_create(
     timeline_event(
         incident, kind=TimelineEntry.Kind.CREATED, at=now, by=by, new=incident.level, data=_matches(incident)
     ).save()
+    signals.level_changed(incident, old_level="")
     return incident
 
 
@@ -520,6 +514,7 @@ def timeline_note_add(
     kind = TimelineEntry.Kind.UPDATE if update else TimelineEntry.Kind.NOTE
     entry = timeline_event(incident, kind=kind, at=at, by=by, text=text.strip())
     entry.save()
+    signals.update_posted(entry, incident=incident)
     return entry
 
 
@@ -548,6 +543,7 @@ def severity_override_set(*, incident_id: int, by: User, level: str, reason: str
         new=level,
         text=reason.strip(),
     ).save()
+    signals.level_changed(incident, old_level=old_level)
     return incident
 
 
@@ -572,6 +568,7 @@ def severity_override_clear(*, incident_id: int, by: User, reason: str = "") -> 
         text=reason.strip(),
         data=_matches(incident),
     ).save()
+    signals.level_changed(incident, old_level=old_level)
     return incident
 
 

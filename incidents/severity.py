@@ -54,6 +54,21 @@ def impact_of(*, occurred_at: datetime, recovered_at: datetime | None, now: date
     return max((recovered_at or now) - occurred_at, timedelta(0))
 
 
+def incident_facts(incident, tiers: Iterable[str], *, now: datetime) -> ImpactFacts:
+    """The facts the policy reads of an incident (its fields) whose systems have these tiers, as of `now`
+    (an unrecovered incident's impact grows): what classifies it when it is written, and what the
+    policy form's preview classifies the last quarter's incidents by."""
+    return ImpactFacts(
+        tier=most_critical_tier(tiers),
+        impact=impact_of(occurred_at=incident.occurred_at, recovered_at=incident.recovered_at, now=now),
+        affected_users=incident.affected_users,
+        affected_transactions=incident.affected_transactions,
+        funds_loss=incident.funds_loss,
+        data_or_security_breach=incident.data_or_security_breach,
+        regulatory_reportable=incident.regulatory_reportable,
+    )
+
+
 def _observed(condition: Mapping, facts: ImpactFacts) -> dict | None:
     """The observed values when `condition` holds for `facts`, else None."""
     kind = condition["kind"]

@@ -38,7 +38,7 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from stability.models import Event, NotificationChannel
+from stability.models import NotificationChannel, subscribable_events
 
 Kind = NotificationChannel.Kind
 EXCERPT = 300  # characters of a reply kept in an error
@@ -157,8 +157,11 @@ def _excerpt(text: str) -> str:
     return text if len(text) <= EXCERPT else text[: EXCERPT - 1] + "…"
 
 
-def post_json(url: str, payload: Any, *, headers: Mapping[str, str] | None = None) -> Reply:
-    """POST a JSON body; a reply of any status is returned, a failure to get one is a DeliveryError."""
+def post_json(
+    url: str, payload: Any, *, headers: Mapping[str, str] | None = None, timeout: float | None = None
+) -> Reply:
+    """POST a JSON body; a reply of any status is returned, a failure to get one is a DeliveryError.
+    `timeout` in seconds, REMINDER_HTTP_TIMEOUT_SECONDS by default."""
     body = payload if isinstance(payload, bytes) else json.dumps(payload, ensure_ascii=False).encode()
     request = urllib.request.Request(
         url,
@@ -171,7 +174,7 @@ def post_json(url: str, payload: Any, *, headers: Mapping[str, str] | None = Non
         method="POST",
     )
     try:
-        with urllib.request.urlopen(request, timeout=settings.REMINDER_HTTP_TIMEOUT_SECONDS) as answer:
+        with urllib.request.urlopen(request, timeout=timeout or settings.REMINDER_HTTP_TIMEOUT_SECONDS) as answer:
             return Reply(answer.status, answer.read(65536).decode("utf-8", "replace"))
     except urllib.error.HTTPError as error:
         return Reply(error.code, error.read(65536).decode("utf-8", "replace"))
@@ -187,6 +190,11 @@ def post_json(url: str, payload: Any, *, headers: Mapping[str, str] | None = Non
             % {"reason": str(error) or type(error).__name__},
             unknown=True,
         ) from error
+
+
+def _timeout(seconds: float | None) -> dict:
+    # Only a test message asks for its own timeout; deliveries keep post_json's default.
+    return {} if seconds is None else {"timeout": seconds}
 
 
 def check_target(url: str) -> None:
@@ -233,13 +241,13 @@ class ChatSender:
     def check(self, reply: Reply) -> None:
         raise NotImplementedError
 
-    def send(self, target: str, entries: list[Entry], *, secret: str) -> None:
+    def send(self, target: str, entries: list[Entry], *, secret: str, timeout: float | None = None) -> None:
         check_target(target)
         body, query, headers = self.payload(entries, secret=secret)
         url = target
         if query:
             url += ("&" if urllib.parse.urlsplit(target).query else "?") + urllib.parse.urlencode(query)
-        self.check(post_json(url, body, headers=headers))
+        self.check(post_json(url, body, headers=headers, **_timeout(timeout)))
 
 
 class WeComSender(ChatSender):
@@ -317,7 +325,7 @@ CHAT_SENDERS: dict[str, ChatSender] = {
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 
-def send_webhook(target: str, payload: dict, *, secret: str) -> None:
+def send_webhook(target: str, payload: dict, *, secret: str, timeout: float | None = None) -> None:
     """The generic webhook: one notification per POST; any 2xx is a success. Every attempt of one
     notification carries the same Idempotency-Key header (its key), so a receiver that keeps the keys it
     has processed drops the repeat a retry after a timeout sends."""
@@ -326,7 +334,7 @@ def send_webhook(target: str, payload: dict, *, secret: str) -> None:
     headers = {IDEMPOTENCY_HEADER: payload["key"]}
     if secret:
         headers["X-Stability-Signature"] = webhook_signature(secret, body)
-    reply = post_json(target, body, headers=headers)
+    reply = post_json(target, body, headers=headers, **_timeout(timeout))
     if not 200 <= reply.status < 300:
         raise _http_error(reply)
 
@@ -381,11 +389,12 @@ def _target_problems(channel: NotificationChannel) -> list[str]:
 def _events_problems(events) -> list[str]:
     if not isinstance(events, list) or not all(isinstance(e, str) for e in events):
         return [_("A list of event names.")]
-    unknown = sorted(set(events) - set(Event.values))
+    known = [value for value, _label in subscribable_events()]
+    unknown = sorted(set(events) - set(known))
     if unknown:
         return [
             _("Unknown events: %(events)s; known: %(known)s.")
-            % {"events": ", ".join(unknown), "known": ", ".join(Event.values)}
+            % {"events": ", ".join(unknown), "known": ", ".join(known)}
         ]
     return []
 

@@ -46,9 +46,9 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from incidents.models import ActionItem
-from stability import channels, notices, published, reminders, reports
+from stability import channels, links, notices, published, reminders, reports
 from stability.channels import DeliveryError, Entry
-from stability.models import Notification, NotificationChannel, OutboundMessage
+from stability.models import Event, Notification, NotificationChannel, OutboundMessage
 from stability.reminders import (
     EMAIL_DESTINATION,
     ITEM_EVENTS,
@@ -74,6 +74,8 @@ def retry_delay(attempts: int) -> timedelta:
 
 def _stale_reason(notification: Notification) -> str | None:
     """Why the notification must not go any more, or None."""
+    if notification.event == Event.CHANNEL_TEST:  # left pending by a process that died while testing
+        return _("Skipped: a test message is sent only while an administrator waits for it.")
     if notification.destination != EMAIL_DESTINATION and notification.channel_id is None:
         return _("Skipped: the channel was deleted.")
     if notification.channel_id is not None and not notification.channel.enabled:
@@ -237,7 +239,10 @@ def _claim(destination: str, *, now: datetime) -> _Claim:
                 "action_item__owner",
                 "alert__team",
                 "alert__system",
+                "incident__team",
+                "incident__commander",
             )
+            .prefetch_related("incident__systems")
             .order_by("id")[:limit]
         )
         if rows:
@@ -252,8 +257,9 @@ def _claim(destination: str, *, now: datetime) -> _Claim:
 
 def _quiet_policy(notification: Notification, policies: dict[int, Policy], fallback: Policy) -> Policy | None:
     """The policy whose quiet hours hold this chat notification back (as the sweep chose it); alert
-    notices have none: late, they are noise."""
-    if notification.alert_id is not None:
+    notices have none: late, they are noise; nor incident messages: a major incident at night is when
+    they matter."""
+    if notification.alert_id is not None or notification.incident_id is not None:
         return None
     if notification.action_item_id is not None:
         return policies.get(notification.action_item.team_id, fallback)
@@ -476,12 +482,13 @@ def _report_attachment(report: reports.Report) -> tuple[str, bytes, str]:
     return report_pdf.filename(report), content, "application/pdf"
 
 
-def _send(message: _Message, smtp) -> None:
+def _send(message: _Message, smtp, *, timeout: float | None = None) -> None:
     with translation.override(message.language):
         if message.kind in channels.CHAT_SENDERS:
-            channels.CHAT_SENDERS[message.kind].send(message.target, message.entries, secret=message.secret)
+            sender = channels.CHAT_SENDERS[message.kind]
+            sender.send(message.target, message.entries, secret=message.secret, timeout=timeout)
         elif message.kind == NotificationChannel.Kind.WEBHOOK:
-            channels.send_webhook(message.target, message.payload, secret=message.secret)
+            channels.send_webhook(message.target, message.payload, secret=message.secret, timeout=timeout)
         else:
             entry = message.entries[0]
             email = mail.EmailMessage(
@@ -704,3 +711,145 @@ def notification_retry(*, notification_id: int) -> Notification:
 
     transaction.on_commit(lambda: reminders.enqueue_deliveries([destination]))
     return notification
+
+
+# --- a channel's test message ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TestOutcome:
+    notification: Notification
+    delivered: bool
+    reason: str  # in words: what the receiver answered, or why nothing came back
+
+
+class TestTooSoon(ValidationError):
+    """A test message for this channel went out less than CHANNEL_TEST_INTERVAL_SECONDS ago."""
+
+
+def _test_entry(channel: NotificationChannel, *, by, now: datetime) -> Entry:
+    return Entry(
+        title=_("Test message from Stability Tracker"),
+        url=links.notification_log_url(),
+        details=(
+            _("Channel %(name)s (%(kind)s) works. Sent by %(person)s at %(at)s.")
+            % {
+                "name": channel.name,
+                "kind": channel.get_kind_display(),
+                "person": (by.get_full_name() or by.username) if by is not None else "-",
+                "at": timezone.localtime(now).isoformat(timespec="seconds").replace("T", " "),
+            },
+        ),
+    )
+
+
+def _open_test(channel_id: int, *, now: datetime) -> tuple[NotificationChannel, Notification, OutboundMessage]:
+    """Under the channel's lock: no other test of it in the last CHANNEL_TEST_INTERVAL_SECONDS (TestTooSoon),
+    a robot's budget not spent (ValidationError), then the log row and the message row, committed before
+    the request goes out."""
+    interval = timedelta(seconds=settings.CHANNEL_TEST_INTERVAL_SECONDS)
+    with transaction.atomic():
+        channel = NotificationChannel.objects.select_for_update(of=("self",)).select_related("user").get(pk=channel_id)
+        last = (
+            Notification.objects.filter(channel=channel, event=Event.CHANNEL_TEST, created_at__gt=now - interval)
+            .order_by("-created_at")
+            .values_list("created_at", flat=True)
+            .first()
+        )
+        if last is not None:
+            wait = max(1, int((last + interval - now).total_seconds() + 0.999))
+            raise TestTooSoon(
+                _("A test message went to this channel moments ago; try again in %(seconds)d s.") % {"seconds": wait}
+            )
+        if channel.is_chat:
+            remaining, wait = _chat_budget(channel, now=now)
+            if remaining <= 0:
+                raise ValidationError(
+                    _("The robot has had its %(limit)d messages this minute; try again in %(seconds)d s.")
+                    % {
+                        "limit": channel.messages_per_minute or settings.REMINDER_CHAT_MESSAGES_PER_MINUTE,
+                        "seconds": max(1, int(wait.total_seconds())),
+                    }
+                )
+        destination = EMAIL_DESTINATION if channel.kind == NotificationChannel.Kind.EMAIL else f"channel:{channel.pk}"
+        row = OutboundMessage.objects.create(
+            channel=channel, destination=destination, started_at=now, attempted_at=now, entries=1
+        )
+        notification = Notification.objects.create(
+            key=f"test:channel:{channel.pk}:{now.isoformat()}",
+            event=Event.CHANNEL_TEST,
+            step="test",
+            channel=channel,
+            recipient=channel.user,
+            destination=destination,
+            language=channel.language or (channel.user.language if channel.user else "") or settings.LANGUAGE_CODE,
+            fire_at=now,
+            created_at=now,
+            deliver_after=now,
+            attempts=1,
+            claimed_at=now,
+            message=row,
+        )
+    return channel, notification, row
+
+
+def channel_test_send(*, channel_id: int, by) -> TestOutcome:
+    """Send one test message to the channel now, while the caller waits (CHANNEL_TEST_TIMEOUT_SECONDS), through
+    the channel's own sender, and log it (event channel_test): sent, failed with the receiver's answer, or
+    unknown on a timeout. Never retried. At most one per channel every CHANNEL_TEST_INTERVAL_SECONDS
+    (TestTooSoon), within a robot's messages a minute; a disabled channel may be tested."""
+    now = timezone.now()
+    channel, notification, row = _open_test(channel_id, now=now)
+    with translation.override(notification.language):
+        entry = _test_entry(channel, by=by, now=now)
+    message = _Message(
+        kind=channel.kind,
+        language=notification.language,
+        notifications=[notification],
+        entries=[entry],
+        target=channel.target,
+        secret=channel.secret,
+        row=row,
+    )
+    error = None
+    if channel.kind == NotificationChannel.Kind.WEBHOOK:
+        message.payload = notices.webhook_payload(notification, entry)
+    elif channel.kind == NotificationChannel.Kind.EMAIL:
+        user_email = channel.user.email if channel.user else ""
+        message.addresses = channels.email_addresses(channel.target) or ([user_email] if user_email else [])
+        if not message.addresses:
+            error = DeliveryError(_("Failed: the recipient has no email address and no channel."), retryable=False)
+    if error is None:
+        try:
+            _send(
+                message,
+                mail.get_connection(timeout=settings.CHANNEL_TEST_TIMEOUT_SECONDS),
+                timeout=settings.CHANNEL_TEST_TIMEOUT_SECONDS,
+            )
+        except DeliveryError as failure:
+            error = failure
+        except Exception as failure:  # a bug must not leave the log row pending
+            logger.exception("The test message to channel %s failed unexpectedly", channel.pk)
+            error = DeliveryError(_("Unexpected error: %(error)s") % {"error": failure})
+    finished = timezone.now()
+    status = Notification.Status.SENT
+    if error is not None:
+        status = Notification.Status.UNKNOWN if error.unknown else Notification.Status.FAILED
+    with transaction.atomic():
+        OutboundMessage.objects.filter(pk=row.pk).update(
+            finished_at=finished,
+            ok=None if error and error.unknown else error is None,
+            error=error.reason if error else "",
+        )
+        Notification.objects.filter(pk=notification.pk).update(
+            status=status,
+            claimed_at=None,
+            sent_at=finished if error is None else None,
+            last_error=error.reason if error else "",
+        )
+    notification.refresh_from_db()
+    if error is None:
+        reason = _("Delivered: %(kind)s accepted the test message.") % {"kind": channel.get_kind_display()}
+    else:
+        reason = error.reason
+    return TestOutcome(notification=notification, delivered=error is None, reason=reason)

@@ -418,6 +418,15 @@ class Event(models.TextChoices):
     ALERT_ESCALATION = "alert_escalation", _("Unfollowed alert escalated")
     WEEKLY_REPORT = "weekly_report", _("Weekly stability report")
     MONTHLY_REPORT = "monthly_report", _("Monthly stability report")
+    INCIDENT_MAJOR = "incident_major", _("A/B incident logged or raised")
+    INCIDENT_UPDATE = "incident_update", _("Incident commander's update")
+    # Sent when an administrator asks ("Send a test message"), never subscribed to.
+    CHANNEL_TEST = "channel_test", _("Test message")
+
+
+def subscribable_events() -> list[tuple[str, str]]:
+    """The events a channel may list in `events` (a test message is sent when asked, to one channel)."""
+    return [(value, label) for value, label in Event.choices if value != Event.CHANNEL_TEST]
 
 
 def default_channel_events() -> list[str]:
@@ -671,6 +680,15 @@ class Notification(models.Model):
         related_name="report_notifications",
         verbose_name=_("team"),
         help_text=_("The team a weekly or monthly report is about."),
+    )
+    incident = models.ForeignKey(
+        "incidents.Incident",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="notifications",
+        verbose_name=_("incident"),
+        help_text=_("The incident an A/B message or a commander's update is about."),
     )
     # Deliveries are grouped by destination: "email" (every email) or "channel:<id>".
     destination = models.CharField(_("destination"), max_length=40)

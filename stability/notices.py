@@ -12,7 +12,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from incidents import periods
-from incidents.models import ActionItem
+from incidents.models import ActionItem, TimelineEntry
+from incidents.timeline import level_name
 from stability import links, reports
 from stability.channels import Entry
 from stability.models import Event, Notification
@@ -100,6 +101,38 @@ def _alert_entry(notification: Notification) -> Entry:
     )
 
 
+def _incident_entry(notification: Notification, updates: dict[int, TimelineEntry]) -> Entry | None:
+    """An A/B incident logged or raised, or its commander's update (the text typed): level, title, team,
+    systems, commander, and the link to the incident."""
+    incident = notification.incident
+    values = {"id": incident.pk, "title": incident.title, "level": level_name(notification.step.removeprefix("level-"))}
+    details = []
+    if notification.event == Event.INCIDENT_UPDATE:
+        entry = updates.get(_update_entry_id(notification))
+        if entry is None:  # the row was deleted since
+            return None
+        values["level"] = level_name(incident.level)
+        title = _("Update on incident #%(id)s (%(level)s): %(title)s") % values
+        details.append(entry.text)
+        details.append(_("Posted by %(author)s at %(at)s") % {"author": _person(entry.author), "at": _when(entry.at)})
+    else:
+        title = _("Incident #%(id)s is %(level)s: %(title)s") % values
+    details.append(
+        _("Team %(team)s, systems %(systems)s, commander %(commander)s, since %(since)s")
+        % {
+            "team": incident.team.name,
+            "systems": ", ".join(sorted(s.code for s in incident.systems.all())) or "-",
+            "commander": _person(incident.commander) if incident.commander_id else _("none yet"),
+            "since": _when(incident.occurred_at),
+        }
+    )
+    return Entry(title=title, url=links.incident_url(incident_id=incident.pk), details=tuple(details))
+
+
+def _update_entry_id(notification: Notification) -> int:
+    return int(notification.step.removeprefix("update-"))
+
+
 def _digest_entry(notification: Notification, items: list[ActionItem], *, now: datetime) -> Entry | None:
     if not items:
         return None
@@ -167,7 +200,7 @@ def webhook_payload(notification: Notification, entry: Entry) -> dict:
         "ids": {
             "notification": notification.pk,
             "action_item": item.pk if item else None,
-            "incident": item.incident_id if item else None,
+            "incident": item.incident_id if item else notification.incident_id,
             "alert": alert.pk if alert else None,
             "team": notification.team_id,
             "recipient": notification.recipient_id,
@@ -186,6 +219,8 @@ def render(rows: list[Notification], *, now: datetime) -> Rendered:
     """Entries in each notification's language. A team's weekly or monthly report is computed once,
     whatever the number of its notifications here, and kept for the email's PDF and for publishing."""
     open_items = _open_items_of({n.recipient_id for n in rows if n.event == Event.DIGEST})
+    update_ids = [_update_entry_id(n) for n in rows if n.event == Event.INCIDENT_UPDATE]
+    updates = TimelineEntry.objects.select_related("author").in_bulk(update_ids) if update_ids else {}
     rendered = Rendered()
     computed: dict[tuple, reports.Report] = {}
     for notification in rows:
@@ -196,7 +231,10 @@ def render(rows: list[Notification], *, now: datetime) -> Rendered:
                 computed[key] = _team_report(notification)
             report = rendered.report_of[notification.pk] = computed[key]
         with translation.override(notification.language):
-            entry = _entry(notification, open_items=open_items, report=report, now=now)
+            if notification.incident_id is not None:
+                entry = _incident_entry(notification, updates)
+            else:
+                entry = _entry(notification, open_items=open_items, report=report, now=now)
         if entry is None:
             rendered.empty.append(notification.pk)
         else:

@@ -1,14 +1,18 @@
 """Forms of the pages. They validate what a person typed and show errors next to each field; the
 writes go through the services (incidents.services, stability.services), never form.save()."""
 
+from decimal import Decimal, InvalidOperation
+
 from django import forms
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import User
-from incidents.models import ActionItem, Drill, Incident, Level, System, Team
+from incidents import severity
+from incidents.models import ActionItem, Drill, Incident, Level, SeverityPolicy, System, Team, Tier
 from incidents.services import ItemTransition, Transition
 
 # Facts the A-D policy reads (incidents.severity); the live suggestion posts them.
@@ -376,3 +380,185 @@ class DrillHoldForm(forms.Form):
             "switch_over_seconds": switch,
             "findings": data["findings"],
         }
+
+
+# --- the A-D severity policy as a form (levels x conditions) -----------------------------------------
+
+# What a condition measures: the kinds of incidents.severity, a tier or flag folded into the choice.
+MEASURES = {
+    **{f"tier_impact:{tier}": ("tier_impact", tier) for tier in Tier.values},
+    "affected_transactions": ("affected_transactions", None),
+    "affected_users": ("affected_users", None),
+    "funds_loss": ("funds_loss", None),
+    **{f"flag:{flag}": ("flag", flag) for flag in severity.FLAGS},
+}
+
+
+def measure_choices() -> list[tuple[str, str]]:
+    tiers = [
+        (
+            f"tier_impact:{tier}",
+            _("%(tier)s system impacted, minutes") % {"tier": tier}
+            if tier == Tier.P0
+            else _("%(tier)s or more critical system impacted, minutes") % {"tier": tier},
+        )
+        for tier in Tier.values
+    ]
+    return [
+        ("", "—"),
+        *tiers,
+        ("affected_transactions", _("Failed transactions")),
+        ("affected_users", _("Affected users")),
+        ("funds_loss", _("Funds loss (%(currency)s)") % {"currency": settings.CURRENCY}),
+        ("flag:data_or_security_breach", _("Data or security breach (yes/no)")),
+        ("flag:regulatory_reportable", _("Reportable to the regulator (yes/no)")),
+    ]
+
+
+def condition_initial(condition: dict) -> dict:
+    """A stored condition as the form's row."""
+    kind = condition["kind"]
+    if kind == "tier_impact":
+        return {"measure": f"tier_impact:{condition['tier']}", "at_least": str(condition["minutes"])}
+    if kind == "flag":
+        return {"measure": f"flag:{condition['flag']}", "at_least": ""}
+    return {"measure": kind, "at_least": str(condition["at_least"])}
+
+
+class ConditionForm(forms.Form):
+    """One condition: what it measures and the threshold it must reach (>=); a yes/no flag has none."""
+
+    measure = forms.ChoiceField(label=_("Measure"), choices=measure_choices, required=False)
+    at_least = forms.CharField(
+        label=_("At least"),
+        required=False,
+        max_length=20,
+        widget=forms.TextInput(attrs={"inputmode": "decimal", "size": 10}),
+    )
+
+    def clean(self):
+        data = super().clean()
+        measure, text = data.get("measure") or "", (data.get("at_least") or "").strip().replace(",", "")
+        data["condition"] = None
+        if not measure:
+            if text:
+                self.add_error("measure", _("Choose what this condition measures, or clear the number."))
+            return data
+        kind, detail = MEASURES[measure]
+        if kind == "flag":
+            data["condition"] = {"kind": "flag", "flag": detail}
+            return data
+        if not text:
+            self.add_error("at_least", _("Give the threshold the incident must reach."))
+            return data
+        if kind == "funds_loss":
+            try:
+                amount = Decimal(text)
+            except InvalidOperation:
+                amount = None
+            if amount is None or not amount.is_finite() or not 0 <= amount < severity.MAX_FUNDS:
+                self.add_error("at_least", _("Write an amount of money, e.g. 100000."))
+                return data
+            data["condition"] = {"kind": kind, "at_least": str(amount)}
+            return data
+        upper = severity.MAX_MINUTES if kind == "tier_impact" else severity.MAX_COUNT
+        if not text.isdigit() or int(text) > upper:
+            message = (
+                _("Write whole minutes, e.g. 30.") if kind == "tier_impact" else _("Write a whole number, e.g. 10000.")
+            )
+            self.add_error("at_least", message)
+            return data
+        if kind == "tier_impact":
+            data["condition"] = {"kind": kind, "tier": detail, "minutes": int(text)}
+        else:
+            data["condition"] = {"kind": kind, "at_least": int(text)}
+        return data
+
+
+# Without JS one spare row per level; the page's script adds more.
+ConditionFormSet = forms.formset_factory(ConditionForm, extra=1, can_delete=True, max_num=30, validate_max=True)
+
+
+class RecoveryTargetsForm(forms.Form):
+    """The recovery target of each level A-D, in hours and minutes."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for level in Level.values:
+            self.fields[f"{level}_hours"] = forms.IntegerField(
+                label=_("Level %(level)s: hours") % {"level": level}, min_value=0, max_value=24 * 366 * 10
+            )
+            self.fields[f"{level}_minutes"] = forms.IntegerField(
+                label=_("Level %(level)s: minutes") % {"level": level}, min_value=0, max_value=59
+            )
+
+    @staticmethod
+    def initial_of(targets: dict) -> dict:
+        initial = {}
+        for level in Level.values:
+            hours, seconds = divmod(int(targets.get(level, 0)), 3600)
+            initial[f"{level}_hours"], initial[f"{level}_minutes"] = hours, seconds // 60
+        return initial
+
+    def clean(self):
+        data = super().clean()
+        for level in Level.values:
+            hours, minutes = data.get(f"{level}_hours"), data.get(f"{level}_minutes")
+            if hours is not None and minutes is not None and hours * 60 + minutes == 0:
+                self.add_error(f"{level}_minutes", _("A recovery target of at least one minute."))
+        return data
+
+    def targets(self) -> dict[str, int]:
+        return {
+            level: self.cleaned_data[f"{level}_hours"] * 3600 + self.cleaned_data[f"{level}_minutes"] * 60
+            for level in Level.values
+        }
+
+
+class PolicyForm:
+    """The severity policy as a form: per level A, B, C a formset of conditions (ConditionFormSet, prefix
+    rules-A ...), the recovery targets (RecoveryTargetsForm) and a note. `rules()` and `targets()` give
+    what incidents.services.severity_policy_create takes."""
+
+    def __init__(self, data=None, *, policy: SeverityPolicy | None = None):
+        rules = policy.rules if policy else {}
+        self.levels = {
+            level: ConditionFormSet(
+                data,
+                prefix=f"rules-{level}",
+                initial=None if data is not None else [condition_initial(c) for c in rules.get(level, [])],
+            )
+            for level in severity.CLASSIFIED_LEVELS
+        }
+        self.recovery = RecoveryTargetsForm(
+            data, initial=RecoveryTargetsForm.initial_of(policy.recovery_targets) if policy else None
+        )
+        self.note = forms.CharField(required=False, max_length=2000)
+        self.note_value = (data or {}).get("note", "")
+        self.errors: list[str] = []  # the service's, above the form
+
+    def is_valid(self) -> bool:
+        results = [formset.is_valid() for formset in self.levels.values()]
+        results.append(self.recovery.is_valid())
+        try:
+            self.note_value = self.note.clean(self.note_value)
+        except ValidationError as exc:
+            self.errors.extend(_("Note: %(error)s") % {"error": message} for message in exc.messages)
+            results.append(False)
+        return all(results)
+
+    def rules(self) -> dict[str, list[dict]]:
+        return {
+            level: [
+                form.cleaned_data["condition"]
+                for form in formset.forms
+                if form.cleaned_data.get("condition") and not form.cleaned_data.get("DELETE")
+            ]
+            for level, formset in self.levels.items()
+        }
+
+    def targets(self) -> dict[str, int]:
+        return self.recovery.targets()
+
+    def add_service_errors(self, error: ValidationError) -> None:
+        self.errors.extend(error.messages)

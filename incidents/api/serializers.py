@@ -1,3 +1,4 @@
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
@@ -249,6 +250,39 @@ class ClassificationSerializer(serializers.Serializer):
     matches = serializers.ListField(child=serializers.DictField())
     policy_version = serializers.IntegerField()
     recovery_target = serializers.IntegerField(help_text="Seconds allowed to recover at this level.")
+
+
+class PolicyPreviewSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
+    rules = serializers.JSONField(help_text="Per level A, B, C: the conditions, as a policy's rules.")
+    days = serializers.IntegerField(
+        min_value=1, max_value=366, default=90, help_text="Incidents that occurred this many days back."
+    )
+
+    def validate_rules(self, rules):
+        # The current version's targets stand in: only the rules are previewed.
+        try:
+            severity.validate_policy(rules, selectors.current_severity_policy().recovery_targets)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.message_dict.get("rules", exc.messages)) from None
+        return rules
+
+
+class PolicyPreviewChangeSerializer(serializers.Serializer):
+    incident = serializers.IntegerField(source="incident.pk")
+    title = serializers.CharField(source="incident.title")
+    current = serializers.CharField(help_text="The level now.")
+    new = serializers.CharField(help_text="The level under the rules (a manual override stays).")
+    explanation = serializers.CharField(help_text="The conditions met, in the reader's language.")
+
+
+class PolicyPreviewResultSerializer(serializers.Serializer):
+    incidents = serializers.IntegerField(help_text="Incidents that occurred in the last `days` days.")
+    days = serializers.IntegerField()
+    counts = serializers.DictField(
+        child=serializers.DictField(child=serializers.IntegerField()),
+        help_text='Per level: {"now": n, "new": n}.',
+    )
+    changes = PolicyPreviewChangeSerializer(many=True)
 
 
 class ReevaluateSerializer(RejectUnknownFieldsMixin, serializers.Serializer):

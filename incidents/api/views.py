@@ -318,6 +318,19 @@ class SeverityPolicyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vi
         """The version that classifies new incidents."""
         return Response(self.get_serializer(selectors.current_severity_policy()).data)
 
+    @extend_schema(request=s.PolicyPreviewSerializer, responses={200: s.PolicyPreviewResultSerializer})
+    @action(detail=False, methods=["post"])
+    def preview(self, request):
+        """How the incidents of the last `days` (default 90) would be classified under these rules, against
+        their level now (the settings page's Preview); nothing is saved."""
+        serializer = s.PolicyPreviewSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        preview = selectors.severity_policy_preview(
+            rules=serializer.validated_data["rules"], now=timezone.now(), days=serializer.validated_data["days"]
+        )
+        preview["counts"] = {level: {"now": now, "new": new} for level, (now, new) in preview["counts"].items()}
+        return Response(s.PolicyPreviewResultSerializer(preview).data)
+
     @extend_schema(
         request=s.ReevaluateSerializer,
         responses={

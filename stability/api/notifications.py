@@ -17,7 +17,7 @@ from incidents.api.serializers import RejectUnknownFieldsMixin
 from incidents.models import Team
 from stability import channels, delivery
 from stability.filters import NotificationFilter
-from stability.models import Event, Notification, NotificationChannel
+from stability.models import Notification, NotificationChannel, subscribable_events
 
 
 class ChannelAccess(_Capability):
@@ -54,7 +54,7 @@ class ChannelSerializer(RejectUnknownFieldsMixin, ModelSerializer):
     )
     has_secret = serializers.SerializerMethodField()
     events = serializers.ListField(
-        child=serializers.ChoiceField(choices=Event.choices),
+        child=serializers.ChoiceField(choices=subscribable_events()),
         required=False,
         help_text="Events carried; empty: all of a person's, a team's alert notices and escalations.",
     )
@@ -82,9 +82,18 @@ class ChannelSerializer(RejectUnknownFieldsMixin, ModelSerializer):
         return bool(channel.secret)
 
 
+class ChannelTestSerializer(serializers.Serializer):
+    delivered = serializers.BooleanField()
+    status = serializers.ChoiceField(choices=Notification.Status.choices, help_text="As in the notification log.")
+    reason = serializers.CharField(help_text="What the receiver answered, or why nothing came back, in words.")
+    notification = serializers.IntegerField(help_text="The test's row in the notification log.")
+
+
 class NotificationSerializer(ModelSerializer):
     recipient = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    incident = serializers.SerializerMethodField(help_text="The incident of the action item, if any.")
+    incident = serializers.SerializerMethodField(
+        help_text="The incident of the action item, or the one an A/B message or commander's update is about."
+    )
 
     class Meta:
         model = Notification
@@ -113,7 +122,7 @@ class NotificationSerializer(ModelSerializer):
         read_only_fields = fields
 
     def get_incident(self, notification) -> int | None:
-        return notification.action_item.incident_id if notification.action_item_id else None
+        return notification.action_item.incident_id if notification.action_item_id else notification.incident_id
 
 
 class NotificationChannelViewSet(viewsets.ModelViewSet):
@@ -136,6 +145,25 @@ class NotificationChannelViewSet(viewsets.ModelViewSet):
 
     def perform_destroy(self, instance):
         channels.channel_delete(channel_id=instance.pk)
+
+    @extend_schema(request=None, responses={200: ChannelTestSerializer, 429: None})
+    @action(detail=True, methods=["post"])
+    def test(self, request, pk=None):
+        """Send one test message to the channel now and answer how it went: delivered, or the receiver's
+        error (HTTP status and body, the robot's error code) or a timeout, in words. Logged as event
+        channel_test. 429 when the channel had a test less than CHANNEL_TEST_INTERVAL_SECONDS ago."""
+        channel = self.get_object()
+        try:
+            outcome = delivery.channel_test_send(channel_id=channel.pk, by=request.user)
+        except delivery.TestTooSoon as exc:
+            return Response({"detail": " ".join(exc.messages)}, status=status.HTTP_429_TOO_MANY_REQUESTS)
+        payload = {
+            "delivered": outcome.delivered,
+            "status": outcome.notification.status,
+            "reason": outcome.reason,
+            "notification": outcome.notification.pk,
+        }
+        return Response(ChannelTestSerializer(payload).data, status=status.HTTP_200_OK)
 
 
 class NotificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):

@@ -2,10 +2,8 @@
 their token shown once, notification channels (written by stability.channels, the secret never shown),
 each team's reminder policy, and new versions of the severity policy."""
 
-import json
-
 from accounts.tokens import digest_of
-from incidents.models import SeverityPolicy, System, Team
+from incidents.models import System, Team
 from stability.models import Integration
 from tests.web.conftest import field_errors, text_of
 
@@ -85,45 +83,7 @@ def test_an_integrations_token_is_shown_once(administrator, world):
     assert new_token != token and integration.token_digest == digest_of(new_token)
 
 
-def test_a_new_policy_version_from_the_page(administrator, world):
-    page = administrator.get("/settings/severity-policy/")
-    text = text_of(page.content.decode())
-    assert "Current version: v1" in text
-    assert "P0 impacted >= 60 min" in text
-    assert "Recovery targets: A 30 min · B 1 h · C 4 h · D 1 d" in text
-
-    rules = {"A": [{"kind": "tier_impact", "tier": "P0", "minutes": 45}], "B": [], "C": []}
-    targets = {"A": 1800, "B": 3600, "C": 14400, "D": 86400}
-    response = administrator.post(
-        "/settings/severity-policy/",
-        {"rules": json.dumps(rules), "recovery_targets": json.dumps(targets), "note": "A at 45 min"},
-    )
-
-    assert response.status_code == 302
-    latest = SeverityPolicy.objects.order_by("-version").first()
-    assert (latest.version, latest.rules, latest.note) == (2, rules, "A at 45 min")
-
-
-def test_a_wrong_policy_is_explained_and_not_saved(administrator, world):
-    response = administrator.post(
-        "/settings/severity-policy/",
-        {"rules": '{"A": [{"kind": "tier_impact", "tier": "P9", "minutes": 10}]}', "recovery_targets": "{oops"},
-    )
-
-    assert response.status_code == 400
-    assert field_errors(response, "id_recovery_targets")[0].startswith("Not valid JSON:")
-    assert SeverityPolicy.objects.count() == 1
-
-    response = administrator.post(
-        "/settings/severity-policy/",
-        {
-            "rules": '{"A": [{"kind": "tier_impact", "tier": "P9", "minutes": 10}]}',
-            "recovery_targets": '{"A": 1, "B": 2, "C": 3, "D": 4}',
-        },
-    )
-    assert response.status_code == 400
-    assert field_errors(response, "id_rules") == ["A[0]: tier must be one of P0, P1, P2, P3"]
-    assert SeverityPolicy.objects.count() == 1
+# The severity policy's form: tests/web/test_policy_form.py.
 
 
 def test_notification_channels_are_written_through_their_service_and_never_show_the_secret(

@@ -216,3 +216,12 @@ def entry_value(value: str, field_name: str):
 def get_item(mapping, key):
     """mapping[key], or an empty list (for a dict of errors keyed by id)."""
     return (mapping or {}).get(key, [])
+
+
+@register.filter
+def points(value) -> str:
+    """A change in percentage points, signed, one decimal: +5.0, −3.2, 0.0."""
+    if value is None:
+        return "–"
+    sign = "+" if value > 0 else "−" if value < 0 else ""
+    return f"{sign}{number_format(abs(value), decimal_pos=1)}"

@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -20,12 +21,13 @@ from accounts.permissions import CONFIGURE
 from incidents import selectors as incident_selectors
 from incidents import services as incident_services
 from incidents import severity
-from incidents.models import SeverityPolicy, System, Team, review_sections_form_field
+from incidents.models import Level, SeverityPolicy, System, Team, review_sections_form_field
 from stability import channels as stability_channels
+from stability import delivery as stability_delivery
 from stability import reminders as stability_reminders
 from stability import services as stability_services
-from stability.models import Event, Integration, NotificationChannel, ReminderPolicy
-from web.forms import apply_service_errors, people
+from stability.models import Integration, NotificationChannel, ReminderPolicy, subscribable_events
+from web.forms import PolicyForm, apply_service_errors, people
 from web.views.base import PageView
 
 
@@ -100,7 +102,7 @@ class ChannelForm(forms.ModelForm):
 
     events = forms.MultipleChoiceField(
         label=gettext_lazy("Events"),
-        choices=Event.choices,
+        choices=subscribable_events,
         required=False,
         widget=forms.CheckboxSelectMultiple,
         help_text=gettext_lazy(
@@ -383,6 +385,8 @@ class ItemView(ConfigurationPage):
             return render(request, self.template, context)
         if name == "channels" and "toggle" in request.POST:
             return self._toggle(request, obj)
+        if name == "channels" and "test" in request.POST:
+            return self._test(request, obj)
         if "delete" in request.POST and name in DELETABLE:
             DELETABLE[name](obj.pk)
             messages.success(request, _("Deleted."))
@@ -393,6 +397,21 @@ class ItemView(ConfigurationPage):
             return render(request, self.template, context, status=400)
         messages.success(request, _("Saved."))
         return redirect("web:configuration-section", name)
+
+    def _test(self, request, channel: NotificationChannel):
+        """Send a test message now and say how it went, in words (stability.delivery.channel_test_send)."""
+        try:
+            outcome = stability_delivery.channel_test_send(channel_id=channel.pk, by=request.user)
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+        else:
+            if outcome.delivered:
+                messages.success(request, outcome.reason)
+            else:
+                messages.error(
+                    request, _("The test message was not delivered: %(reason)s") % {"reason": outcome.reason}
+                )
+        return redirect("web:configuration-item", "channels", channel.pk)
 
     def _toggle(self, request, channel: NotificationChannel):
         """Disable or enable a channel through stability.channels, as the API's update does."""
@@ -408,67 +427,59 @@ class ItemView(ConfigurationPage):
         return redirect("web:configuration-section", "channels")
 
 
-class PolicyForm(forms.Form):
-    rules = forms.CharField(
-        label=gettext_lazy("Rules (JSON)"),
-        widget=forms.Textarea(attrs={"rows": 14, "spellcheck": "false"}),
-        help_text=gettext_lazy("Per level A, B, C: the conditions, any of which matches (see the current version)."),
-    )
-    recovery_targets = forms.CharField(
-        label=gettext_lazy("Recovery targets (JSON, seconds)"),
-        widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
-    )
-    note = forms.CharField(label=gettext_lazy("Note"), required=False, widget=forms.Textarea(attrs={"rows": 2}))
-
-    def _json(self, name: str):
-        try:
-            return json.loads(self.cleaned_data[name])
-        except json.JSONDecodeError as exc:
-            raise ValidationError(_("Not valid JSON: %(error)s") % {"error": exc}) from None
-
-    def clean_rules(self):
-        return self._json("rules")
-
-    def clean_recovery_targets(self):
-        return self._json("recovery_targets")
-
-
 class SeverityPolicyView(ConfigurationPage):
-    """The current A-D policy in words; a new version is made from an edited copy of it."""
+    """The current A-D policy in words, and a form (levels x conditions, recovery targets) whose Preview
+    shows how the last quarter's incidents would be classified under the edit, and whose Save makes a new
+    version (incidents.services.severity_policy_create)."""
 
     template = "web/configuration/policy.html"
 
-    def _render(self, request, form, status=200):
+    def _render(self, request, form: PolicyForm, *, preview=None, status=200):
         policy = incident_selectors.current_severity_policy()
         in_words = {
             level: [severity.describe_condition(c) for c in policy.rules.get(level, [])]
             for level in severity.CLASSIFIED_LEVELS
         }
         versions = SeverityPolicy.objects.select_related("created_by")[:10]
-        context = {"policy": policy, "in_words": in_words, "form": form, "versions": versions}
+        context = {
+            "policy": policy,
+            "in_words": in_words,
+            "form": form,
+            "levels": [(level, form.levels[level]) for level in severity.CLASSIFIED_LEVELS],
+            "targets": [
+                (level, form.recovery[f"{level}_hours"], form.recovery[f"{level}_minutes"]) for level in Level.values
+            ],
+            "preview": preview,
+            "versions": versions,
+            "policy_json": json.dumps(
+                {"rules": policy.rules, "recovery_targets": policy.recovery_targets}, indent=2, ensure_ascii=False
+            ),
+        }
         return render(request, self.template, context, status=status)
 
     def get(self, request):
-        policy = incident_selectors.current_severity_policy()
-        form = PolicyForm(
-            initial={
-                "rules": json.dumps(policy.rules, indent=2, ensure_ascii=False),
-                "recovery_targets": json.dumps(policy.recovery_targets),
-            }
-        )
-        return self._render(request, form)
+        return self._render(request, PolicyForm(policy=incident_selectors.current_severity_policy()))
 
     def post(self, request):
         form = PolicyForm(request.POST)
-        if form.is_valid():
+        if not form.is_valid():
+            return self._render(request, form, status=400)
+        if "preview" in request.POST:
             try:
-                policy = incident_services.severity_policy_create(by=request.user, **form.cleaned_data)
+                severity.validate_policy(form.rules(), form.targets())
             except ValidationError as exc:
-                apply_service_errors(form, exc)
-            else:
-                messages.success(
-                    request,
-                    _("Version %(version)s classifies new incidents from now on.") % {"version": policy.version},
-                )
-                return redirect("web:configuration-policy")
-        return self._render(request, form, status=400)
+                form.add_service_errors(exc)
+                return self._render(request, form, status=400)
+            preview = incident_selectors.severity_policy_preview(rules=form.rules(), now=timezone.now())
+            return self._render(request, form, preview=preview)
+        try:
+            policy = incident_services.severity_policy_create(
+                by=request.user, rules=form.rules(), recovery_targets=form.targets(), note=form.note_value
+            )
+        except ValidationError as exc:
+            form.add_service_errors(exc)
+            return self._render(request, form, status=400)
+        messages.success(
+            request, _("Version %(version)s classifies new incidents from now on.") % {"version": policy.version}
+        )
+        return redirect("web:configuration-policy")

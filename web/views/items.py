@@ -188,20 +188,34 @@ class ItemListView(PageView):
     def get(self, request):
         now = timezone.now()
         show_closed = request.GET.get("all") == "1"
+        overdue_only = request.GET.get("overdue") == "1" or None
         statuses = () if show_closed else (*ActionItem.OPEN_STATUSES, ActionItem.Status.DONE)
         team = None
         teams = Team.objects.all()
         if self.mine:
-            items = selectors.action_item_list(user=request.user, owner=request.user, statuses=statuses)
+            items = selectors.action_item_list(
+                user=request.user, owner=request.user, statuses=statuses, overdue_only=overdue_only, now=now
+            )
         else:
             slug = request.GET.get("team") or next(iter(request.user.teams.values_list("slug", flat=True)), None)
             team = teams.filter(slug=slug).first() if slug else None
             if team is None:
                 team = teams.first()
-            items = selectors.action_item_list(team=team, statuses=statuses) if team else ActionItem.objects.none()
+            items = (
+                selectors.action_item_list(team=team, statuses=statuses, overdue_only=overdue_only, now=now)
+                if team
+                else ActionItem.objects.none()
+            )
         page = Paginator(selectors.open_first(items), PAGE_SIZE).get_page(request.GET.get("page"))
         for item in page.object_list:
             item.days_overdue = selectors.days_overdue(item, now=now)
             item.page_url = item_page_url(item)
-        context = {"page": page, "mine": self.mine, "team": team, "teams": teams, "show_closed": show_closed}
+        context = {
+            "page": page,
+            "mine": self.mine,
+            "team": team,
+            "teams": teams,
+            "show_closed": show_closed,
+            "overdue_only": bool(overdue_only),
+        }
         return render(request, "web/items/list.html", context)

@@ -42,15 +42,21 @@ class NotificationLogFilter(NotificationFilter):
         pass
 
     def about_team(self, queryset, name, team):
-        # A report's team, a team channel, the team of an item's incident or of an alert.
-        return queryset.filter(Q(team=team) | Q(channel__team=team) | Q(action_item__team=team) | Q(alert__team=team))
+        # A report's team, a team channel, the team of an item, of an alert or of an incident.
+        return queryset.filter(
+            Q(team=team)
+            | Q(channel__team=team)
+            | Q(action_item__team=team)
+            | Q(alert__team=team)
+            | Q(incident__team=team)
+        )
 
 
 def notification_log():
     """Newest first, with what a row shows in a constant number of queries."""
-    return Notification.objects.select_related("recipient", "channel", "team", "action_item", "alert").order_by(
-        "-created_at", "-id"
-    )
+    return Notification.objects.select_related(
+        "recipient", "channel", "team", "action_item", "alert", "incident"
+    ).order_by("-created_at", "-id")
 
 
 class NotificationLogView(PageView):
