@@ -45,6 +45,7 @@ def inbox_choices(*, since: datetime) -> dict[str, list[str]]:
     pairs = set(
         AlertOccurrence.objects.filter(received_at__gte=since, followed_up_at__isnull=True)
         .values_list("alertname", "severity")
+        .order_by()  # the model's ordering would join DISTINCT, making every alert a row of its own
         .distinct()
     )
     return {

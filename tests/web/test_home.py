@@ -96,8 +96,9 @@ def test_a_manager_sees_what_needs_attention_with_figures_by_hand(manager, world
         "Payments 75.0 % (3/4) 50.0 % (1/2) +25.0 pp"
     ) in text
     assert 'href="/reports/?period=2026-11&amp;team=payments"' in html
-    # The review block waits for incidents.reviews (another branch): absent, it is not shown.
-    assert "awaiting review" not in text
+    # Recovered, its review not written: it waits for the review meeting (the others are still open).
+    assert f"Incidents awaiting review 1 A #{fixed.pk} Cashier fixed Awaiting review" in text
+    assert 'href="/reviews/"' in html
     assert "Incidents you own or command" not in text  # the engineer's part
 
 
