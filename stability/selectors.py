@@ -206,12 +206,14 @@ def follow_up_summary(
     system: System | None = None,
     dimensions: tuple[str, ...] = (),
     all_keys: dict[str, Iterable] | None = None,
+    percentiles: bool = True,
 ) -> dict:
     """The follow-up figures of a report: `overall`, follow_up_rate(...)["overall"] over the occurrences of
     one team, one system or everyone, with its delay median and p90, and follow_up_breakdown's groups of
     each of `dimensions`, from one read of the counts (settled days read as day counts) and the delay
     percentiles kept per month and week (stability.follow_up.period_delays): the same figures, without
-    reading the period's occurrences (a busy month holds hundreds of thousands)."""
+    reading the period's occurrences (a busy month holds hundreds of thousands). `percentiles=False`
+    leaves the delays out (None): the running period's would be read from its occurrences."""
     scope = Q()
     if team is not None:
         scope &= Q(team=team)
@@ -220,11 +222,15 @@ def follow_up_summary(
     totals = follow_up.period_counts(scope=scope, periods=[period], dimensions=dimensions, now=now)
     names = list(follow_up.empty_counts(now))
     overall, sums = _summed(totals, dimensions, names)
-    delays = follow_up.period_delays(
-        period=period,
-        now=now,
-        team=None if team is None else team.pk,
-        system=None if system is None else system.pk,
+    delays = (
+        follow_up.period_delays(
+            period=period,
+            now=now,
+            team=None if team is None else team.pk,
+            system=None if system is None else system.pk,
+        )
+        if percentiles
+        else {}
     )
     return {"overall": {**follow_up.figures(overall, percentiles=False), **delays}, **_groups(sums, names, all_keys)}
 

@@ -10,6 +10,7 @@ import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from incidents import periods
 from stability.models import AlertActivity, AlertOccurrence, InboxPreference, MaintenanceWindow
 from stability.services import integration_create
 from tests.stability.test_follow_up import fire, generic_alert
@@ -250,3 +251,34 @@ def test_a_busy_day_is_paged_and_the_refresh_keeps_the_page(engineer, token, mon
     assert "Page 2 of 2" in text_of(second) and 'rel="prev"' in second and 'rel="next"' not in second
     assert 'hx-get="/alerts/?state=all&amp;page=2"' in second
     assert [len(r.context["groups"]) for r in (beyond, nonsense)] == [1, 2]  # the last page, the first
+
+
+def test_the_cards_rate_is_the_months_read_from_the_day_counts(token, django_assert_max_num_queries):
+    """The inbox's card: this month's rate as the report has it, its settled days from the day counts.
+    November 2 (T0): four alerts, followed up after 1, 2 and 10 minutes and never; November 3: one more,
+    seen a minute after it came (pending, not counted). In time 2 of 4 (the never followed up one is late)."""
+    from stability import follow_up
+    from stability.selectors import follow_up_rate
+    from web.views.alerts import month_follow_up_rate
+
+    ids = fire(token, [alert("Latency", f"c{n}") for n in range(4)], at=T0)
+    for alert_id, after in zip(ids, (MINUTE, 2 * MINUTE, 10 * MINUTE), strict=False):
+        AlertOccurrence.objects.filter(pk=alert_id).update(followed_up_at=T0 + after, changed_at=T0 + after)
+    next_day = T0 + timedelta(days=1)
+    fire(token, [alert("Latency", "d1")], at=next_day)
+    now = next_day + MINUTE
+    with at(now):
+        follow_up.refresh_day_counts(now)
+        with django_assert_max_num_queries(8):
+            card = month_follow_up_rate(now=now)
+        whole = follow_up_rate(occurrences=AlertOccurrence.objects.all(), period=periods.this_month(now), now=now)
+    figures = ("rate", "in_time", "denominator", "pending", "received")
+    assert {k: card["overall"][k] for k in figures} == {
+        "rate": 0.5,
+        "in_time": 2,
+        "denominator": 4,
+        "pending": 1,
+        "received": 5,
+    }
+    assert {k: whole["overall"][k] for k in figures} == {k: card["overall"][k] for k in figures}
+    assert card["period"] == "2026-11"
