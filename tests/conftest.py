@@ -15,6 +15,15 @@ needs_postgres = pytest.mark.skipif(
 needs_redis = pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs a real Redis: set REDIS_URL")
 
 
+def pytest_collection_modifyitems(config, items):
+    """Browser journeys (a Chromium page: the `page` fixture of tests/web/test_journeys.py) are marked
+    `browser`, so a run can leave them out (`-m "not browser"`: CI's SQLite pass; the PostgreSQL pass
+    runs them)."""
+    for item in items:
+        if "page" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.browser)
+
+
 @pytest.fixture(autouse=True)
 def _fast_passwords(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -129,6 +129,7 @@ _MEASURE = """() => [...document.querySelectorAll("svg")].map((svg) => {
 })"""
 
 
+@pytest.mark.browser
 @pytest.mark.skipif(not shutil.which(CHROMIUM), reason=f"needs Chromium at {CHROMIUM} (apt-get install chromium)")
 @pytest.mark.parametrize("language", ["en", "zh-hans"])
 def test_no_label_is_cut(language, monkeypatch):

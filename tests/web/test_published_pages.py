@@ -202,6 +202,7 @@ def published_world(transactional_db):
     return make_november()
 
 
+@pytest.mark.browser
 @pytest.mark.skipif(not shutil.which(CHROMIUM), reason=f"needs Chromium at {CHROMIUM}")
 def test_a_manager_publishes_last_months_report_and_sees_it_revised_after_an_edit(request, published_world):
     browser = request.getfixturevalue("tab")
