@@ -17,9 +17,11 @@ from django.db.models import (
     Count,
     DateTimeField,
     DurationField,
+    Exists,
     ExpressionWrapper,
     F,
     Func,
+    OuterRef,
     Q,
     QuerySet,
     Sum,
@@ -636,29 +638,44 @@ def review_missing_sections(*, incident: Incident, texts: dict[str, str] | None 
     return [key for key in review_required_sections(incident.team) if not texts[key].strip()]
 
 
-def incidents_awaiting_review(*, teams: Iterable[Team] | None = None, now: datetime | None = None) -> list[Incident]:
-    """Incidents recovered or resolved (not closed) whose review misses a section their team requires, the
-    longest waiting first (since recovered_at). Each carries `missing_sections` (keys) and `waiting`
-    (now - recovered_at). A constant number of queries, whatever the number of incidents."""
+def incidents_awaiting_review(*, teams: Iterable[Team] | None = None) -> QuerySet[Incident]:
+    """Incidents recovered or resolved (not closed) whose review misses a section their team requires
+    (its text empty or blank), the longest waiting first (recovered_at). The condition is the database's
+    (a NOT EXISTS per section some team requires), so a backlog of thousands is counted and paged there;
+    review_gaps() says what each incident of a page misses."""
+    requiring: dict[str, list[int]] = {}  # a section -> the teams that require it
+    for team in Team.objects.all() if teams is None else teams:
+        for key in review_required_sections(team):
+            requiring.setdefault(key, []).append(team.pk)
+    missing = Q(pk__in=[])
+    for key, team_ids in requiring.items():
+        written = IncidentReviewSection.objects.filter(review__incident=OuterRef("pk"), key=key).exclude(
+            text__regex=r"^\s*$"
+        )
+        missing |= Q(team_id__in=team_ids) & ~Exists(written)
+    return (
+        incident_list()
+        .filter(status__in=[Status.RECOVERED, Status.RESOLVED])
+        .filter(missing)
+        .order_by("recovered_at", "id")
+    )
+
+
+def review_gaps(incidents: Sequence[Incident], *, now: datetime | None = None) -> Sequence[Incident]:
+    """Sets on each of `incidents` (a page of incidents_awaiting_review) `missing_sections`, the required
+    sections not written (keys, as the close rule says), and `waiting` (now - recovered_at). One query."""
     now = now or timezone.now()
-    candidates = incident_list().filter(status__in=[Status.RECOVERED, Status.RESOLVED])
-    if teams is not None:
-        candidates = candidates.filter(team__in=list(teams))
-    candidates = list(candidates.order_by("recovered_at", "id"))
     written: dict[int, set[str]] = {}
     for incident_id, key, text in IncidentReviewSection.objects.filter(
-        review__incident__in=[incident.pk for incident in candidates]
+        review__incident__in=[incident.pk for incident in incidents]
     ).values_list("review__incident_id", "key", "text"):
         if text.strip():
             written.setdefault(incident_id, set()).add(key)
-    awaiting = []
-    for incident in candidates:
+    for incident in incidents:
         done = written.get(incident.pk, set())
         incident.missing_sections = [key for key in review_required_sections(incident.team) if key not in done]
-        if incident.missing_sections:
-            incident.waiting = now - incident.recovered_at
-            awaiting.append(incident)
-    return awaiting
+        incident.waiting = now - incident.recovered_at
+    return incidents
 
 
 def overdue_items_by_team(*, now: datetime) -> list[dict]:

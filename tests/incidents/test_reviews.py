@@ -189,8 +189,8 @@ def test_incidents_awaiting_review_oldest_first_with_what_is_missing(payments, a
     no_cause = recovered(cashier, 1)
     write_review(no_cause, root_cause="   ")
 
-    with django_assert_num_queries(3):  # incidents, their systems, the written sections
-        awaiting = selectors.incidents_awaiting_review()
+    with django_assert_num_queries(4):  # the teams, the incidents, their systems, the written sections
+        awaiting = selectors.review_gaps(list(selectors.incidents_awaiting_review()), now=NOW)
     assert [(i.pk, i.missing_sections, i.waiting, i.team.slug) for i in awaiting] == [
         (nothing.pk, ["summary", "impact", "root_cause", "lessons"], timedelta(days=5), "payments"),
         (risk_impact_only.pk, ["summary"], timedelta(days=3), "risk"),

@@ -68,7 +68,7 @@ def manager_context(*, now) -> dict:
     team's follow-up rate this month against last; and this month's figures."""
     period = periods.this_month(now)
     major = web_selectors.open_incidents().filter(level__in=(Level.A, Level.B))
-    awaiting = incident_selectors.incidents_awaiting_review(now=now)
+    awaiting = incident_selectors.incidents_awaiting_review()
     return {
         "period": period,
         "last_period": period.previous(),
@@ -78,7 +78,7 @@ def manager_context(*, now) -> dict:
         "rate": month_follow_up_rate(now=now),
         "major_incidents": major[:HOME_INCIDENTS],
         "awaiting_review": awaiting[:HOME_INCIDENTS],
-        "awaiting_review_total": len(awaiting),
+        "awaiting_review_total": awaiting.count(),
         "overdue_by_team": incident_selectors.overdue_items_by_team(now=now),
         "team_follow_up": team_follow_up(period=period, now=now),
     }

@@ -7,6 +7,7 @@ from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -19,6 +20,8 @@ from incidents import reviews, selectors, services, timeline
 from incidents.models import Incident, IncidentReview, ReviewSection, Team
 from web import selectors as web_selectors
 from web.views.base import PageView
+
+PAGE_SIZE = 50  # incidents awaiting their review, a page
 
 # What each section asks of its author (shown under its text box).
 PROMPTS = {
@@ -194,6 +197,8 @@ class AwaitingReviewView(PageView):
         teams = list(Team.objects.order_by("name"))
         team = next((t for t in teams if t.slug == request.GET.get("team")), None)
         awaiting = selectors.incidents_awaiting_review(teams=[team] if team else None)
-        for incident in awaiting:
+        page = Paginator(awaiting, PAGE_SIZE).get_page(request.GET.get("page"))
+        for incident in selectors.review_gaps(page.object_list):
             incident.missing_names = timeline.section_names(incident.missing_sections)
-        return render(request, "web/reviews/awaiting.html", {"incidents": awaiting, "teams": teams, "team": team})
+        context = {"incidents": page.object_list, "page": page, "teams": teams, "team": team}
+        return render(request, "web/reviews/awaiting.html", context)
