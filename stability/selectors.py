@@ -592,13 +592,13 @@ def inbox_since(now: datetime) -> datetime:
 
 
 def _inbox_states(now: datetime) -> dict[str, Q]:
-    window = timedelta(seconds=settings.FOLLOW_UP_WINDOW_SECONDS)
-    firing = Q(status=AlertOccurrence.Status.FIRING, excluded=AlertOccurrence.Exclusion.NONE)
-    # As follow_up.rules: received less than one window ago is still pending; exactly one window ago is late.
-    young = Q(received_at__gt=now - window)
+    """The states of alerts nobody followed up (inbox_waiting), by the follow-up rate's own rule: act now is
+    its pending, missed what it counts and no longer waits for (late by exactly one window included)."""
+    rule = follow_up.rules(now)
+    firing = Q(status=AlertOccurrence.Status.FIRING)
     return {
-        InboxState.ACT_NOW: firing & young,
-        InboxState.MISSED: firing & ~young,
+        InboxState.ACT_NOW: firing & rule.pending,
+        InboxState.MISSED: firing & rule.counted & ~rule.pending,
         InboxState.RESOLVED: Q(status=AlertOccurrence.Status.RESOLVED, resolved_by__isnull=True),
         InboxState.ALL: Q(),
     }
